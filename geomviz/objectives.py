@@ -1,0 +1,219 @@
+"""Objectives = a head + a loss, behind a registry and ``create_objective(name, ...)``.
+
+Changing the objective of a run is changing one string::
+
+    obj = create_objective("tfsd", in_features=256, num_classes=10, scale=1.0)
+    loss = obj(features, target)      # features [*, D], target [*]
+    logits = obj.logits(features)     # [*, C]
+
+``list_objectives()`` gives the registered names; ``objective_info(name)``
+their head, formula and hyperparameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import Tensor, nn
+
+from . import losses as L
+from .fused import fused_ce_loss, fused_tfsd_loss
+from .heads import EuclideanHead, Head, LinearHead
+
+__all__ = [
+    "Objective",
+    "FusedTFSDObjective",
+    "FusedCEObjective",
+    "ObjectiveInfo",
+    "create_objective",
+    "list_objectives",
+    "objective_info",
+    "register_objective",
+]
+
+
+class Objective(nn.Module):
+    """A head and the loss applied to its logits.
+
+    ``forward(features[*, D], target[*]) -> loss`` (reduced per the loss's
+    ``reduction``); ``logits(features) -> [*, C]`` for evaluation and probes.
+    """
+
+    def __init__(self, name: str, head: Head, loss: nn.Module | None) -> None:
+        super().__init__()
+        self.name = name
+        self.head = head
+        self.loss = loss
+
+    @property
+    def metric(self) -> str:
+        return self.head.metric
+
+    def logits(self, features: Tensor) -> Tensor:
+        return self.head(features)
+
+    def forward(self, features: Tensor, target: Tensor) -> Tensor:
+        return self.loss(self.head(features), target)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+class _FusedObjective(Objective):
+    """Computes the loss straight from the features and the head's class vectors."""
+
+    def __init__(self, name: str, head: Head, chunk_size: int | None, compile: bool,
+                 reduction: str, ignore_index: int, validate: bool) -> None:
+        super().__init__(name, head, None)
+        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        self.chunk_size = chunk_size
+        self.compile = bool(compile)
+        self.reduction = L.check_reduction(reduction)
+        self.ignore_index = int(ignore_index)
+        self.validate = bool(validate)
+
+    def _kw(self) -> dict:
+        return dict(chunk_size=self.chunk_size, reduction=self.reduction,
+                    ignore_index=self.ignore_index, validate=self.validate, compile=self.compile)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, fused=True, chunk_size={self.chunk_size}"
+
+
+class FusedTFSDObjective(_FusedObjective):
+    def forward(self, features: Tensor, target: Tensor) -> Tensor:
+        return fused_tfsd_loss(features, self.head.centers, target, self.head.scale, **self._kw())
+
+
+class FusedCEObjective(_FusedObjective):
+    def forward(self, features: Tensor, target: Tensor) -> Tensor:
+        return fused_ce_loss(features, self.head.weight, target, self.head.bias, **self._kw())
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    """What a registered objective is: its head kind, formula and hyperparameters."""
+
+    name: str
+    head: str
+    formula: str
+    description: str
+    factory: Callable[..., Objective]
+
+    @property
+    def params(self) -> dict[str, object]:
+        """Hyperparameters (beyond in_features/num_classes) and their defaults."""
+        sig = inspect.signature(self.factory)
+        return {k: p.default for k, p in list(sig.parameters.items())[2:]}
+
+
+# Filled once at import by the decorators below, then read-only (as timm's registry).
+_REGISTRY: dict[str, ObjectiveInfo] = {}
+
+
+def register_objective(name: str, head: str, formula: str, description: str):
+    """Decorator: register ``factory(in_features, num_classes, **hyperparameters)``."""
+
+    def deco(factory: Callable[..., Objective]) -> Callable[..., Objective]:
+        if name in _REGISTRY:
+            raise ValueError(f"objective {name!r} is already registered")
+        _REGISTRY[name] = ObjectiveInfo(name, head, formula, description, factory)
+        return factory
+
+    return deco
+
+
+def list_objectives() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def objective_info(name: str) -> ObjectiveInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown objective {name!r}; choose one of: {', '.join(list_objectives())}"
+        ) from None
+
+
+def create_objective(name: str, in_features: int, num_classes: int, **kw) -> Objective:
+    """Build a registered objective; unknown names or hyperparameters raise ``ValueError``."""
+    info = objective_info(name)
+    allowed = info.params
+    unknown = sorted(set(kw) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"objective {name!r} does not take {', '.join(unknown)}; "
+            f"it takes: {', '.join(allowed) or 'no hyperparameters'}"
+        )
+    return info.factory(in_features, num_classes, **kw)
+
+
+# ----------------------------------------------------------------------------- registrations
+@register_objective("ce", "linear", "CE(W x + b, y)", "Cross-entropy on dot-product logits.")
+def _ce(in_features, num_classes, bias=True, reduction="mean", ignore_index=-100, validate=True):
+    return Objective("ce", LinearHead(in_features, num_classes, bias),
+                     L.CrossEntropyLoss(reduction, ignore_index, validate))
+
+
+@register_objective("label_smoothing", "linear", "CE(W x + b, (1-ε)·onehot(y) + ε/C)",
+                    "Cross-entropy against label-smoothed targets (ε = smoothing).")
+def _ls(in_features, num_classes, smoothing=0.1, bias=True, reduction="mean", ignore_index=-100,
+        validate=True):
+    return Objective("label_smoothing", LinearHead(in_features, num_classes, bias),
+                     L.LabelSmoothingLoss(smoothing, reduction=reduction,
+                                          ignore_index=ignore_index, validate=validate))
+
+
+@register_objective("logitnorm", "linear", "CE(z / (τ·||z||), y), z = W x + b",
+                    "LogitNorm (Wei et al. 2022): CE on L2-normalised logits at temperature τ.")
+def _logitnorm(in_features, num_classes, tau=0.04, bias=True, reduction="mean", ignore_index=-100,
+               validate=True):
+    return Objective("logitnorm", LinearHead(in_features, num_classes, bias),
+                     L.LogitNormLoss(tau, reduction=reduction, ignore_index=ignore_index,
+                                     validate=validate))
+
+
+@register_objective("ce_zloss", "linear", "CE(z, y) + coef·logsumexp(z)², z = W x + b",
+                    "Cross-entropy plus the PaLM z-loss (coef = 1e-4).")
+def _zloss(in_features, num_classes, coef=1e-4, bias=True, reduction="mean", ignore_index=-100,
+           validate=True):
+    return Objective("ce_zloss", LinearHead(in_features, num_classes, bias),
+                     L.ZLossCrossEntropy(coef, reduction=reduction, ignore_index=ignore_index,
+                                         validate=validate))
+
+
+@register_objective("metric_ce", "euclidean", "CE(-s·||x - c||², y)",
+                    "Ablation: the metric (Euclidean) head with plain CE, no self-distillation.")
+def _metric_ce(in_features, num_classes, scale=1.0, reduction="mean", ignore_index=-100,
+               validate=True):
+    return Objective("metric_ce", EuclideanHead(in_features, num_classes, scale),
+                     L.CrossEntropyLoss(reduction, ignore_index, validate))
+
+
+@register_objective("tfsd", "euclidean",
+                    "KL(softmax(z|z_y:=0) || softmax(z)), z = -s·||x - c||²",
+                    "Teacher-Free Self-Distillation with the zero-anchor target (closed form).")
+def _tfsd(in_features, num_classes, scale=1.0, reduction="mean", ignore_index=-100,
+          validate=True):
+    return Objective("tfsd", EuclideanHead(in_features, num_classes, scale),
+                     L.TFSDLoss(reduction, ignore_index, validate))
+
+
+@register_objective("tfsd_fused", "euclidean", "as tfsd, chunked: never holds N×V logits",
+                    "TFSD for large vocabularies: fused head+loss, gradients in forward.")
+def _tfsd_fused(in_features, num_classes, scale=1.0, chunk_size=None, compile=False,
+                reduction="mean", ignore_index=-100, validate=True):
+    return FusedTFSDObjective("tfsd_fused", EuclideanHead(in_features, num_classes, scale),
+                              chunk_size, compile, reduction, ignore_index, validate)
+
+
+@register_objective("ce_fused", "linear", "as ce, chunked: never holds N×V logits",
+                    "Cross-entropy for large vocabularies: fused linear+CE.")
+def _ce_fused(in_features, num_classes, bias=True, chunk_size=None, compile=False,
+              reduction="mean", ignore_index=-100, validate=True):
+    return FusedCEObjective("ce_fused", LinearHead(in_features, num_classes, bias),
+                            chunk_size, compile, reduction, ignore_index, validate)
