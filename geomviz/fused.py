@@ -38,10 +38,10 @@ CHUNK_BUDGET_BYTES = 192 * 2**20
 def default_chunk_size(n_rows: int, num_classes: int, compute_dtype: torch.dtype) -> int:
     """Rows per chunk: a power of two whose ``[chunk, V]`` working set fits the budget.
 
-    Per element the chunk holds the fp32 logits plus the GEMM output and the
-    gradient in the compute dtype.
+    Per element a chunk holds the fp32 logits and, briefly, the GEMM output or
+    the gradient in the compute dtype (6 bytes in bf16).
     """
-    per_elem = 4 + 2 * torch.empty((), dtype=compute_dtype).element_size()
+    per_elem = 4 + torch.empty((), dtype=compute_dtype).element_size()
     rows = max(1, CHUNK_BUDGET_BYTES // (per_elem * max(1, num_classes)))
     rows = 1 << (rows.bit_length() - 1)  # floor to a power of two (GEMM-friendly)
     return max(1, min(rows, max(1, n_rows)))
@@ -49,14 +49,15 @@ def default_chunk_size(n_rows: int, num_classes: int, compute_dtype: torch.dtype
 
 # ----------------------------------------------------------------------------- per-chunk math
 def _tfsd_core(
-    xc: Tensor, neg_c2s: Tensor, x2s: Tensor, y: Tensor, w_row: Tensor, scale: float,
+    xs: Tensor, C: Tensor, neg_c2s: Tensor, x2s: Tensor, y: Tensor, w_row: Tensor, scale: float,
     need_grad: bool, out_dtype: torch.dtype,
 ):
-    """One chunk of TFSD. Shapes: xc[n,V] = x@Cᵀ, neg_c2s[V] = -s||c||², x2s[n] = s||x||².
+    """One chunk of TFSD. Shapes: xs[n,D], C[V,D], neg_c2s[V] = -s||c||², x2s[n] = s||x||².
 
     Returns ``loss[n]`` and, if ``need_grad``, ``gd[n,V]`` (``-s·w·dL/dz`` in
     ``out_dtype``), ``rowsum[n]`` and ``colsum[V]`` of ``gd`` (fp32).
     """
+    xc = xs @ C.t()  # [n,V] compute dtype (the GEMM lives here so xc is freed below)
     z = torch.add(neg_c2s, xc, alpha=2.0 * scale)  # [n,V] fp32: logits + x2s
     del xc
     z.clamp_max_(x2s[:, None])  # logits <= 0 (rounding guard; gradient passes through)
@@ -81,12 +82,13 @@ def _tfsd_core(
 
 
 def _ce_core(
-    xw: Tensor, bias: Tensor | None, y: Tensor, w_row: Tensor, need_grad: bool,
+    xs: Tensor, W: Tensor, bias: Tensor | None, y: Tensor, w_row: Tensor, need_grad: bool,
     out_dtype: torch.dtype,
 ):
-    """One chunk of CE. ``xw[n,V] = x@Wᵀ``. Returns ``loss[n]``, ``g[n,V] = w·(softmax - onehot)``,
+    """One chunk of CE, ``xs[n,D]``, ``W[V,D]``. Returns ``loss[n]``, ``g[n,V] = w·(softmax - onehot)``,
     ``colsum[V]`` of ``g`` (fp32)."""
     acc = w_row.dtype
+    xw = xs @ W.t()  # [n,V]
     z = xw.to(acc) if bias is None else torch.add(bias.to(acc), xw)  # [n,V] fp32/fp64
     del xw
     zy = z.gather(1, y[:, None]).squeeze(1)
@@ -177,7 +179,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, use_compile):
     for s in range(0, n_rows, chunk):
         xs = x[s : s + chunk]  # [n,D]
         x2s = xs.to(acc).pow(2).sum(1).mul_(scale)  # [n]
-        out = core(xs @ C.t(), neg_c2s, x2s, y[s : s + chunk], w_row[s : s + chunk], scale,
+        out = core(xs, C, neg_c2s, x2s, y[s : s + chunk], w_row[s : s + chunk], scale,
                    need_grad, x.dtype)
         loss[s : s + chunk] = out[0]
         if not need_grad:
@@ -276,7 +278,7 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, use_compile):
     db = torch.zeros(W.shape[0], dtype=acc, device=x.device) if need_db else None
     for s in range(0, n_rows, chunk):
         xs = x[s : s + chunk]
-        out = core(xs @ W.t(), b, y[s : s + chunk], w_row[s : s + chunk], need_grad, x.dtype)
+        out = core(xs, W, b, y[s : s + chunk], w_row[s : s + chunk], need_grad, x.dtype)
         loss[s : s + chunk] = out[0]
         if not need_grad:
             continue

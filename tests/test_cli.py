@@ -1,0 +1,31 @@
+"""The geomviz command: listing objectives, clear one-line errors, `python -m geomviz`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from geomviz.cli import main
+
+
+def test_objectives_lists_every_registered_objective(capsys):
+    from geomviz.objectives import list_objectives
+
+    assert main(["objectives"]) == 0
+    out = capsys.readouterr().out
+    for name in list_objectives():
+        assert name in out
+    assert "KL(softmax(z|z_y:=0) || softmax(z))" in out
+
+
+def test_unknown_objective_is_one_line_no_traceback():
+    r = subprocess.run([sys.executable, "-m", "geomviz", "objectives", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "unknown objective 'nope'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_demo_says_not_yet(capsys):
+    assert main(["demo"]) == 0
+    assert "not yet" in capsys.readouterr().out
