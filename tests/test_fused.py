@@ -88,7 +88,9 @@ def test_fused_never_holds_all_logits():
 def test_default_chunk_size_keeps_the_working_set_flat():
     sizes = [default_chunk_size(8192, v, torch.bfloat16) * v for v in (32768, 131072, 262144)]
     assert len(set(sizes)) == 1 and sizes[0] * 6 <= 192 * 2**20
-    assert default_chunk_size(8192, 131072, torch.bfloat16) == 256
+    assert default_chunk_size(8192, 131072, torch.bfloat16) == 256  # >= 256 rows: GEMM-bound
+    cpu = [default_chunk_size(4096, v, torch.float32, "cpu") * v for v in (8192, 65536)]
+    assert len(set(cpu)) == 1 and cpu[0] * 8 <= 32 * 2**20
     assert default_chunk_size(10, 100, torch.float32) == 10
     assert default_chunk_size(0, 100, torch.float32) == 1
 

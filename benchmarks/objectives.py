@@ -1,0 +1,255 @@
+"""Time and peak memory of fwd+bwd for CE and TFSD implementations, as ratios to a GEMM floor.
+
+Methods (all on the same features ``x[N, D]`` and class matrix ``C[V, D]``):
+
+* ``gemm_floor``   x@Cᵀ, G@C and Gᵀ@x: the three matmuls any exact fwd+bwd must do;
+* ``torch_ce``     F.cross_entropy(F.linear(x, C).float(), y), the usual recipe;
+* ``fused_ce``     geomviz.fused_ce_loss (chunked, gradients in forward);
+* ``naive_tfsd``   Euclidean logits + the literal definition KL(softmax(z|z_y:=0) || softmax(z));
+* ``tfsd``         Euclidean logits + geomviz.tfsd_loss (closed form);
+* ``fused_tfsd``   geomviz.fused_tfsd_loss; ``fused_tfsd_compiled`` with compile=True (GPU).
+
+"extra memory" is the peak during fwd+bwd minus what the inputs and their
+gradients hold, i.e. what the method needs on top of the unavoidable. On GPU it
+comes from the CUDA caching allocator; on CPU from the peak RSS of a fresh
+child process per method (so one method's peak cannot hide another's).
+
+    python benchmarks/objectives.py                 # CPU preset, < 1 minute on 2 cores
+    python benchmarks/objectives.py --preset gpu    # N=8192, D=4096, V in {32768, 131072}, bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+
+from geomviz.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss  # noqa: E402
+from geomviz.heads import squared_distances  # noqa: E402
+from geomviz.losses import tfsd_loss  # noqa: E402
+
+PRESETS = {
+    "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",
+                iters=3, methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd"]),
+    "gpu": dict(n=8192, d=4096, vs=[32768, 131072], sweep=[], dtype="bfloat16", iters=10,
+                methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd",
+                         "fused_tfsd_compiled"]),
+}
+SCALE = 0.05
+
+
+# ----------------------------------------------------------------------------- methods
+def _naive_tfsd(x, c, y):
+    z = -SCALE * squared_distances(x, c)  # [N, V]
+    zp = z.detach().clone().scatter_(1, y[:, None], 0.0)
+    p = torch.softmax(zp, dim=1)
+    return (torch.special.xlogy(p, p) - p * torch.log_softmax(z, dim=1)).sum(1).mean()
+
+
+METHODS = {
+    "torch_ce": lambda x, c, y: F.cross_entropy(F.linear(x, c).float(), y),
+    "fused_ce": lambda x, c, y: fused_ce_loss(x, c, y, validate=False),
+    "naive_tfsd": _naive_tfsd,
+    "tfsd": lambda x, c, y: tfsd_loss(-SCALE * squared_distances(x, c), y, validate=False),
+    "fused_tfsd": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False),
+    "fused_tfsd_compiled": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
+                                                           compile=True),
+}
+
+
+def make_inputs(n, d, v, dtype, device, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = (torch.randn(n, d, generator=g) / d**0.25).to(device, dtype).requires_grad_()
+    c = (torch.randn(v, d, generator=g) / d**0.25).to(device, dtype).requires_grad_()
+    y = torch.randint(0, v, (n,), generator=g).to(device)
+    return x, c, y
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step(method, x, c, y, gemm_grad=None):
+    """One fwd+bwd; gradients are dropped first so every step allocates them afresh."""
+    x.grad = c.grad = None
+    if method == "gemm_floor":
+        with torch.no_grad():
+            x @ c.t()
+            gemm_grad @ c
+            gemm_grad.t() @ x
+        return
+    METHODS[method](x, c, y).backward()
+
+
+def time_method(method, x, c, y, iters, gemm_grad=None, warmup=2):
+    dev = x.device
+    for _ in range(warmup):
+        step(method, x, c, y, gemm_grad)
+    _sync(dev)
+    times = []
+    for _ in range(iters):
+        if dev.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            step(method, x, c, y, gemm_grad)
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t0 = time.perf_counter()
+            step(method, x, c, y, gemm_grad)
+            times.append(1e3 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def cuda_extra_memory(method, x, c, y):
+    x.grad = c.grad = None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step(method, x, c, y)
+    torch.cuda.synchronize()
+    grads = x.nbytes + c.nbytes
+    return max(0, torch.cuda.max_memory_allocated() - base - grads)
+
+
+def _status_bytes(field: str) -> int:
+    """A ``/proc/self/status`` size field (VmRSS, VmHWM) in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def cpu_child(method, n, d, v, dtype):
+    """Runs in a fresh process: the peak-RSS increase of one fwd+bwd, minus inputs' grads.
+
+    The peak is VmHWM after resetting it (``5 > /proc/self/clear_refs``), so
+    neither imports nor input creation count; ru_maxrss would not do, since
+    Linux carries it over from the parent across exec.
+    """
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    x, c, y = make_inputs(n, d, v, getattr(torch, dtype), torch.device("cpu"))
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    rss0 = _status_bytes("VmRSS")
+    step(method, x, c, y)
+    extra = _status_bytes("VmHWM") - rss0 - x.nbytes - c.nbytes
+    print(json.dumps({"extra": max(0, extra)}))
+
+
+def cpu_extra_memory(method, n, d, v, dtype):
+    cmd = [sys.executable, __file__, "--_child", method, "--n", str(n), "--d", str(d),
+           "--vs", str(v), "--dtype", dtype]
+    # A fixed mmap threshold makes glibc return every large block on free, so the
+    # child's RSS tracks live tensors instead of malloc's cached heap.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 17))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])["extra"]
+
+
+# ----------------------------------------------------------------------------- report
+def gib(b):
+    return f"{b / 2**30:.3f} GiB" if b >= 2**26 else f"{b / 2**20:.1f} MiB"
+
+
+def run(args) -> list[dict]:
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    dtype = getattr(torch, args.dtype)
+    rows = []
+    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()}"
+    print(f"# geomviz objectives benchmark: {hw}, torch {torch.__version__}, {args.dtype}, "
+          f"N={args.n}, D={args.d}, scale={SCALE}, fwd+bwd, median of {args.iters}")
+    for v in args.vs:
+        x, c, y = make_inputs(args.n, args.d, v, dtype, device)
+        gemm_grad = torch.randn(args.n, v, device=device, dtype=dtype) * 1e-3
+        floor = time_method("gemm_floor", x, c, y, args.iters, gemm_grad)
+        chunk = default_chunk_size(args.n, v, dtype, device.type)
+        print(f"\n## V={v} (fused chunk={chunk} rows)\n")
+        print(f"| method | time (ms) | × GEMM floor | extra memory |")
+        print(f"|---|---:|---:|---:|")
+        print(f"| gemm_floor | {floor:.1f} | 1.00 | |")
+        rows.append(dict(V=v, method="gemm_floor", ms=floor, ratio=1.0, extra=None))
+        for m in args.methods:
+            if m == "gemm_floor":
+                continue
+            try:
+                ms = time_method(m, x, c, y, args.iters)
+                extra = (cuda_extra_memory(m, x, c, y) if device.type == "cuda"
+                         else cpu_extra_memory(m, args.n, args.d, v, args.dtype))
+            except Exception as e:  # noqa: BLE001 - report and keep measuring the rest
+                msg = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+                print(f"| {m} | failed: {type(e).__name__}: {msg} | | |")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            print(f"| {m} | {ms:.1f} | {ms / floor:.2f} | {gib(extra)} |", flush=True)
+            rows.append(dict(V=v, method=m, ms=ms, ratio=ms / floor, extra=extra))
+        del x, c, y, gemm_grad
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    if args.sweep and device.type == "cpu":
+        rows += memory_sweep(args)
+    fused = [r for r in rows if r["method"] == "fused_tfsd" and r["extra"] is not None]
+    if len({r["V"] for r in fused}) > 1:
+        lo, hi = min(fused, key=lambda r: r["V"]), max(fused, key=lambda r: r["V"])
+        print(f"\nfused_tfsd extra memory at V={hi['V']} is ×{hi['extra'] / max(lo['extra'], 1):.2f}"
+              f" that at V={lo['V']} (V grew ×{hi['V'] // lo['V']})")
+    return rows
+
+
+def memory_sweep(args) -> list[dict]:
+    """Extra memory of fused TFSD as V grows (CPU): one fresh process per V, no timing."""
+    print(f"\n## fused_tfsd extra memory vs V (N={args.n}, D={args.d}, {args.dtype})\n")
+    print("| V | chunk rows | all logits would be | extra memory |")
+    print("|---:|---:|---:|---:|")
+    rows = []
+    for v in args.sweep:
+        extra = cpu_extra_memory("fused_tfsd", args.n, args.d, v, args.dtype)
+        chunk = default_chunk_size(args.n, v, getattr(torch, args.dtype), "cpu")
+        print(f"| {v} | {chunk} | {gib(args.n * v * 4)} | {gib(extra)} |", flush=True)
+        rows.append(dict(V=v, method="fused_tfsd", ms=None, ratio=None, extra=extra))
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="size preset (default: gpu if CUDA is available, else cpu)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--n", type=int)
+    p.add_argument("--d", type=int)
+    p.add_argument("--vs", type=int, nargs="+", help="class counts of the timing tables")
+    p.add_argument("--sweep", type=int, nargs="*", help="class counts of the CPU memory sweep")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--iters", type=int)
+    p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS])
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--_child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    preset = PRESETS[args.preset or ("gpu" if torch.cuda.is_available() else "cpu")]
+    for k, v in preset.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    if args._child:
+        return cpu_child(args._child, args.n, args.d, args.vs[0], args.dtype)
+    rows = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
