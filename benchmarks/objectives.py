@@ -7,7 +7,8 @@ Methods (all on the same features ``x[N, D]`` and class matrix ``C[V, D]``):
 * ``fused_ce``     geomviz.fused_ce_loss (chunked, gradients in forward);
 * ``naive_tfsd``   Euclidean logits + the literal definition KL(softmax(z|z_y:=0) || softmax(z));
 * ``tfsd``         Euclidean logits + geomviz.tfsd_loss (closed form);
-* ``fused_tfsd``   geomviz.fused_tfsd_loss; ``fused_tfsd_compiled`` with compile=True (GPU).
+* ``fused_tfsd``   geomviz.fused_tfsd_loss, eager PyTorch per chunk; ``fused_tfsd_compile``
+  and ``fused_tfsd_triton`` are the same with backend="compile" / "triton" (GPU).
 
 "extra memory" is the peak during fwd+bwd minus what the inputs and their
 gradients hold, i.e. what the method needs on top of the unavoidable. On GPU it
@@ -43,7 +44,7 @@ PRESETS = {
                 iters=3, methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd"]),
     "gpu": dict(n=8192, d=4096, vs=[32768, 131072], sweep=[], dtype="bfloat16", iters=10,
                 methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd",
-                         "fused_tfsd_compiled"]),
+                         "fused_tfsd_triton", "fused_tfsd_compile"]),
 }
 SCALE = 0.05
 
@@ -58,12 +59,14 @@ def _naive_tfsd(x, c, y):
 
 METHODS = {
     "torch_ce": lambda x, c, y: F.cross_entropy(F.linear(x, c).float(), y),
-    "fused_ce": lambda x, c, y: fused_ce_loss(x, c, y, validate=False),
+    "fused_ce": lambda x, c, y: fused_ce_loss(x, c, y, validate=False, backend="eager"),
     "naive_tfsd": _naive_tfsd,
     "tfsd": lambda x, c, y: tfsd_loss(-SCALE * squared_distances(x, c), y, validate=False),
-    "fused_tfsd": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False),
-    "fused_tfsd_compiled": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
-                                                           compile=True),
+    "fused_tfsd": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False, backend="eager"),
+    "fused_tfsd_compile": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
+                                                          backend="compile"),
+    "fused_tfsd_triton": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
+                                                         backend="triton"),
 }
 
 
@@ -178,7 +181,8 @@ def run(args) -> list[dict]:
         gemm_grad = torch.randn(args.n, v, device=device, dtype=dtype) * 1e-3
         floor = time_method("gemm_floor", x, c, y, args.iters, gemm_grad)
         chunk = default_chunk_size(args.n, v, dtype, device.type)
-        print(f"\n## V={v} (fused chunk={chunk} rows)\n")
+        chunk_t = default_chunk_size(args.n, v, dtype, device.type, "triton")
+        print(f"\n## V={v} (fused chunk: {chunk} rows eager/compile, {chunk_t} triton)\n")
         print(f"| method | time (ms) | × GEMM floor | extra memory |")
         print(f"|---|---:|---:|---:|")
         print(f"| gemm_floor | {floor:.1f} | 1.00 | |")

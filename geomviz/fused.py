@@ -21,15 +21,22 @@ Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
 from __future__ import annotations
 
 import functools
+import os
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from . import fused_triton
 from .heads import check_scale
 from .losses import _softplus, check_reduction, check_targets, tfsd_from_stats
 
-__all__ = ["fused_tfsd_loss", "fused_ce_loss", "default_chunk_size"]
+__all__ = ["fused_tfsd_loss", "fused_ce_loss", "default_chunk_size", "BACKENDS"]
+
+#: "eager": plain PyTorch ops; "compile": the same per-chunk code through
+#: torch.compile; "triton": geomviz.fused_triton kernels (TFSD only);
+#: "auto": triton on CUDA when Triton is installed, else eager.
+BACKENDS = ("auto", "eager", "compile", "triton")
 
 #: Working-set budget of one chunk of logits, by device type (bytes). It keeps the
 #: extra memory flat in V; CPUs get less, so a chunk stays closer to cache.
@@ -37,14 +44,16 @@ CHUNK_BUDGET_BYTES = {"cuda": 192 * 2**20, "cpu": 32 * 2**20}
 
 
 def default_chunk_size(n_rows: int, num_classes: int, compute_dtype: torch.dtype,
-                       device_type: str = "cuda") -> int:
+                       device_type: str = "cuda", backend: str = "eager") -> int:
     """Rows per chunk: a power of two whose ``[chunk, V]`` working set fits the budget.
 
-    Per element a chunk holds the fp32 logits and, briefly, the GEMM output or
-    the gradient in the compute dtype (6 bytes in bf16).
+    Per element an eager/compiled chunk holds the fp32 logits and, briefly, the
+    GEMM output or the gradient in the compute dtype (6 bytes in bf16); the
+    Triton backend only the GEMM output, which it overwrites with the gradient.
     """
     budget = CHUNK_BUDGET_BYTES.get(device_type, CHUNK_BUDGET_BYTES["cuda"])
-    per_elem = 4 + torch.empty((), dtype=compute_dtype).element_size()
+    item = torch.empty((), dtype=compute_dtype).element_size()
+    per_elem = item if backend == "triton" else 4 + item
     rows = max(1, budget // (per_elem * max(1, num_classes)))
     rows = 1 << (rows.bit_length() - 1)  # floor to a power of two (GEMM-friendly)
     return max(1, min(rows, max(1, n_rows)))
@@ -84,6 +93,27 @@ def _tfsd_core(
     return loss, z.to(out_dtype), rowsum, colsum
 
 
+def _tfsd_core_triton(
+    xs: Tensor, C: Tensor, neg_c2s: Tensor, x2s: Tensor, y: Tensor, w_row: Tensor, scale: float,
+    need_grad: bool, out_dtype: torch.dtype,
+):
+    """``_tfsd_core`` with the two ``[n, V]`` passes in Triton; same returns."""
+    xc = xs @ C.t()  # [n,V] compute dtype; becomes gd in place
+    mx, sum_e, w_y = fused_triton.row_stats(xc, neg_c2s, x2s, y, scale)
+    zy = w_y - x2s
+    m_neg = mx + torch.log(sum_e) - x2s
+    loss = tfsd_from_stats(m_neg, -zy)
+    if not need_grad:
+        return loss, None, None, None
+    lse = torch.logaddexp(m_neg, zy)
+    anchor = _softplus(m_neg)
+    coef = -scale * w_row * torch.exp(mx - x2s - lse) * -torch.expm1(lse - anchor)
+    g_y = -scale * w_row * (torch.exp(zy - lse) - torch.exp(-anchor))
+    fused_triton.write_grad(xc, neg_c2s, x2s, y, mx, coef.float().contiguous(),
+                            g_y.float().contiguous(), scale)
+    return loss, xc, coef * sum_e + g_y, xc.sum(0, dtype=w_row.dtype)
+
+
 def _ce_core(
     xs: Tensor, W: Tensor, bias: Tensor | None, y: Tensor, w_row: Tensor, need_grad: bool,
     out_dtype: torch.dtype,
@@ -109,6 +139,31 @@ def _ce_core(
 def _compiled(fn: Callable) -> Callable:
     """``torch.compile`` a per-chunk core once per process (fuses its elementwise passes)."""
     return torch.compile(fn, dynamic=False)
+
+
+def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype, triton_ok: bool) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    usable = triton_ok and fused_triton.triton_available() and cdt != torch.float64
+    if backend == "auto":
+        return "triton" if usable and device.type == "cuda" else "eager"
+    if backend == "triton":
+        if not triton_ok:
+            raise ValueError("backend='triton' is only implemented for fused_tfsd_loss")
+        if not fused_triton.triton_available():
+            raise ValueError("backend='triton' needs Triton: pip install triton")
+        if cdt == torch.float64:
+            raise ValueError("backend='triton' does not support float64; use 'eager'")
+        if device.type != "cuda" and not interpreted:
+            raise ValueError("backend='triton' needs a CUDA device (or TRITON_INTERPRET=1)")
+    return backend
+
+
+def _core(eager: Callable, backend: str, triton: Callable | None = None) -> Callable:
+    if backend == "compile":
+        return _compiled(eager)
+    return triton if backend == "triton" else eager
 
 
 # ----------------------------------------------------------------------------- shared plumbing
@@ -168,11 +223,11 @@ def _reduce(loss: Tensor, keep: Tensor, reduction: str) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- TFSD
-def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, use_compile):
+def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     """Run all chunks; returns ``loss[N]`` and (if asked) ``dx[N,D]``, ``dC[V,D]`` (compute dtype)."""
     n_rows = x.shape[0]
     need_grad = need_dx or need_dc
-    core = _compiled(_tfsd_core) if use_compile else _tfsd_core
+    core = _core(_tfsd_core, backend, _tfsd_core_triton)
     acc = _acc_dtype(x.dtype)
     neg_c2s = C.to(acc).pow(2).sum(1).mul_(-scale)  # [V]
     loss = torch.empty(n_rows, dtype=acc, device=x.device)
@@ -201,7 +256,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, use_compile):
 
 class _FusedTFSD(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, features, centers, y, keep, scale, chunk, reduction, use_compile):  # type: ignore[override]
+    def forward(ctx, features, centers, y, keep, scale, chunk, reduction, backend):  # type: ignore[override]
         dev = features.device.type
         cdt = _compute_dtype(features, centers)
         with torch.autocast(dev, enabled=False):
@@ -210,8 +265,8 @@ class _FusedTFSD(torch.autograd.Function):
             need_dx = eager and ctx.needs_input_grad[0]
             need_dc = eager and ctx.needs_input_grad[1]
             w_row = _row_weights(keep, reduction, _acc_dtype(cdt))
-            loss, dx, dC = _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, use_compile)
-        ctx.reduction, ctx.scale, ctx.chunk, ctx.use_compile = reduction, scale, chunk, use_compile
+            loss, dx, dC = _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend)
+        ctx.reduction, ctx.scale, ctx.chunk, ctx.backend = reduction, scale, chunk, backend
         ctx.dtypes = (features.dtype, centers.dtype, cdt)
         if eager:
             ctx.save_for_backward(dx, dC)
@@ -234,7 +289,7 @@ class _FusedTFSD(torch.autograd.Function):
             x, C = features.to(cdt), centers.to(cdt)
             w_row = _row_weights(keep, "none", _acc_dtype(cdt), grad_out)
             _, dx, dC = _tfsd_pass(x, C, y, w_row, ctx.scale, ctx.chunk, need_dx, need_dc,
-                                   ctx.use_compile)
+                                   ctx.backend)
         return (None if dx is None else dx.to(fdt), None if dC is None else dC.to(cdt_c),
                 None, None, None, None, None, None)
 
@@ -248,15 +303,15 @@ def fused_tfsd_loss(
     reduction: str = "mean",
     ignore_index: int = -100,
     validate: bool = True,
-    compile: bool = False,
+    backend: str = "auto",
 ) -> Tensor:
     """TFSD loss of ``EuclideanHead(centers, scale)(features)`` without materialising the logits.
 
     ``features[*, D]``, ``centers[V, D]``, ``target[*]``. ``chunk_size=None``
     picks rows per chunk so that one chunk stays within ~192 MiB on GPU
     (32 MiB on CPU), so the extra memory does not grow with ``N`` or ``V``.
-    ``compile=True`` runs the per-chunk elementwise work through
-    ``torch.compile`` (worth it on GPU; compiles once per shape).
+    ``backend``: see :data:`BACKENDS` ("auto" uses the Triton kernels on CUDA
+    when Triton is installed; "compile" compiles once per chunk shape).
     Under autocast the GEMMs run in the autocast dtype; statistics are fp32.
     """
     s = check_scale(scale)
@@ -264,17 +319,19 @@ def fused_tfsd_loss(
                                 chunk_size, "centers")
     if centers.shape[0] < 2:
         raise ValueError("TFSD needs at least 2 classes (the target needs a negative class)")
+    cdt = _compute_dtype(features, centers)
+    backend = _resolve_backend(backend, x.device, cdt, triton_ok=True)
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
-        x.shape[0], centers.shape[0], _compute_dtype(features, centers), x.device.type)
-    out = _FusedTFSD.apply(x, centers, y, keep, s, chunk, reduction, bool(compile))
+        x.shape[0], centers.shape[0], cdt, x.device.type, backend)
+    out = _FusedTFSD.apply(x, centers, y, keep, s, chunk, reduction, backend)
     return out.reshape(lead) if reduction == "none" else out
 
 
 # ----------------------------------------------------------------------------- CE
-def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, use_compile):
+def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
     n_rows = x.shape[0]
     need_grad = need_dx or need_dw or need_db
-    core = _compiled(_ce_core) if use_compile else _ce_core
+    core = _core(_ce_core, backend)
     acc = w_row.dtype
     loss = torch.empty(n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
@@ -299,7 +356,7 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, use_compile):
 
 class _FusedCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, features, weight, bias, y, keep, chunk, reduction, use_compile):  # type: ignore[override]
+    def forward(ctx, features, weight, bias, y, keep, chunk, reduction, backend):  # type: ignore[override]
         dev = features.device.type
         cdt = _compute_dtype(features, weight)
         with torch.autocast(dev, enabled=False):
@@ -308,8 +365,8 @@ class _FusedCE(torch.autograd.Function):
             needs = [eager and ctx.needs_input_grad[i] for i in range(3)]
             needs[2] = needs[2] and bias is not None
             loss, dx, dW, db = _ce_pass(x, W, bias, y, _row_weights(keep, reduction, _acc_dtype(cdt)), chunk,
-                                        *needs, use_compile)
-        ctx.reduction, ctx.chunk, ctx.use_compile = reduction, chunk, use_compile
+                                        *needs, backend)
+        ctx.reduction, ctx.chunk, ctx.backend = reduction, chunk, backend
         ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype, cdt)
         if eager:
             ctx.save_for_backward(dx, dW, db)
@@ -330,7 +387,7 @@ class _FusedCE(torch.autograd.Function):
             with torch.autocast(features.device.type, enabled=False):
                 x, W = features.to(cdt), weight.to(cdt)
                 _, *grads = _ce_pass(x, W, bias, y, _row_weights(keep, "none", _acc_dtype(cdt), grad_out),
-                                     ctx.chunk, *needs, ctx.use_compile)
+                                     ctx.chunk, *needs, ctx.backend)
         dx, dW, db = grads
         return (None if dx is None else dx.to(fdt), None if dW is None else dW.to(wdt),
                 None if db is None else db.to(bdt), None, None, None, None, None)
@@ -345,17 +402,20 @@ def fused_ce_loss(
     reduction: str = "mean",
     ignore_index: int = -100,
     validate: bool = True,
-    compile: bool = False,
+    backend: str = "auto",
 ) -> Tensor:
     """Cross-entropy of ``features @ weight.T + bias`` without materialising the logits.
 
     ``features[*, D]``, ``weight[V, D]``, ``bias[V]`` or None, ``target[*]``.
+    ``backend``: "auto"/"eager" or "compile" (no Triton kernel for CE yet).
     """
     x, y, keep, lead = _prepare(features, weight, target, ignore_index, validate, reduction,
                                 chunk_size, "weight")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
+    cdt = _compute_dtype(features, weight)
+    backend = _resolve_backend(backend, x.device, cdt, triton_ok=False)
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
-        x.shape[0], weight.shape[0], _compute_dtype(features, weight), x.device.type)
-    out = _FusedCE.apply(x, weight, bias, y, keep, chunk, reduction, bool(compile))
+        x.shape[0], weight.shape[0], cdt, x.device.type, backend)
+    out = _FusedCE.apply(x, weight, bias, y, keep, chunk, reduction, backend)
     return out.reshape(lead) if reduction == "none" else out

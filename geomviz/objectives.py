@@ -19,7 +19,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from . import losses as L
-from .fused import fused_ce_loss, fused_tfsd_loss
+from .fused import BACKENDS, fused_ce_loss, fused_tfsd_loss
 from .heads import EuclideanHead, Head, LinearHead
 
 __all__ = [
@@ -64,20 +64,22 @@ class Objective(nn.Module):
 class _FusedObjective(Objective):
     """Computes the loss straight from the features and the head's class vectors."""
 
-    def __init__(self, name: str, head: Head, chunk_size: int | None, compile: bool,
+    def __init__(self, name: str, head: Head, chunk_size: int | None, backend: str,
                  reduction: str, ignore_index: int, validate: bool) -> None:
         super().__init__(name, head, None)
         if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
         self.chunk_size = chunk_size
-        self.compile = bool(compile)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
         self.reduction = L.check_reduction(reduction)
         self.ignore_index = int(ignore_index)
         self.validate = bool(validate)
 
     def _kw(self) -> dict:
         return dict(chunk_size=self.chunk_size, reduction=self.reduction,
-                    ignore_index=self.ignore_index, validate=self.validate, compile=self.compile)
+                    ignore_index=self.ignore_index, validate=self.validate, backend=self.backend)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, fused=True, chunk_size={self.chunk_size}"
@@ -205,15 +207,15 @@ def _tfsd(in_features, num_classes, scale=1.0, reduction="mean", ignore_index=-1
 
 @register_objective("tfsd_fused", "euclidean", "as tfsd, chunked: never holds N×V logits",
                     "TFSD for large vocabularies: fused head+loss, gradients in forward.")
-def _tfsd_fused(in_features, num_classes, scale=1.0, chunk_size=None, compile=False,
+def _tfsd_fused(in_features, num_classes, scale=1.0, chunk_size=None, backend="auto",
                 reduction="mean", ignore_index=-100, validate=True):
     return FusedTFSDObjective("tfsd_fused", EuclideanHead(in_features, num_classes, scale),
-                              chunk_size, compile, reduction, ignore_index, validate)
+                              chunk_size, backend, reduction, ignore_index, validate)
 
 
 @register_objective("ce_fused", "linear", "as ce, chunked: never holds N×V logits",
                     "Cross-entropy for large vocabularies: fused linear+CE.")
-def _ce_fused(in_features, num_classes, bias=True, chunk_size=None, compile=False,
+def _ce_fused(in_features, num_classes, bias=True, chunk_size=None, backend="auto",
               reduction="mean", ignore_index=-100, validate=True):
     return FusedCEObjective("ce_fused", LinearHead(in_features, num_classes, bias),
-                            chunk_size, compile, reduction, ignore_index, validate)
+                            chunk_size, backend, reduction, ignore_index, validate)
