@@ -51,7 +51,7 @@ SCALE = 0.05
 
 # ----------------------------------------------------------------------------- methods
 def _naive_tfsd(x, c, y):
-    z = -SCALE * squared_distances(x, c)  # [N, V]
+    z = squared_distances(x, c).mul_(-SCALE)  # [N, V], as EuclideanHead computes it
     zp = z.detach().clone().scatter_(1, y[:, None], 0.0)
     p = torch.softmax(zp, dim=1)
     return (torch.special.xlogy(p, p) - p * torch.log_softmax(z, dim=1)).sum(1).mean()
@@ -61,7 +61,7 @@ METHODS = {
     "torch_ce": lambda x, c, y: F.cross_entropy(F.linear(x, c).float(), y),
     "fused_ce": lambda x, c, y: fused_ce_loss(x, c, y, validate=False, backend="eager"),
     "naive_tfsd": _naive_tfsd,
-    "tfsd": lambda x, c, y: tfsd_loss(-SCALE * squared_distances(x, c), y, validate=False),
+    "tfsd": lambda x, c, y: tfsd_loss(squared_distances(x, c).mul_(-SCALE), y, validate=False),
     "fused_tfsd": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False, backend="eager"),
     "fused_tfsd_compile": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
                                                           backend="compile"),

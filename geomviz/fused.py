@@ -172,6 +172,12 @@ def _acc_dtype(compute: torch.dtype) -> torch.dtype:
     return torch.float64 if compute == torch.float64 else torch.float32
 
 
+def _row_sq_norms(t: Tensor, acc: torch.dtype, block_bytes: int = 32 * 2**20) -> Tensor:
+    """``||t_i||²`` in ``acc`` precision, upcasting a block of rows at a time (no full copy)."""
+    rows = max(1, block_bytes // (t.shape[1] * torch.empty((), dtype=acc).element_size()))
+    return torch.cat([t[i : i + rows].to(acc).pow(2).sum(1) for i in range(0, t.shape[0], rows)])
+
+
 def _compute_dtype(x: Tensor, w: Tensor) -> torch.dtype:
     dev = x.device.type
     if torch.is_autocast_enabled(dev):
@@ -229,7 +235,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     need_grad = need_dx or need_dc
     core = _core(_tfsd_core, backend, _tfsd_core_triton)
     acc = _acc_dtype(x.dtype)
-    neg_c2s = C.to(acc).pow(2).sum(1).mul_(-scale)  # [V]
+    neg_c2s = _row_sq_norms(C, acc).mul_(-scale)  # [V]
     loss = torch.empty(n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
     dC = torch.zeros_like(C) if need_dc else None

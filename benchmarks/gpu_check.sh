@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One-shot GPU check: the CUDA tests, then the GPU benchmark. Output goes to $OUT (or ./gpu_out).
+# Usage on a CUDA machine with torch (+ triton) installed:  bash benchmarks/gpu_check.sh
+set -uo pipefail
+out=${OUT:-gpu_out}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$out/gpu.txt"
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest.log" | tail -15
+timeout 420 python3 benchmarks/objectives.py --preset gpu --json "$out/bench.json" 2>&1 | tee "$out/bench.md"
