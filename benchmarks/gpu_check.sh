@@ -7,5 +7,5 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$out/gpu.txt"
-timeout 240 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest.log" | tail -15
-timeout 420 python3 benchmarks/objectives.py --preset gpu --json "$out/bench.json" 2>&1 | tee "$out/bench.md"
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest.log" | tail -15
+timeout 400 python3 benchmarks/objectives.py --preset gpu --json "$out/bench.json" 2>&1 | tee "$out/bench.md"
