@@ -7,8 +7,8 @@ Methods (all on the same features ``x[N, D]`` and class matrix ``C[V, D]``):
 * ``fused_ce``     geomviz.fused_ce_loss (chunked, gradients in forward);
 * ``naive_tfsd``   Euclidean logits + the literal definition KL(softmax(z|z_y:=0) || softmax(z));
 * ``tfsd``         Euclidean logits + geomviz.tfsd_loss (closed form);
-* ``fused_tfsd``   geomviz.fused_tfsd_loss, eager PyTorch per chunk; ``fused_tfsd_compile``
-  and ``fused_tfsd_triton`` are the same with backend="compile" / "triton" (GPU).
+* ``fused_tfsd``   geomviz.fused_tfsd_loss, eager PyTorch per chunk; ``fused_tfsd_triton``
+  the same with backend="triton" (GPU; the default there). Likewise ``fused_ce_triton``.
 
 "extra memory" is the peak during fwd+bwd minus what the inputs and their
 gradients hold, i.e. what the method needs on top of the unavoidable. On GPU it
@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
+from geomviz import fused  # noqa: E402
 from geomviz.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss  # noqa: E402
 from geomviz.heads import squared_distances  # noqa: E402
 from geomviz.losses import tfsd_loss  # noqa: E402
@@ -43,8 +44,8 @@ PRESETS = {
     "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",
                 iters=3, methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd"]),
     "gpu": dict(n=8192, d=4096, vs=[32768, 131072], sweep=[], dtype="bfloat16", iters=10,
-                methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd",
-                         "fused_tfsd_triton", "fused_tfsd_compile"]),
+                methods=["torch_ce", "fused_ce", "fused_ce_triton", "naive_tfsd", "tfsd",
+                         "fused_tfsd", "fused_tfsd_triton"]),
 }
 SCALE = 0.05
 
@@ -60,11 +61,10 @@ def _naive_tfsd(x, c, y):
 METHODS = {
     "torch_ce": lambda x, c, y: F.cross_entropy(F.linear(x, c).float(), y),
     "fused_ce": lambda x, c, y: fused_ce_loss(x, c, y, validate=False, backend="eager"),
+    "fused_ce_triton": lambda x, c, y: fused_ce_loss(x, c, y, validate=False, backend="triton"),
     "naive_tfsd": _naive_tfsd,
     "tfsd": lambda x, c, y: tfsd_loss(squared_distances(x, c).mul_(-SCALE), y, validate=False),
     "fused_tfsd": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False, backend="eager"),
-    "fused_tfsd_compile": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
-                                                          backend="compile"),
     "fused_tfsd_triton": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
                                                          backend="triton"),
 }
@@ -182,7 +182,8 @@ def run(args) -> list[dict]:
         floor = time_method("gemm_floor", x, c, y, args.iters, gemm_grad)
         chunk = default_chunk_size(args.n, v, dtype, device.type)
         chunk_t = default_chunk_size(args.n, v, dtype, device.type, "triton")
-        print(f"\n## V={v} (fused chunk: {chunk} rows eager/compile, {chunk_t} triton)\n")
+        print(f"\n## V={v} (fused chunk: {chunk} rows eager, {chunk_t} triton; "
+              f"dx split-K {fused.DX_SPLIT_K})\n")
         print(f"| method | time (ms) | × GEMM floor | extra memory |")
         print(f"|---|---:|---:|---:|")
         print(f"| gemm_floor | {floor:.1f} | 1.00 | |")
@@ -242,12 +243,15 @@ def main(argv=None):
     p.add_argument("--iters", type=int)
     p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS])
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--dx-split", type=int, help="override geomviz.fused.DX_SPLIT_K")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     preset = PRESETS[args.preset or ("gpu" if torch.cuda.is_available() else "cpu")]
     for k, v in preset.items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
+    if args.dx_split:
+        fused.DX_SPLIT_K = args.dx_split
     if args._child:
         return cpu_child(args._child, args.n, args.d, args.vs[0], args.dtype)
     rows = run(args)

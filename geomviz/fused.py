@@ -20,9 +20,7 @@ Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
 
 from __future__ import annotations
 
-import functools
 import os
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -33,10 +31,14 @@ from .losses import _softplus, check_reduction, check_targets, tfsd_from_stats
 
 __all__ = ["fused_tfsd_loss", "fused_ce_loss", "default_chunk_size", "BACKENDS"]
 
-#: "eager": plain PyTorch ops; "compile": the same per-chunk code through
-#: torch.compile; "triton": geomviz.fused_triton kernels (TFSD only);
-#: "auto": triton on CUDA when Triton is installed, else eager.
-BACKENDS = ("auto", "eager", "compile", "triton")
+#: "eager": plain PyTorch ops per chunk; "triton": the per-chunk elementwise work
+#: in two geomviz.fused_triton kernels; "auto": triton on CUDA when Triton is
+#: installed, else eager.
+BACKENDS = ("auto", "eager", "triton")
+
+#: Split the K = V reduction of the ``G @ C`` GEMM (output only ``[chunk, D]``)
+#: into this many batched pieces, so that small chunks still fill the GPU.
+DX_SPLIT_K = 1
 
 #: Working-set budget of one chunk of logits, by device type (bytes). It keeps the
 #: extra memory flat in V; CPUs get less, so a chunk stays closer to cache.
@@ -47,7 +49,7 @@ def default_chunk_size(n_rows: int, num_classes: int, compute_dtype: torch.dtype
                        device_type: str = "cuda", backend: str = "eager") -> int:
     """Rows per chunk: a power of two whose ``[chunk, V]`` working set fits the budget.
 
-    Per element an eager/compiled chunk holds the fp32 logits and, briefly, the
+    Per element an eager chunk holds the fp32 logits and, briefly, the
     GEMM output or the gradient in the compute dtype (6 bytes in bf16); the
     Triton backend only the GEMM output, which it overwrites with the gradient.
     """
@@ -93,27 +95,6 @@ def _tfsd_core(
     return loss, z.to(out_dtype), rowsum, colsum
 
 
-def _tfsd_core_triton(
-    xs: Tensor, C: Tensor, neg_c2s: Tensor, x2s: Tensor, y: Tensor, w_row: Tensor, scale: float,
-    need_grad: bool, out_dtype: torch.dtype,
-):
-    """``_tfsd_core`` with the two ``[n, V]`` passes in Triton; same returns."""
-    xc = xs @ C.t()  # [n,V] compute dtype; becomes gd in place
-    mx, sum_e, w_y = fused_triton.row_stats(xc, neg_c2s, x2s, y, scale)
-    zy = w_y - x2s
-    m_neg = mx + torch.log(sum_e) - x2s
-    loss = tfsd_from_stats(m_neg, -zy)
-    if not need_grad:
-        return loss, None, None, None
-    lse = torch.logaddexp(m_neg, zy)
-    anchor = _softplus(m_neg)
-    coef = -scale * w_row * torch.exp(mx - x2s - lse) * -torch.expm1(lse - anchor)
-    g_y = -scale * w_row * (torch.exp(zy - lse) - torch.exp(-anchor))
-    fused_triton.write_grad(xc, neg_c2s, x2s, y, mx, coef.float().contiguous(),
-                            g_y.float().contiguous(), scale)
-    return loss, xc, coef * sum_e + g_y, xc.sum(0, dtype=w_row.dtype)
-
-
 def _ce_core(
     xs: Tensor, W: Tensor, bias: Tensor | None, y: Tensor, w_row: Tensor, need_grad: bool,
     out_dtype: torch.dtype,
@@ -135,22 +116,14 @@ def _ce_core(
     return loss, z.to(out_dtype), z.sum(0)
 
 
-@functools.cache
-def _compiled(fn: Callable) -> Callable:
-    """``torch.compile`` a per-chunk core once per process (fuses its elementwise passes)."""
-    return torch.compile(fn, dynamic=False)
-
-
-def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype, triton_ok: bool) -> str:
+def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     interpreted = os.environ.get("TRITON_INTERPRET") == "1"
-    usable = triton_ok and fused_triton.triton_available() and cdt != torch.float64
+    usable = fused_triton.triton_available() and cdt != torch.float64
     if backend == "auto":
         return "triton" if usable and device.type == "cuda" else "eager"
     if backend == "triton":
-        if not triton_ok:
-            raise ValueError("backend='triton' is only implemented for fused_tfsd_loss")
         if not fused_triton.triton_available():
             raise ValueError("backend='triton' needs Triton: pip install triton")
         if cdt == torch.float64:
@@ -160,10 +133,14 @@ def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype, trito
     return backend
 
 
-def _core(eager: Callable, backend: str, triton: Callable | None = None) -> Callable:
-    if backend == "compile":
-        return _compiled(eager)
-    return triton if backend == "triton" else eager
+def _mm_split_k(a: Tensor, b: Tensor, splits: int, acc: torch.dtype) -> Tensor:
+    """``a[n, K] @ b[K, D]`` in ``acc``; with ``splits > 1`` as one batched GEMM over K pieces."""
+    k_total = a.shape[1]
+    if splits <= 1 or k_total % splits:
+        return (a @ b).to(acc)
+    k = k_total // splits
+    parts = torch.bmm(a.unflatten(1, (splits, k)).transpose(0, 1), b.unflatten(0, (splits, k)))
+    return parts.to(acc).sum(0)  # [S, n, D] -> [n, D]
 
 
 # ----------------------------------------------------------------------------- shared plumbing
@@ -172,7 +149,7 @@ def _acc_dtype(compute: torch.dtype) -> torch.dtype:
     return torch.float64 if compute == torch.float64 else torch.float32
 
 
-def _row_sq_norms(t: Tensor, acc: torch.dtype, block_bytes: int = 32 * 2**20) -> Tensor:
+def _row_sq_norms(t: Tensor, acc: torch.dtype, block_bytes: int = 8 * 2**20) -> Tensor:
     """``||t_i||²`` in ``acc`` precision, upcasting a block of rows at a time (no full copy)."""
     rows = max(1, block_bytes // (t.shape[1] * torch.empty((), dtype=acc).element_size()))
     return torch.cat([t[i : i + rows].to(acc).pow(2).sum(1) for i in range(0, t.shape[0], rows)])
@@ -233,7 +210,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     """Run all chunks; returns ``loss[N]`` and (if asked) ``dx[N,D]``, ``dC[V,D]`` (compute dtype)."""
     n_rows = x.shape[0]
     need_grad = need_dx or need_dc
-    core = _core(_tfsd_core, backend, _tfsd_core_triton)
+    core = fused_triton.tfsd_core if backend == "triton" else _tfsd_core
     acc = _acc_dtype(x.dtype)
     neg_c2s = _row_sq_norms(C, acc).mul_(-scale)  # [V]
     loss = torch.empty(n_rows, dtype=acc, device=x.device)
@@ -250,7 +227,8 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
             continue
         _, gd, rowsum, cs = out
         if need_dx:  # -2s·(x·Σ_j G - G@C), the -s already in gd
-            dx[s : s + chunk] = (xs.to(acc) * (2.0 * rowsum)[:, None] - 2.0 * (gd @ C).to(acc)).to(x.dtype)
+            dxs = _mm_split_k(gd, C, DX_SPLIT_K, acc).mul_(-2.0)  # [n,D]
+            dx[s : s + chunk] = dxs.addcmul_(xs, (2.0 * rowsum)[:, None])
         if need_dc:
             dC.addmm_(gd.t(), xs, alpha=-2.0)
             colsum += cs
@@ -317,7 +295,7 @@ def fused_tfsd_loss(
     picks rows per chunk so that one chunk stays within ~192 MiB on GPU
     (32 MiB on CPU), so the extra memory does not grow with ``N`` or ``V``.
     ``backend``: see :data:`BACKENDS` ("auto" uses the Triton kernels on CUDA
-    when Triton is installed; "compile" compiles once per chunk shape).
+    when Triton is installed).
     Under autocast the GEMMs run in the autocast dtype; statistics are fp32.
     """
     s = check_scale(scale)
@@ -326,7 +304,7 @@ def fused_tfsd_loss(
     if centers.shape[0] < 2:
         raise ValueError("TFSD needs at least 2 classes (the target needs a negative class)")
     cdt = _compute_dtype(features, centers)
-    backend = _resolve_backend(backend, x.device, cdt, triton_ok=True)
+    backend = _resolve_backend(backend, x.device, cdt)
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
         x.shape[0], centers.shape[0], cdt, x.device.type, backend)
     out = _FusedTFSD.apply(x, centers, y, keep, s, chunk, reduction, backend)
@@ -337,7 +315,7 @@ def fused_tfsd_loss(
 def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
     n_rows = x.shape[0]
     need_grad = need_dx or need_dw or need_db
-    core = _core(_ce_core, backend)
+    core = fused_triton.ce_core if backend == "triton" else _ce_core
     acc = w_row.dtype
     loss = torch.empty(n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
@@ -351,7 +329,7 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
             continue
         _, g, cs = out
         if need_dx:
-            dx[s : s + chunk] = g @ W
+            dx[s : s + chunk] = _mm_split_k(g, W, DX_SPLIT_K, acc)
         if need_dw:
             dW.addmm_(g.t(), xs)
         if need_db:
@@ -413,14 +391,14 @@ def fused_ce_loss(
     """Cross-entropy of ``features @ weight.T + bias`` without materialising the logits.
 
     ``features[*, D]``, ``weight[V, D]``, ``bias[V]`` or None, ``target[*]``.
-    ``backend``: "auto"/"eager" or "compile" (no Triton kernel for CE yet).
+    ``backend``: as for :func:`fused_tfsd_loss`.
     """
     x, y, keep, lead = _prepare(features, weight, target, ignore_index, validate, reduction,
                                 chunk_size, "weight")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
     cdt = _compute_dtype(features, weight)
-    backend = _resolve_backend(backend, x.device, cdt, triton_ok=False)
+    backend = _resolve_backend(backend, x.device, cdt)
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
         x.shape[0], weight.shape[0], cdt, x.device.type, backend)
     out = _FusedCE.apply(x, weight, bias, y, keep, chunk, reduction, backend)

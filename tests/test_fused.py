@@ -135,37 +135,28 @@ def test_fused_bad_inputs():
         fused_ce_loss(x, c, y, reduction="avg")
 
 
-def test_compiled_core_matches_eager():
-    pytest.importorskip("torch._inductor")
-    x, c, y = _data(dtype=torch.float32)
-    eager = fused_tfsd_loss(x, c, y, scale=0.5, chunk_size=8, backend="eager")
-    (ge,) = torch.autograd.grad(eager, c)
-    try:
-        comp = fused_tfsd_loss(x, c, y, scale=0.5, chunk_size=8, backend="compile")
-    except Exception as e:  # noqa: BLE001 - no C++ toolchain for inductor here
-        pytest.skip(f"torch.compile unavailable: {type(e).__name__}")
-    (gc,) = torch.autograd.grad(comp, c)
-    torch.testing.assert_close(comp, eager, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(gc, ge, rtol=1e-4, atol=1e-6)
-
-
 TRITON_CHECK = """
 import torch
-from geomviz.fused import fused_tfsd_loss
+from geomviz.fused import fused_ce_loss, fused_tfsd_loss
 torch.manual_seed(0)
 for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/sum
     for dtype in (torch.float32, torch.bfloat16):
         x = torch.randn(11, 6).to(dtype).requires_grad_()
         c = torch.randn(v, 6).to(dtype).requires_grad_()
+        b = torch.randn(v).requires_grad_()
         y = torch.randint(0, v, (11,)); y[4] = -100
-        for red in ("mean", "none"):
+        for red, loss in [(r, l) for r in ("mean", "none") for l in ("tfsd", "ce", "ce_bias")]:
             outs = []
             for backend in ("eager", "triton"):
-                out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red, backend=backend)
+                if loss == "tfsd":
+                    out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red, backend=backend)
+                else:
+                    bias = b if loss == "ce_bias" else None
+                    out = fused_ce_loss(x, c, y, bias, chunk_size=4, reduction=red, backend=backend)
                 outs.append((out, *torch.autograd.grad(out.sum(), (x, c))))
-            tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=1e-3)
-            for a, b in zip(*outs):
-                torch.testing.assert_close(a.float(), b.float(), **tol)
+            tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+            for got, want in zip(*outs):
+                torch.testing.assert_close(got.float(), want.float(), **tol)
 print("ok")
 """
 
@@ -183,8 +174,6 @@ def test_backend_errors():
     x, c, y = _data(dtype=torch.float32)
     with pytest.raises(ValueError, match="backend must be one of"):
         fused_tfsd_loss(x, c, y, backend="cuda")
-    with pytest.raises(ValueError, match="only implemented for fused_tfsd_loss"):
-        fused_ce_loss(x, c, y, backend="triton")
     if os.environ.get("TRITON_INTERPRET") != "1":
         with pytest.raises(ValueError, match="triton"):
             fused_tfsd_loss(x, c, y, backend="triton")  # CPU tensors, no interpreter
@@ -194,7 +183,7 @@ def test_backend_errors():
 
 @cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("backend", ["eager", "compile", "triton"])
+@pytest.mark.parametrize("backend", ["eager", "triton"])
 def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
     if backend == "triton":
         pytest.importorskip("triton")
@@ -223,15 +212,19 @@ def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
 
 @cuda
 @pytest.mark.cuda
-def test_fused_ce_cuda_matches_torch():
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+def test_fused_ce_cuda_matches_torch(backend):
+    if backend == "triton":
+        pytest.importorskip("triton")
     torch.manual_seed(0)
     x = torch.randn(512, 64, device="cuda", requires_grad=True)
-    w = torch.randn(3000, 64, device="cuda", requires_grad=True)
-    y = torch.randint(0, 3000, (512,), device="cuda")
-    out = fused_ce_loss(x, w, y, chunk_size=100)
-    ref = torch.nn.functional.cross_entropy(x @ w.t(), y)
-    gx, gw = torch.autograd.grad(out, (x, w))
-    rx, rw = torch.autograd.grad(ref, (x, w))
+    w = torch.randn(10000, 64, device="cuda", requires_grad=True)
+    b = torch.randn(10000, device="cuda", requires_grad=True)
+    y = torch.randint(0, 10000, (512,), device="cuda")
+    out = fused_ce_loss(x, w, y, b, chunk_size=100, backend=backend)
+    ref = torch.nn.functional.cross_entropy(torch.nn.functional.linear(x, w, b), y)
+    got = torch.autograd.grad(out, (x, w, b))
+    want = torch.autograd.grad(ref, (x, w, b))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(gx, rx, rtol=1e-3, atol=1e-5)
-    torch.testing.assert_close(gw, rw, rtol=1e-3, atol=1e-5)
+    for g, r in zip(got, want):  # TF32 matmuls on both sides
+        torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-4)
