@@ -144,6 +144,7 @@ def cpu_child(method, n, d, v, dtype):
     Linux carries it over from the parent across exec.
     """
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    step(method, *make_inputs(8, d, 16, getattr(torch, dtype), torch.device("cpu")))  # lazy imports
     x, c, y = make_inputs(n, d, v, getattr(torch, dtype), torch.device("cpu"))
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -208,9 +209,9 @@ def run(args) -> list[dict]:
             torch.cuda.empty_cache()
     if args.sweep and device.type == "cpu":
         rows += memory_sweep(args)
-    fused = [r for r in rows if r["method"] == "fused_tfsd" and r["extra"] is not None]
-    if len({r["V"] for r in fused}) > 1:
-        lo, hi = min(fused, key=lambda r: r["V"]), max(fused, key=lambda r: r["V"])
+    ours = [r for r in rows if r["method"] == "fused_tfsd" and r["extra"] is not None]
+    if len({r["V"] for r in ours}) > 1:
+        lo, hi = min(ours, key=lambda r: r["V"]), max(ours, key=lambda r: r["V"])
         print(f"\nfused_tfsd extra memory at V={hi['V']} is ×{hi['extra'] / max(lo['extra'], 1):.2f}"
               f" that at V={lo['V']} (V grew ×{hi['V'] // lo['V']})")
     return rows
@@ -230,6 +231,24 @@ def memory_sweep(args) -> list[dict]:
     return rows
 
 
+def profile(args) -> None:
+    """Kernel-level breakdown of one fwd+bwd per method (after a warm-up step)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    dev = torch.device("cuda")
+    for v in args.vs:
+        x, c, y = make_inputs(args.n, args.d, v, getattr(torch, args.dtype), dev)
+        for m in args.methods:
+            step(m, x, c, y)
+            torch.cuda.synchronize()
+            with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                step(m, x, c, y)
+                torch.cuda.synchronize()
+            print(f"\n## {m}, V={v}\n")
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
@@ -244,6 +263,8 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS])
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--dx-split", type=int, help="override geomviz.fused.DX_SPLIT_K")
+    p.add_argument("--profile", action="store_true",
+                   help="print the CUDA kernel time table of one step of each method instead")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     preset = PRESETS[args.preset or ("gpu" if torch.cuda.is_available() else "cpu")]
@@ -254,6 +275,8 @@ def main(argv=None):
         fused.DX_SPLIT_K = args.dx_split
     if args._child:
         return cpu_child(args._child, args.n, args.d, args.vs[0], args.dtype)
+    if args.profile:
+        return profile(args)
     rows = run(args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
