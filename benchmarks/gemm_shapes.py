@@ -1,7 +1,7 @@
 """Where does fused TFSD's time go? The chunked GEMMs and kernels vs the whole-batch GEMMs.
 
 For each chunk size, times the three GEMMs of a chunked fwd+bwd summed over all
-chunks (``x_c@Cᵀ``, ``G_c@C`` with optional split-K, ``dC += G_cᵀ@x_c``) and
+chunks (``x_c@Cᵀ``, ``G_c@C``, ``dC += G_cᵀ@x_c``) and
 the Triton row kernels, next to the three whole-batch GEMMs (the floor).
 
     python benchmarks/gemm_shapes.py            # GPU: N=8192, D=4096, V=131072, bf16
@@ -18,7 +18,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from geomviz import fused_triton  # noqa: E402
-from geomviz.fused import _mm_split_k  # noqa: E402
 
 
 def bench(fn, iters=5, warmup=2) -> float:
@@ -60,17 +59,17 @@ def main(argv=None):
         one = torch.ones(ch, device="cuda")
         row = [f"chunk {ch:5d}:"]
         row.append(f"x@Cᵀ {k * bench(lambda: xs @ c.t()):.2f}")
-        for s in (1, 2, 4, 8):
-            row.append(f"G@C/s{s} {k * bench(lambda: _mm_split_k(gs, c, s, torch.float32)):.2f}")
+        row.append(f"G@C {k * bench(lambda: gs @ c):.2f}")
         row.append(f"dC+=Gᵀ@x {k * bench(lambda: dc.addmm_(gs.t(), xs)):.2f}")
         row.append(f"Gᵀ@x {k * bench(lambda: gs.t() @ xs):.2f}")
         if fused_triton.triton_available():
-            st = k * bench(lambda: fused_triton.row_stats(gs, offs, cap, y, 1.0, True))
-            m = torch.zeros(ch, device="cuda")
-            wg = k * bench(lambda: fused_triton.write_grad(gs, offs, cap, y, m, one * 0, one * 0,
-                                                           1.0, True))
+            stats = torch.ones(3, ch, device="cuda")
+            st = k * bench(lambda: fused_triton.tfsd_core(xs, c, offs, cap, y, one, 1.0, False,
+                                                          stats))
+            fwd_bwd = k * bench(lambda: fused_triton.tfsd_core(xs, c, offs, cap, y, one, 1.0, True,
+                                                               stats))
             cs = k * bench(lambda: gs.sum(0, dtype=torch.float32))
-            row.append(f"stats {st:.2f} | grad {wg:.2f} | colsum {cs:.2f}")
+            row.append(f"x@Cᵀ+stats {st:.2f} | x@Cᵀ+stats+grad {fwd_bwd:.2f} | colsum {cs:.2f}")
         print(" | ".join(row), flush=True)
 
 

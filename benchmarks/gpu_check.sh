@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One-shot GPU check: GEMM-shape diagnostics, the test suite (CUDA tests included), then the
-# GPU benchmark. Output goes to $OUT (or ./gpu_out).
+# One-shot GPU check: GEMM-shape diagnostics, the test suite (CUDA tests included), the GPU
+# benchmark, and a kernel profile of fused TFSD. Output goes to $OUT (or ./gpu_out).
 # Usage on a CUDA machine with torch (+ triton) installed:  bash benchmarks/gpu_check.sh
 set -uo pipefail
 out=${OUT:-gpu_out}
@@ -11,7 +11,5 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 timeout 60 python3 benchmarks/gemm_shapes.py 2>&1 | tee "$out/gemm_shapes.md"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest.log" | tail -8
 timeout 200 python3 benchmarks/objectives.py --preset gpu --json "$out/bench.json" 2>&1 | tee "$out/bench.md"
-for s in ${SPLITS:-4}; do
-  timeout 60 python3 benchmarks/objectives.py --preset gpu --dx-split "$s" \
-    --methods fused_ce_triton fused_tfsd_triton 2>&1 | tee "$out/bench_split$s.md"
-done
+timeout 60 python3 benchmarks/objectives.py --preset gpu --vs 131072 --profile \
+  --methods fused_tfsd_triton > "$out/profile.md" 2>&1

@@ -35,7 +35,6 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
-from geomviz import fused  # noqa: E402
 from geomviz.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss  # noqa: E402
 from geomviz.heads import squared_distances  # noqa: E402
 from geomviz.losses import tfsd_loss  # noqa: E402
@@ -183,8 +182,7 @@ def run(args) -> list[dict]:
         floor = time_method("gemm_floor", x, c, y, args.iters, gemm_grad)
         chunk = default_chunk_size(args.n, v, dtype, device.type)
         chunk_t = default_chunk_size(args.n, v, dtype, device.type, "triton")
-        print(f"\n## V={v} (fused chunk: {chunk} rows eager, {chunk_t} triton; "
-              f"dx split-K {fused.DX_SPLIT_K})\n")
+        print(f"\n## V={v} (fused chunk: {chunk} rows eager, {chunk_t} triton)\n")
         print(f"| method | time (ms) | × GEMM floor | extra memory |")
         print(f"|---|---:|---:|---:|")
         print(f"| gemm_floor | {floor:.1f} | 1.00 | |")
@@ -262,7 +260,6 @@ def main(argv=None):
     p.add_argument("--iters", type=int)
     p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS])
     p.add_argument("--json", type=Path, help="also write the rows here")
-    p.add_argument("--dx-split", type=int, help="override geomviz.fused.DX_SPLIT_K")
     p.add_argument("--profile", action="store_true",
                    help="print the CUDA kernel time table of one step of each method instead")
     p.add_argument("--_child", help=argparse.SUPPRESS)
@@ -271,8 +268,6 @@ def main(argv=None):
     for k, v in preset.items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
-    if args.dx_split:
-        fused.DX_SPLIT_K = args.dx_split
     if args._child:
         return cpu_child(args._child, args.n, args.d, args.vs[0], args.dtype)
     if args.profile:

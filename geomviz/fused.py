@@ -9,8 +9,9 @@ processed in chunks inside a custom autograd Function. For each chunk the
 forward pass computes the logits with one GEMM, the per-row loss, and
 ``dL/dz`` in place of the logits; two more GEMMs turn that into the gradients
 of the features and of the centres/weights, which are kept for backward.
-Peak extra memory is one chunk of logits (about ``chunk·V·6`` bytes in bf16),
-whatever ``N`` is. ``reduction="none"`` cannot pre-scale the gradients, so it
+Peak extra memory is one chunk of logits (``chunk·V·6`` bytes in bf16, or
+``chunk·V·2`` with the Triton kernels), whatever ``N`` is. The per-row losses are
+computed once, after the loop, from three statistics each chunk leaves behind. ``reduction="none"`` cannot pre-scale the gradients, so it
 recomputes the chunks in backward (one extra GEMM per chunk).
 
 Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
@@ -36,10 +37,6 @@ __all__ = ["fused_tfsd_loss", "fused_ce_loss", "default_chunk_size", "BACKENDS"]
 #: installed, else eager.
 BACKENDS = ("auto", "eager", "triton")
 
-#: Split the K = V reduction of the ``G @ C`` GEMM (output only ``[chunk, D]``)
-#: into this many batched pieces, so that small chunks still fill the GPU.
-DX_SPLIT_K = 1
-
 #: Working-set budget of one chunk of logits, by device type (bytes). It keeps the
 #: extra memory flat in V; CPUs get less, so a chunk stays closer to cache.
 CHUNK_BUDGET_BYTES = {"cuda": 192 * 2**20, "cpu": 32 * 2**20}
@@ -62,64 +59,61 @@ def default_chunk_size(n_rows: int, num_classes: int, compute_dtype: torch.dtype
 
 
 # ----------------------------------------------------------------------------- per-chunk math
-def _tfsd_core(
-    xs: Tensor, C: Tensor, neg_c2s: Tensor, x2s: Tensor, y: Tensor, w_row: Tensor, scale: float,
-    need_grad: bool, out_dtype: torch.dtype,
-):
-    """One chunk of TFSD. Shapes: xs[n,D], C[V,D], neg_c2s[V] = -s||c||², x2s[n] = s||x||².
+# A core processes one chunk of rows. It writes three statistics per row into
+# ``stats[3, n]``: ``m`` = max_{j≠y} w_j, ``Σ_{j≠y} exp(w_j - m)`` and ``w_y``, where
+# ``w_j = z_j + s||x||²`` (TFSD) or ``z_j`` (CE, over all j); and, if gradients are
+# wanted, returns the chunk's gradient w.r.t. the GEMM output in the compute dtype.
+def tfsd_row_grad(mx: Tensor, sum_e: Tensor, w_y: Tensor, x2s: Tensor, w_row: Tensor,
+                  scale: float) -> tuple[Tensor, Tensor]:
+    """Per-row factors of ``-s·w·dL/dz``: ``coef`` (times ``exp(w_j - m)``, j≠y) and ``g_y``.
 
-    Returns ``loss[n]`` and, if ``need_grad``, ``gd[n,V]`` (``-s·w·dL/dz`` in
-    ``out_dtype``), ``rowsum[n]`` and ``colsum[V]`` of ``gd`` (fp32).
+    ``dL/dz_j = q_j - p_j = q_j·(1 - e^{L-A})`` for j≠y and ``q_y - e^{-A}`` at y.
     """
-    xc = xs @ C.t()  # [n,V] compute dtype (the GEMM lives here so xc is freed below)
-    z = torch.add(neg_c2s, xc, alpha=2.0 * scale)  # [n,V] fp32: logits + x2s
-    del xc
-    z.clamp_max_(x2s[:, None])  # logits <= 0 (rounding guard; gradient passes through)
-    zy = z.gather(1, y[:, None]).squeeze(1) - x2s  # [n] true-class logit
-    z.scatter_(1, y[:, None], float("-inf"))
-    mx = z.amax(1)  # [n] max over negatives (+ x2s)
-    z.sub_(mx[:, None]).exp_()  # e_j = exp(z_j - max), e_y = 0
-    sum_e = z.sum(1)  # [n] >= 1
     m_neg = mx + torch.log(sum_e) - x2s  # M = logsumexp_{j≠y} z_j
-    loss = tfsd_from_stats(m_neg, -zy)
-    if not need_grad:
-        return loss, None, None, None
+    zy = w_y - x2s
     lse = torch.logaddexp(m_neg, zy)  # L
     anchor = _softplus(m_neg)  # A
-    # dL/dz_j = q_j - p_j = e_j·exp(max - L)·(1 - e^{L-A}) (j≠y);  q_y - exp(-A) (j=y)
     coef = -scale * w_row * torch.exp(mx - x2s - lse) * -torch.expm1(lse - anchor)
     g_y = -scale * w_row * (torch.exp(zy - lse) - torch.exp(-anchor))
-    z.mul_(coef[:, None]).scatter_(1, y[:, None], g_y[:, None])  # z is now gd
-    rowsum = coef * sum_e + g_y
-    colsum = z.sum(0)
-    return loss, z.to(out_dtype), rowsum, colsum
+    return coef, g_y
 
 
-def _ce_core(
-    xs: Tensor, W: Tensor, bias: Tensor | None, y: Tensor, w_row: Tensor, need_grad: bool,
-    out_dtype: torch.dtype,
-):
-    """One chunk of CE, ``xs[n,D]``, ``W[V,D]``. Returns ``loss[n]``, ``g[n,V] = w·(softmax - onehot)``,
-    ``colsum[V]`` of ``g`` (fp32)."""
-    acc = w_row.dtype
-    xw = xs @ W.t()  # [n,V]
-    z = xw.to(acc) if bias is None else torch.add(bias.to(acc), xw)  # [n,V] fp32/fp64
-    del xw
-    zy = z.gather(1, y[:, None]).squeeze(1)
-    mx = z.amax(1)
-    z.sub_(mx[:, None]).exp_()
-    sum_e = z.sum(1)
-    loss = mx + torch.log(sum_e) - zy
+def _tfsd_core(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats):
+    """Eager TFSD chunk. xs[n,D], C[V,D], neg_c2s[V] = -s||c||², x2s[n] = s||x||²."""
+    xc = xs @ C.t()  # [n,V] compute dtype (the GEMM lives here so xc is freed below)
+    z = torch.add(neg_c2s, xc, alpha=2.0 * scale)  # [n,V] fp32: w = logits + x2s
+    del xc
+    z.clamp_max_(x2s[:, None])  # logits <= 0 (rounding guard; gradient passes through)
+    stats[2].copy_(z.gather(1, y[:, None]).squeeze(1))
+    z.scatter_(1, y[:, None], float("-inf"))
+    torch.amax(z, 1, out=stats[0])
+    z.sub_(stats[0][:, None]).exp_()  # e_j = exp(w_j - m), e_y = 0
+    torch.sum(z, 1, out=stats[1])
     if not need_grad:
-        return loss, None, None
-    z.mul_((w_row / sum_e)[:, None]).scatter_add_(1, y[:, None], -w_row[:, None])
-    return loss, z.to(out_dtype), z.sum(0)
+        return None, None
+    coef, g_y = tfsd_row_grad(stats[0], stats[1], stats[2], x2s, w_row, scale)
+    z.mul_(coef[:, None]).scatter_(1, y[:, None], g_y[:, None])  # z is now -s·w·dL/dz
+    return z.to(xs.dtype), coef * stats[1] + g_y
+
+
+def _ce_core(xs, W, bias, y, w_row, need_grad, stats):
+    """Eager CE chunk. xs[n,D], W[V,D], bias[V] or None."""
+    xw = xs @ W.t()  # [n,V]
+    z = xw.to(stats.dtype) if bias is None else torch.add(bias.to(stats.dtype), xw)
+    del xw
+    stats[2].copy_(z.gather(1, y[:, None]).squeeze(1))
+    torch.amax(z, 1, out=stats[0])
+    z.sub_(stats[0][:, None]).exp_()
+    torch.sum(z, 1, out=stats[1])
+    if not need_grad:
+        return None
+    z.mul_((w_row / stats[1])[:, None]).scatter_add_(1, y[:, None], -w_row[:, None])
+    return z.to(xs.dtype)  # w·(softmax - onehot)
 
 
 def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
     usable = fused_triton.triton_available() and cdt != torch.float64
     if backend == "auto":
         return "triton" if usable and device.type == "cuda" else "eager"
@@ -128,19 +122,9 @@ def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype) -> st
             raise ValueError("backend='triton' needs Triton: pip install triton")
         if cdt == torch.float64:
             raise ValueError("backend='triton' does not support float64; use 'eager'")
-        if device.type != "cuda" and not interpreted:
+        if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             raise ValueError("backend='triton' needs a CUDA device (or TRITON_INTERPRET=1)")
     return backend
-
-
-def _mm_split_k(a: Tensor, b: Tensor, splits: int, acc: torch.dtype) -> Tensor:
-    """``a[n, K] @ b[K, D]`` in ``acc``; with ``splits > 1`` as one batched GEMM over K pieces."""
-    k_total = a.shape[1]
-    if splits <= 1 or k_total % splits:
-        return (a @ b).to(acc)
-    k = k_total // splits
-    parts = torch.bmm(a.unflatten(1, (splits, k)).transpose(0, 1), b.unflatten(0, (splits, k)))
-    return parts.to(acc).sum(0)  # [S, n, D] -> [n, D]
 
 
 # ----------------------------------------------------------------------------- shared plumbing
@@ -149,10 +133,9 @@ def _acc_dtype(compute: torch.dtype) -> torch.dtype:
     return torch.float64 if compute == torch.float64 else torch.float32
 
 
-def _row_sq_norms(t: Tensor, acc: torch.dtype, block_bytes: int = 8 * 2**20) -> Tensor:
-    """``||t_i||²`` in ``acc`` precision, upcasting a block of rows at a time (no full copy)."""
-    rows = max(1, block_bytes // (t.shape[1] * torch.empty((), dtype=acc).element_size()))
-    return torch.cat([t[i : i + rows].to(acc).pow(2).sum(1) for i in range(0, t.shape[0], rows)])
+def _sq_norms(t: Tensor, acc: torch.dtype) -> Tensor:
+    """``||t_i||²`` accumulated in ``acc``: one reduction, no upcast copy of ``t``."""
+    return torch.linalg.vector_norm(t, dim=1, dtype=acc).square_()
 
 
 def _compute_dtype(x: Tensor, w: Tensor) -> torch.dtype:
@@ -207,34 +190,34 @@ def _reduce(loss: Tensor, keep: Tensor, reduction: str) -> Tensor:
 
 # ----------------------------------------------------------------------------- TFSD
 def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
-    """Run all chunks; returns ``loss[N]`` and (if asked) ``dx[N,D]``, ``dC[V,D]`` (compute dtype)."""
+    """All chunks: ``loss[N]`` and (if asked) ``dx[N,D]``, ``dC[V,D]`` in the compute dtype."""
     n_rows = x.shape[0]
     need_grad = need_dx or need_dc
     core = fused_triton.tfsd_core if backend == "triton" else _tfsd_core
     acc = _acc_dtype(x.dtype)
-    neg_c2s = _row_sq_norms(C, acc).mul_(-scale)  # [V]
-    loss = torch.empty(n_rows, dtype=acc, device=x.device)
+    neg_c2s = _sq_norms(C, acc).mul_(-scale)  # [V]
+    x2s = _sq_norms(x, acc).mul_(scale)  # [N]
+    stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
     dC = torch.zeros_like(C) if need_dc else None
     colsum = torch.zeros(C.shape[0], dtype=acc, device=x.device) if need_dc else None
     for s in range(0, n_rows, chunk):
-        xs = x[s : s + chunk]  # [n,D]
-        x2s = xs.to(acc).pow(2).sum(1).mul_(scale)  # [n]
-        out = core(xs, C, neg_c2s, x2s, y[s : s + chunk], w_row[s : s + chunk], scale,
-                   need_grad, x.dtype)
-        loss[s : s + chunk] = out[0]
+        e = min(s + chunk, n_rows)
+        xs = x[s:e]  # [n,D]
+        gd, rowsum = core(xs, C, neg_c2s, x2s[s:e], y[s:e], w_row[s:e], scale, need_grad,
+                          stats[:, s:e])
         if not need_grad:
             continue
-        _, gd, rowsum, cs = out
         if need_dx:  # -2s·(x·Σ_j G - G@C), the -s already in gd
-            dxs = _mm_split_k(gd, C, DX_SPLIT_K, acc).mul_(-2.0)  # [n,D]
-            dx[s : s + chunk] = dxs.addcmul_(xs, (2.0 * rowsum)[:, None])
+            dxs = (gd @ C).to(acc).mul_(-2.0)  # [n,D]
+            dx[s:e] = dxs.addcmul_(xs, (2.0 * rowsum)[:, None])
         if need_dc:
             dC.addmm_(gd.t(), xs, alpha=-2.0)
-            colsum += cs
+            colsum += gd.sum(0, dtype=acc)
         del gd
     if need_dc:
         dC.addcmul_(C, (2.0 * colsum)[:, None].to(C.dtype))
+    loss = tfsd_from_stats(stats[0] + torch.log(stats[1]) - x2s, x2s - stats[2])
     return loss, dx, dC
 
 
@@ -317,25 +300,24 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
     need_grad = need_dx or need_dw or need_db
     core = fused_triton.ce_core if backend == "triton" else _ce_core
     acc = w_row.dtype
-    loss = torch.empty(n_rows, dtype=acc, device=x.device)
+    stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
     dW = torch.zeros_like(W) if need_dw else None
     db = torch.zeros(W.shape[0], dtype=acc, device=x.device) if need_db else None
     for s in range(0, n_rows, chunk):
-        xs = x[s : s + chunk]
-        out = core(xs, W, b, y[s : s + chunk], w_row[s : s + chunk], need_grad, x.dtype)
-        loss[s : s + chunk] = out[0]
+        e = min(s + chunk, n_rows)
+        xs = x[s:e]
+        g = core(xs, W, b, y[s:e], w_row[s:e], need_grad, stats[:, s:e])
         if not need_grad:
             continue
-        _, g, cs = out
         if need_dx:
-            dx[s : s + chunk] = _mm_split_k(g, W, DX_SPLIT_K, acc)
+            dx[s:e] = g @ W
         if need_dw:
             dW.addmm_(g.t(), xs)
         if need_db:
-            db += cs
+            db += g.sum(0, dtype=acc)
         del g
-    return loss, dx, dW, db
+    return stats[0] + torch.log(stats[1]) - stats[2], dx, dW, db
 
 
 class _FusedCE(torch.autograd.Function):

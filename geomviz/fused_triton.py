@@ -11,9 +11,11 @@ Both work on ``w_j = min(mult·xc_j + offs_j, cap)`` per row:
 * CE: ``xc = x·w_j``, ``mult = 1``, ``offs = bias``, ``cap = +inf``.
 
 ``row_stats`` gives the online max ``m``, ``Σ exp(w_j - m)`` and ``w_y``;
-``write_grad`` overwrites ``xc`` with ``coef·exp(w_j - m)``, then at ``j = y``
-replaces (TFSD) or adds (CE) ``g_y``. The per-row scalar math between the two
-stays in PyTorch. Without a GPU they run under ``TRITON_INTERPRET=1``.
+``write_grad`` computes the per-row factors from them (for TFSD the same math as
+``fused.tfsd_row_grad``), overwrites ``xc`` with ``coef·exp(w_j - m)``, then at
+``j = y`` replaces (TFSD) or adds (CE) ``g_y``. The losses themselves are
+computed once per batch from the statistics, in PyTorch. Without a GPU the
+kernels run under ``TRITON_INTERPRET=1``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import functools
 import torch
 from torch import Tensor
 
-from .losses import _softplus, tfsd_from_stats
 
 __all__ = ["triton_available", "row_stats", "write_grad", "tfsd_core", "ce_core"]
 
@@ -44,7 +45,7 @@ def _kernels():
 
     @triton.jit
     def _row_stats(XC, stride, OFFS, CAP, Y, M_OUT, SE_OUT, WY_OUT, mult,
-                   V: tl.constexpr, BLOCK: tl.constexpr, EXCLUDE_Y: tl.constexpr):
+                   V: tl.constexpr, BLOCK: tl.constexpr, TFSD: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         base = XC + row * stride
         y = tl.load(Y + row)
@@ -56,7 +57,7 @@ def _kernels():
             inside = cols < V
             xc = tl.load(base + cols, mask=inside, other=0.0).to(tl.float32)
             w = tl.minimum(mult * xc + tl.load(OFFS + cols, mask=inside, other=0.0), cap)
-            keep = inside & (cols != y) if EXCLUDE_Y else inside
+            keep = inside & (cols != y) if TFSD else inside
             w = tl.where(keep, w, float("-inf"))
             m_new = tl.maximum(m, tl.max(w, 0))
             se = se * tl.exp(m - m_new) + tl.sum(tl.exp(w - m_new), 0)
@@ -67,15 +68,29 @@ def _kernels():
         tl.store(WY_OUT + row, wy)
 
     @triton.jit
-    def _write_grad(XC, stride, OFFS, CAP, Y, M, COEF, GY, mult,
-                    V: tl.constexpr, BLOCK: tl.constexpr, EXCLUDE_Y: tl.constexpr):
+    def _write_grad(XC, stride, OFFS, CAP, Y, M, SE, WY, WROW, ROWSUM, mult, scale,
+                    V: tl.constexpr, BLOCK: tl.constexpr, TFSD: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         base = XC + row * stride
         y = tl.load(Y + row)
         cap = tl.load(CAP + row)
         m = tl.load(M + row)
-        coef = tl.load(COEF + row)
-        gy = tl.load(GY + row)
+        se = tl.load(SE + row)
+        w_row = tl.load(WROW + row)
+        if TFSD:  # the per-row math of fused.tfsd_row_grad, in fp32
+            m_neg = m + tl.log(se) - cap
+            zy = tl.load(WY + row) - cap
+            lse = tl.maximum(m_neg, zy) + tl.log(1.0 + tl.exp(-tl.abs(m_neg - zy)))
+            anchor = tl.maximum(m_neg, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(m_neg)))
+            t = lse - anchor  # <= 0; expm1(t) by Kahan's trick keeps small |t| accurate
+            u = tl.exp(t)
+            em1 = tl.where(u == 1.0, t, tl.where(u == 0.0, -1.0, (u - 1.0) * t / tl.log(u)))
+            coef = -scale * w_row * tl.exp(m - cap - lse) * -em1
+            gy = -scale * w_row * (tl.exp(zy - lse) - tl.exp(-anchor))
+            tl.store(ROWSUM + row, coef * se + gy)
+        else:  # CE: w·(softmax - onehot)
+            coef = w_row / se
+            gy = -w_row
         for off in range(0, V, BLOCK):
             cols = off + tl.arange(0, BLOCK)
             inside = cols < V
@@ -83,7 +98,7 @@ def _kernels():
             w = tl.minimum(mult * xc + tl.load(OFFS + cols, mask=inside, other=0.0), cap)
             g = coef * tl.exp(w - m)
             at_y = cols == y
-            g = tl.where(at_y, gy, g) if EXCLUDE_Y else tl.where(at_y, g + gy, g)
+            g = tl.where(at_y, gy, g) if TFSD else tl.where(at_y, g + gy, g)
             tl.store(base + cols, g.to(XC.dtype.element_ty), mask=inside)
 
     return _row_stats, _write_grad
@@ -94,56 +109,46 @@ def _launch(v: int) -> tuple[int, int]:
     return block, (16 if block >= 8192 else 8 if block >= 2048 else 4)
 
 
-def row_stats(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, mult: float, exclude_y: bool):
-    """``xc[n, V]`` (row-contiguous) -> ``m[n], Σexp(w - m)[n], w_y[n]`` (fp32)."""
-    n, v = xc.shape
-    out = torch.empty(3, n, dtype=torch.float32, device=xc.device)
-    block, warps = _launch(v)
-    _kernels()[0][(n,)](xc, xc.stride(0), offs, cap, y, out[0], out[1], out[2], float(mult),
-                        V=v, BLOCK=block, EXCLUDE_Y=exclude_y, num_warps=warps)
-    return out[0], out[1], out[2]
-
-
-def write_grad(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, m: Tensor, coef: Tensor,
-               g_y: Tensor, mult: float, exclude_y: bool) -> Tensor:
-    """Overwrite ``xc[n, V]`` in place with the gradient (see the module docstring)."""
+def row_stats(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, mult: float, tfsd: bool,
+              stats: Tensor) -> None:
+    """Fill ``stats[3, n]`` (fp32) with ``m``, ``Σ exp(w - m)`` and ``w_y`` of ``xc[n, V]``."""
     n, v = xc.shape
     block, warps = _launch(v)
-    _kernels()[1][(n,)](xc, xc.stride(0), offs, cap, y, m, coef.float().contiguous(),
-                        g_y.float().contiguous(), float(mult), V=v, BLOCK=block,
-                        EXCLUDE_Y=exclude_y, num_warps=warps)
-    return xc
+    _kernels()[0][(n,)](xc, xc.stride(0), offs, cap, y, stats[0], stats[1], stats[2],
+                        float(mult), V=v, BLOCK=block, TFSD=tfsd, num_warps=warps)
 
 
-def tfsd_core(xs: Tensor, C: Tensor, neg_c2s: Tensor, x2s: Tensor, y: Tensor, w_row: Tensor,
-              scale: float, need_grad: bool, out_dtype: torch.dtype):
-    """``fused._tfsd_core`` with the two ``[n, V]`` passes in Triton; same returns."""
-    xc = xs @ C.t()  # [n,V] compute dtype; becomes the gradient in place
-    mx, sum_e, w_y = row_stats(xc, neg_c2s, x2s, y, 2.0 * scale, exclude_y=True)
-    zy = w_y - x2s  # true-class logit
-    m_neg = mx + torch.log(sum_e) - x2s  # logsumexp over negatives
-    loss = tfsd_from_stats(m_neg, -zy)
+def write_grad(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Tensor, w_row: Tensor,
+               mult: float, scale: float, tfsd: bool) -> Tensor | None:
+    """Overwrite ``xc[n, V]`` with the gradient; for TFSD also return its row sums ``[n]``."""
+    n, v = xc.shape
+    block, warps = _launch(v)
+    rowsum = torch.empty(n, dtype=torch.float32, device=xc.device)
+    _kernels()[1][(n,)](xc, xc.stride(0), offs, cap, y, stats[0], stats[1], stats[2],
+                        w_row, rowsum, float(mult), float(scale), V=v, BLOCK=block, TFSD=tfsd,
+                        num_warps=warps)
+    return rowsum if tfsd else None
+
+
+def tfsd_core(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats):
+    """``fused._tfsd_core`` with the two ``[n, V]`` passes in Triton; same contract."""
+    xc = xs @ C.t()  # [n,V] compute dtype; becomes -s·w·dL/dz in place
+    row_stats(xc, neg_c2s, x2s, y, 2.0 * scale, True, stats)
     if not need_grad:
-        return loss, None, None, None
-    lse = torch.logaddexp(m_neg, zy)
-    anchor = _softplus(m_neg)
-    coef = -scale * w_row * torch.exp(mx - x2s - lse) * -torch.expm1(lse - anchor)
-    g_y = -scale * w_row * (torch.exp(zy - lse) - torch.exp(-anchor))
-    write_grad(xc, neg_c2s, x2s, y, mx, coef, g_y, 2.0 * scale, exclude_y=True)
-    return loss, xc, coef * sum_e + g_y, xc.sum(0, dtype=w_row.dtype)
+        return None, None
+    rowsum = write_grad(xc, neg_c2s, x2s, y, stats, w_row.float(), 2.0 * scale, scale, True)
+    return xc, rowsum
 
 
-def ce_core(xs: Tensor, W: Tensor, bias: Tensor | None, y: Tensor, w_row: Tensor,
-            need_grad: bool, out_dtype: torch.dtype):
-    """``fused._ce_core`` with the two ``[n, V]`` passes in Triton; same returns."""
+def ce_core(xs, W, bias, y, w_row, need_grad, stats):
+    """``fused._ce_core`` with the two ``[n, V]`` passes in Triton; same contract."""
     xc = xs @ W.t()  # [n,V]
     n, v = xc.shape
     offs = (bias.float() if bias is not None
             else torch.zeros(v, dtype=torch.float32, device=xc.device)).contiguous()
     cap = torch.full((n,), float("inf"), dtype=torch.float32, device=xc.device)
-    mx, sum_e, w_y = row_stats(xc, offs, cap, y, 1.0, exclude_y=False)
-    loss = mx + torch.log(sum_e) - w_y
+    row_stats(xc, offs, cap, y, 1.0, False, stats)
     if not need_grad:
-        return loss, None, None
-    write_grad(xc, offs, cap, y, mx, w_row / sum_e, -w_row, 1.0, exclude_y=False)
-    return loss, xc, xc.sum(0, dtype=w_row.dtype)
+        return None
+    write_grad(xc, offs, cap, y, stats, w_row.float(), 1.0, 1.0, False)
+    return xc
