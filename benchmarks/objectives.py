@@ -180,8 +180,8 @@ def run(args) -> list[dict]:
         x, c, y = make_inputs(args.n, args.d, v, dtype, device)
         gemm_grad = torch.randn(args.n, v, device=device, dtype=dtype) * 1e-3
         floor = time_method("gemm_floor", x, c, y, args.iters, gemm_grad)
-        chunk = default_chunk_size(args.n, v, dtype, device.type)
-        chunk_t = default_chunk_size(args.n, v, dtype, device.type, "triton")
+        chunk = default_chunk_size(args.n, v, args.d, dtype, device.type)
+        chunk_t = default_chunk_size(args.n, v, args.d, dtype, device.type, "triton")
         print(f"\n## V={v} (fused chunk: {chunk} rows eager, {chunk_t} triton)\n")
         print(f"| method | time (ms) | × GEMM floor | extra memory |")
         print(f"|---|---:|---:|---:|")
@@ -223,7 +223,7 @@ def memory_sweep(args) -> list[dict]:
     rows = []
     for v in args.sweep:
         extra = cpu_extra_memory("fused_tfsd", args.n, args.d, v, args.dtype)
-        chunk = default_chunk_size(args.n, v, getattr(torch, args.dtype), "cpu")
+        chunk = default_chunk_size(args.n, v, args.d, getattr(torch, args.dtype), "cpu")
         print(f"| {v} | {chunk} | {gib(args.n * v * 4)} | {gib(extra)} |", flush=True)
         rows.append(dict(V=v, method="fused_tfsd", ms=None, ratio=None, extra=extra))
     return rows

@@ -42,18 +42,21 @@ BACKENDS = ("auto", "eager", "triton")
 CHUNK_BUDGET_BYTES = {"cuda": 192 * 2**20, "cpu": 32 * 2**20}
 
 
-def default_chunk_size(n_rows: int, num_classes: int, compute_dtype: torch.dtype,
+def default_chunk_size(n_rows: int, num_classes: int, dim: int, compute_dtype: torch.dtype,
                        device_type: str = "cuda", backend: str = "eager") -> int:
-    """Rows per chunk: a power of two whose ``[chunk, V]`` working set fits the budget.
+    """Rows per chunk: a power of two whose working set fits the budget.
 
-    Per element an eager chunk holds the fp32 logits and, briefly, the
-    GEMM output or the gradient in the compute dtype (6 bytes in bf16); the
+    Per row, an eager chunk holds ``V`` fp32 logits and, briefly, the GEMM
+    output or the gradient in the compute dtype (6 bytes each in bf16); the
     Triton backend only the GEMM output, which it overwrites with the gradient.
+    The ``[chunk, D]`` temporaries of the feature gradient are counted as
+    two fp32 + compute-dtype rows.
     """
     budget = CHUNK_BUDGET_BYTES.get(device_type, CHUNK_BUDGET_BYTES["cuda"])
     item = torch.empty((), dtype=compute_dtype).element_size()
-    per_elem = item if backend == "triton" else 4 + item
-    rows = max(1, budget // (per_elem * max(1, num_classes)))
+    per_logit = item if backend == "triton" else 4 + item
+    per_row = per_logit * max(1, num_classes) + 2 * (4 + item) * max(1, dim)
+    rows = max(1, budget // per_row)
     rows = 1 << (rows.bit_length() - 1)  # floor to a power of two (GEMM-friendly)
     return max(1, min(rows, max(1, n_rows)))
 
@@ -199,7 +202,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     x2s = _sq_norms(x, acc).mul_(scale)  # [N]
     stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
-    dC = torch.zeros_like(C) if need_dc else None
+    dC = torch.empty_like(C) if need_dc else None  # the first chunk overwrites it (beta=0)
     colsum = torch.zeros(C.shape[0], dtype=acc, device=x.device) if need_dc else None
     for s in range(0, n_rows, chunk):
         e = min(s + chunk, n_rows)
@@ -212,13 +215,22 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
             dxs = (gd @ C).to(acc).mul_(-2.0)  # [n,D]
             dx[s:e] = dxs.addcmul_(xs, (2.0 * rowsum)[:, None])
         if need_dc:
-            dC.addmm_(gd.t(), xs, alpha=-2.0)
+            dC.addmm_(gd.t(), xs, beta=0.0 if s == 0 else 1.0, alpha=-2.0)
             colsum += gd.sum(0, dtype=acc)
         del gd
-    if need_dc:
-        dC.addcmul_(C, (2.0 * colsum)[:, None].to(C.dtype))
     loss = tfsd_from_stats(stats[0] + torch.log(stats[1]) - x2s, x2s - stats[2])
-    return loss, dx, dC
+    return loss, dx, dC, colsum
+
+
+def _finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, g: Tensor | None, backend: str) -> Tensor:
+    """``dC ← g·(dC + 2·C·colsum)`` in place: the ``c_j·Σ_i G_ij`` term and the incoming grad.
+
+    Deferred to backward so the two passes over ``[V, D]`` become one.
+    """
+    if backend == "triton" and dC.is_contiguous() and C.is_contiguous():
+        return fused_triton.finalize_dc(dC, C, colsum, g)
+    dC.addcmul_(C, (2.0 * colsum)[:, None].to(dC.dtype))
+    return dC if g is None else dC.mul_(g.to(dC.dtype))
 
 
 class _FusedTFSD(torch.autograd.Function):
@@ -232,11 +244,12 @@ class _FusedTFSD(torch.autograd.Function):
             need_dx = eager and ctx.needs_input_grad[0]
             need_dc = eager and ctx.needs_input_grad[1]
             w_row = _row_weights(keep, reduction, _acc_dtype(cdt))
-            loss, dx, dC = _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend)
+            loss, dx, dC, colsum = _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc,
+                                              backend)
         ctx.reduction, ctx.scale, ctx.chunk, ctx.backend = reduction, scale, chunk, backend
         ctx.dtypes = (features.dtype, centers.dtype, cdt)
         if eager:
-            ctx.save_for_backward(dx, dC)
+            ctx.save_for_backward(dx, dC, colsum, centers)
         else:
             ctx.save_for_backward(features, centers, y, keep)
         return _reduce(loss, keep, reduction)
@@ -246,17 +259,20 @@ class _FusedTFSD(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         fdt, cdt_c, cdt = ctx.dtypes
         if ctx.reduction != "none":
-            dx, dC = ctx.saved_tensors
+            dx, dC, colsum, centers = ctx.saved_tensors
             dx = None if dx is None else dx.mul_(grad_out.to(dx.dtype)).to(fdt)
-            dC = None if dC is None else dC.mul_(grad_out.to(dC.dtype)).to(cdt_c)
+            if dC is not None:
+                dC = _finalize_dc(dC, centers.to(cdt), colsum, grad_out, ctx.backend).to(cdt_c)
             return dx, dC, None, None, None, None, None, None
         features, centers, y, keep = ctx.saved_tensors
         need_dx, need_dc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         with torch.autocast(features.device.type, enabled=False):
             x, C = features.to(cdt), centers.to(cdt)
             w_row = _row_weights(keep, "none", _acc_dtype(cdt), grad_out)
-            _, dx, dC = _tfsd_pass(x, C, y, w_row, ctx.scale, ctx.chunk, need_dx, need_dc,
-                                   ctx.backend)
+            _, dx, dC, colsum = _tfsd_pass(x, C, y, w_row, ctx.scale, ctx.chunk, need_dx,
+                                           need_dc, ctx.backend)
+            if dC is not None:
+                dC = _finalize_dc(dC, C, colsum, None, ctx.backend)
         return (None if dx is None else dx.to(fdt), None if dC is None else dC.to(cdt_c),
                 None, None, None, None, None, None)
 
@@ -289,7 +305,7 @@ def fused_tfsd_loss(
     cdt = _compute_dtype(features, centers)
     backend = _resolve_backend(backend, x.device, cdt)
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
-        x.shape[0], centers.shape[0], cdt, x.device.type, backend)
+        x.shape[0], centers.shape[0], x.shape[1], cdt, x.device.type, backend)
     out = _FusedTFSD.apply(x, centers, y, keep, s, chunk, reduction, backend)
     return out.reshape(lead) if reduction == "none" else out
 
@@ -302,7 +318,7 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
     acc = w_row.dtype
     stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
-    dW = torch.zeros_like(W) if need_dw else None
+    dW = torch.empty_like(W) if need_dw else None  # the first chunk overwrites it (beta=0)
     db = torch.zeros(W.shape[0], dtype=acc, device=x.device) if need_db else None
     for s in range(0, n_rows, chunk):
         e = min(s + chunk, n_rows)
@@ -313,7 +329,7 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
         if need_dx:
             dx[s:e] = g @ W
         if need_dw:
-            dW.addmm_(g.t(), xs)
+            dW.addmm_(g.t(), xs, beta=0.0 if s == 0 else 1.0)
         if need_db:
             db += g.sum(0, dtype=acc)
         del g
@@ -382,6 +398,6 @@ def fused_ce_loss(
     cdt = _compute_dtype(features, weight)
     backend = _resolve_backend(backend, x.device, cdt)
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
-        x.shape[0], weight.shape[0], cdt, x.device.type, backend)
+        x.shape[0], weight.shape[0], x.shape[1], cdt, x.device.type, backend)
     out = _FusedCE.apply(x, weight, bias, y, keep, chunk, reduction, backend)
     return out.reshape(lead) if reduction == "none" else out

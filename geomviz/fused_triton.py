@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 
-__all__ = ["triton_available", "row_stats", "write_grad", "tfsd_core", "ce_core"]
+__all__ = ["triton_available", "row_stats", "write_grad", "finalize_dc", "tfsd_core", "ce_core"]
 
 
 @functools.cache
@@ -101,7 +101,20 @@ def _kernels():
             g = tl.where(at_y, gy, g) if TFSD else tl.where(at_y, g + gy, g)
             tl.store(base + cols, g.to(XC.dtype.element_ty), mask=inside)
 
-    return _row_stats, _write_grad
+    @triton.jit
+    def _finalize_dc(DC, C, COLSUM, G, n_elem, D: tl.constexpr, HAS_G: tl.constexpr,
+                     BLOCK: tl.constexpr):
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        inside = offs < n_elem
+        cs = tl.load(COLSUM + offs // D, mask=inside, other=0.0)
+        dc = tl.load(DC + offs, mask=inside, other=0.0).to(tl.float32)
+        c = tl.load(C + offs, mask=inside, other=0.0).to(tl.float32)
+        out = dc + 2.0 * cs * c
+        if HAS_G:
+            out = out * tl.load(G).to(tl.float32)
+        tl.store(DC + offs, out.to(DC.dtype.element_ty), mask=inside)
+
+    return _row_stats, _write_grad, _finalize_dc
 
 
 def _launch(v: int) -> tuple[int, int]:
@@ -128,6 +141,20 @@ def write_grad(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Tensor, 
                         w_row, rowsum, float(mult), float(scale), V=v, BLOCK=block, TFSD=tfsd,
                         num_warps=warps)
     return rowsum if tfsd else None
+
+
+def finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, g: Tensor | None) -> Tensor:
+    """``dC ← g·(dC + 2·C·colsum[:, None])`` in one pass (contiguous ``dC`` and ``C``)."""
+    n_elem, block = dC.numel(), 4096
+    g_arg = colsum if g is None else g.float().reshape(())
+    _kernels()[2][(triton_cdiv(n_elem, block),)](dC, C, colsum.float(), g_arg, n_elem,
+                                                 D=dC.shape[1], HAS_G=g is not None,
+                                                 BLOCK=block, num_warps=8)
+    return dC
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def tfsd_core(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats):

@@ -90,13 +90,20 @@ def test_fused_never_holds_all_logits():
 
 
 def test_default_chunk_size_keeps_the_working_set_flat():
-    sizes = [default_chunk_size(8192, v, torch.bfloat16) * v for v in (32768, 131072, 262144)]
-    assert len(set(sizes)) == 1 and sizes[0] * 6 <= 192 * 2**20
-    assert default_chunk_size(8192, 131072, torch.bfloat16) == 256  # >= 256 rows: GEMM-bound
-    cpu = [default_chunk_size(4096, v, torch.float32, "cpu") * v for v in (8192, 65536)]
-    assert len(set(cpu)) == 1 and cpu[0] * 8 <= 32 * 2**20
-    assert default_chunk_size(10, 100, torch.float32) == 10
-    assert default_chunk_size(0, 100, torch.float32) == 1
+    bf16 = torch.bfloat16
+    budget = 192 * 2**20
+    for backend, per_logit in (("eager", 6), ("triton", 2)):
+        for v in (2**15, 2**17, 2**18):  # the chunk's logits stay within [budget/4, budget]
+            rows = default_chunk_size(8192, v, 4096, bf16, "cuda", backend)
+            assert rows & (rows - 1) == 0 and budget / 4 <= rows * v * per_logit <= budget
+    # GEMM-friendly chunks at LM sizes with the Triton backend (the default on GPU)
+    assert default_chunk_size(8192, 131072, 4096, bf16, "cuda", "triton") == 512
+    assert default_chunk_size(8192, 32768, 4096, bf16, "cuda", "triton") == 1024
+    for v in (8192, 65536):
+        rows = default_chunk_size(4096, v, 64, torch.float32, "cpu")
+        assert 8 * 2**20 <= rows * v * 8 <= 32 * 2**20
+    assert default_chunk_size(10, 100, 8, torch.float32) == 10
+    assert default_chunk_size(0, 100, 8, torch.float32) == 1
 
 
 def test_fused_tfsd_cpu_bf16_and_autocast_are_close_to_fp32():
