@@ -35,9 +35,9 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
-from geomviz.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss  # noqa: E402
-from geomviz.heads import squared_distances  # noqa: E402
-from geomviz.losses import tfsd_loss  # noqa: E402
+from geomviz.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
+from geomviz.heads import squared_distances
+from geomviz.losses import tfsd_loss
 
 PRESETS = {
     "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",
@@ -173,7 +173,8 @@ def run(args) -> list[dict]:
                           else ("cpu" if args.device == "auto" else args.device))
     dtype = getattr(torch, args.dtype)
     rows = []
-    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()}"
+    cpu = f"CPU x{torch.get_num_threads()}"
+    hw = torch.cuda.get_device_name() if device.type == "cuda" else cpu
     print(f"# geomviz objectives benchmark: {hw}, torch {torch.__version__}, {args.dtype}, "
           f"N={args.n}, D={args.d}, scale={SCALE}, fwd+bwd, median of {args.iters}")
     for v in args.vs:
@@ -183,8 +184,8 @@ def run(args) -> list[dict]:
         chunk = default_chunk_size(args.n, v, args.d, dtype, device.type)
         chunk_t = default_chunk_size(args.n, v, args.d, dtype, device.type, "triton")
         print(f"\n## V={v} (fused chunk: {chunk} rows eager, {chunk_t} triton)\n")
-        print(f"| method | time (ms) | × GEMM floor | extra memory |")
-        print(f"|---|---:|---:|---:|")
+        print("| method | time (ms) | × GEMM floor | extra memory |")
+        print("|---|---:|---:|---:|")
         print(f"| gemm_floor | {floor:.1f} | 1.00 | |")
         rows.append(dict(V=v, method="gemm_floor", ms=floor, ratio=1.0, extra=None))
         for m in args.methods:
@@ -210,7 +211,8 @@ def run(args) -> list[dict]:
     ours = [r for r in rows if r["method"] == "fused_tfsd" and r["extra"] is not None]
     if len({r["V"] for r in ours}) > 1:
         lo, hi = min(ours, key=lambda r: r["V"]), max(ours, key=lambda r: r["V"])
-        print(f"\nfused_tfsd extra memory at V={hi['V']} is ×{hi['extra'] / max(lo['extra'], 1):.2f}"
+        growth = hi["extra"] / max(lo["extra"], 1)
+        print(f"\nfused_tfsd extra memory at V={hi['V']} is ×{growth:.2f}"
               f" that at V={lo['V']} (V grew ×{hi['V'] // lo['V']})")
     return rows
 

@@ -11,7 +11,8 @@ forward pass computes the logits with one GEMM, the per-row loss, and
 of the features and of the centres/weights, which are kept for backward.
 Peak extra memory is one chunk of logits (``chunk·V·6`` bytes in bf16, or
 ``chunk·V·2`` with the Triton kernels), whatever ``N`` is. The per-row losses are
-computed once, after the loop, from three statistics each chunk leaves behind. ``reduction="none"`` cannot pre-scale the gradients, so it
+computed once, after the loop, from three statistics each chunk leaves behind.
+``reduction="none"`` cannot pre-scale the gradients, so it
 recomputes the chunks in backward (one extra GEMM per chunk).
 
 Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
@@ -30,7 +31,7 @@ from . import fused_triton
 from .heads import check_scale
 from .losses import _softplus, check_reduction, check_targets, tfsd_from_stats
 
-__all__ = ["fused_tfsd_loss", "fused_ce_loss", "default_chunk_size", "BACKENDS"]
+__all__ = ["BACKENDS", "default_chunk_size", "fused_ce_loss", "fused_tfsd_loss"]
 
 #: "eager": plain PyTorch ops per chunk; "triton": the per-chunk elementwise work
 #: in two geomviz.fused_triton kernels; "auto": triton on CUDA when Triton is
@@ -346,8 +347,8 @@ class _FusedCE(torch.autograd.Function):
             eager = reduction != "none"
             needs = [eager and ctx.needs_input_grad[i] for i in range(3)]
             needs[2] = needs[2] and bias is not None
-            loss, dx, dW, db = _ce_pass(x, W, bias, y, _row_weights(keep, reduction, _acc_dtype(cdt)), chunk,
-                                        *needs, backend)
+            w_row = _row_weights(keep, reduction, _acc_dtype(cdt))
+            loss, dx, dW, db = _ce_pass(x, W, bias, y, w_row, chunk, *needs, backend)
         ctx.reduction, ctx.chunk, ctx.backend = reduction, chunk, backend
         ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype, cdt)
         if eager:
@@ -368,8 +369,8 @@ class _FusedCE(torch.autograd.Function):
             needs[2] = needs[2] and bias is not None
             with torch.autocast(features.device.type, enabled=False):
                 x, W = features.to(cdt), weight.to(cdt)
-                _, *grads = _ce_pass(x, W, bias, y, _row_weights(keep, "none", _acc_dtype(cdt), grad_out),
-                                     ctx.chunk, *needs, ctx.backend)
+                w_row = _row_weights(keep, "none", _acc_dtype(cdt), grad_out)
+                _, *grads = _ce_pass(x, W, bias, y, w_row, ctx.chunk, *needs, ctx.backend)
         dx, dW, db = grads
         return (None if dx is None else dx.to(fdt), None if dW is None else dW.to(wdt),
                 None if db is None else db.to(bdt), None, None, None, None, None)

@@ -25,8 +25,7 @@ import functools
 import torch
 from torch import Tensor
 
-
-__all__ = ["triton_available", "row_stats", "write_grad", "finalize_dc", "tfsd_core", "ce_core"]
+__all__ = ["ce_core", "finalize_dc", "row_stats", "tfsd_core", "triton_available", "write_grad"]
 
 
 @functools.cache

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["Head", "LinearHead", "EuclideanHead", "check_scale", "squared_distances"]
+__all__ = ["EuclideanHead", "Head", "LinearHead", "check_scale", "squared_distances"]
 
 Metric = Literal["dot", "euclidean"]
 
@@ -132,7 +132,8 @@ class LinearHead(Head):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, num_classes={self.num_classes}, bias={self.bias is not None}"
+        bias = self.bias is not None
+        return f"in_features={self.in_features}, num_classes={self.num_classes}, bias={bias}"
 
 
 class EuclideanHead(Head):
@@ -177,4 +178,5 @@ class EuclideanHead(Head):
         return self.distances(x).mul_(-self._scale)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, num_classes={self.num_classes}, scale={self._scale:g}"
+        return (f"in_features={self.in_features}, num_classes={self.num_classes}, "
+                f"scale={self._scale:g}")

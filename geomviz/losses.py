@@ -23,17 +23,17 @@ from torch.nn import functional as F
 
 __all__ = [
     "REDUCTIONS",
-    "tfsd_loss",
-    "tfsd_from_stats",
-    "cross_entropy",
-    "label_smoothing_loss",
-    "logitnorm_loss",
-    "zloss_cross_entropy",
-    "TFSDLoss",
     "CrossEntropyLoss",
     "LabelSmoothingLoss",
     "LogitNormLoss",
+    "TFSDLoss",
     "ZLossCrossEntropy",
+    "cross_entropy",
+    "label_smoothing_loss",
+    "logitnorm_loss",
+    "tfsd_from_stats",
+    "tfsd_loss",
+    "zloss_cross_entropy",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -266,7 +266,8 @@ class _LossModule(nn.Module):
         self.validate = bool(validate)
 
     def _common(self) -> dict:
-        return dict(reduction=self.reduction, ignore_index=self.ignore_index, validate=self.validate)
+        return {"reduction": self.reduction, "ignore_index": self.ignore_index,
+                "validate": self.validate}
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"

@@ -13,8 +13,8 @@ their head, formula and hyperparameters.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import Tensor, nn
 
@@ -23,9 +23,9 @@ from .fused import BACKENDS, fused_ce_loss, fused_tfsd_loss
 from .heads import EuclideanHead, Head, LinearHead
 
 __all__ = [
-    "Objective",
-    "FusedTFSDObjective",
     "FusedCEObjective",
+    "FusedTFSDObjective",
+    "Objective",
     "ObjectiveInfo",
     "create_objective",
     "list_objectives",

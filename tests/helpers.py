@@ -9,7 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def literal_tfsd(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The TFSD definition, literally: KL(softmax(z with z_y := 0).detach() || softmax(z)), per row."""
+    """The TFSD definition, literally, per row: KL(softmax(z with z_y := 0).detach() || q)."""
     zp = z.detach().clone()
     zp[torch.arange(z.shape[0]), y] = 0.0
     p = torch.softmax(zp, dim=1)

@@ -59,7 +59,7 @@ def test_fused_ce_matches_unfused(reduction, chunk, bias):
     out = fused_ce_loss(x, w, y, bias=b, chunk_size=chunk, reduction=reduction)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     inputs = (x, w, b) if bias else (x, w)
-    for a, r in zip(_grads(out, reduction, inputs), _grads(ref, reduction, inputs)):
+    for a, r in zip(_grads(out, reduction, inputs), _grads(ref, reduction, inputs), strict=True):
         torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
 
 
@@ -158,12 +158,14 @@ for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/
             outs = []
             for backend in ("eager", "triton"):
                 if loss == "tfsd":
-                    out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red, backend=backend)
+                    out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red,
+                                          backend=backend)
                 else:
                     bias = b if loss == "ce_bias" else None
                     out = fused_ce_loss(x, c, y, bias, chunk_size=4, reduction=red, backend=backend)
                 outs.append((out, *torch.autograd.grad(out.sum(), (x, c))))
-            tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+            fp32 = dtype == torch.float32
+            tol = dict(rtol=1e-5, atol=1e-6) if fp32 else dict(rtol=2e-2, atol=2e-2)
             for got, want in zip(*outs):
                 torch.testing.assert_close(got.float(), want.float(), **tol)
 print("ok")
@@ -235,5 +237,5 @@ def test_fused_ce_cuda_matches_torch(backend):
     got = torch.autograd.grad(out, (x, w, b))
     want = torch.autograd.grad(ref, (x, w, b))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    for g, r in zip(got, want):  # TF32 matmuls on both sides
+    for g, r in zip(got, want, strict=True):  # TF32 matmuls on both sides
         torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-4)

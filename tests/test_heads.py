@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from geomviz.heads import EuclideanHead, Head, LinearHead, check_scale, squared_distances
-
 from tests.helpers import PeakStorage, cuda
 
 
