@@ -1,34 +1,180 @@
-"""The ``geomviz`` command line.
+"""The ``geomviz`` command line (also ``python -m geomviz``).
 
-Errors a user can cause (bad names, bad values) print one line to stderr and
-exit with status 2; no traceback.
+Errors a user can cause (bad names, values, paths, files) print one line to
+stderr and exit with status 2, without a traceback; a diverged run exits with 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
+from pathlib import Path
 
-NOT_YET = {
-    "demo": "train CE and TFSD on MNIST-1D, then open the dashboard",
-    "train": "train a model with any registered objective",
-    "dashboard": "open the CE-vs-TFSD dashboard",
-}
+from .config import ConfigError, TrainConfig, load_config_file, resolve_config
+
+DEMO_EPOCHS = 20
 
 
 class UserError(Exception):
     """An error caused by the user's input: reported as one line, exit status 2."""
 
 
+# ----------------------------------------------------------------------------- flags
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field; every default is None so only given flags override."""
+    p.add_argument("--config", help="YAML or JSON file of config keys (flags override it)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip or f.name == "objective_kw":
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None)
+        elif isinstance(default, list):
+            p.add_argument(_flag(f.name), default=None, metavar="A,B",
+                           help=f"comma-separated (default {','.join(map(str, default)) or '-'})")
+        else:
+            p.add_argument(_flag(f.name), default=None, metavar=f.name.upper(),
+                           help=f"default: {default}")
+    p.add_argument("--objective-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="objective hyperparameter, e.g. scale=0.5 (repeatable)")
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def _config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
+    file_values = load_config_file(args.config) if args.config else {}
+    cli: dict = {}
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is None or f.name == "objective_kw":
+            continue
+        if f.name in ("ood_classes", "hidden"):
+            try:
+                value = [int(v) for v in str(value).split(",") if v.strip()]
+            except ValueError:
+                raise ConfigError(f"{_flag(f.name)} takes comma-separated integers") from None
+        cli[f.name] = value
+    kw = {}
+    for item in args.objective_arg:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--objective-arg takes KEY=VALUE, got {item!r}")
+        kw[key.strip()] = _parse_value(val.strip())
+    if kw:
+        cli["objective_kw"] = kw
+    cli.update(overrides)
+    return resolve_config(file_values, cli)
+
+
+# ----------------------------------------------------------------------------- commands
+def _check_objective(cfg: TrainConfig) -> None:
+    from .objectives import create_objective
+
+    create_objective(cfg.objective, 4, 3, **cfg.objective_kw)  # names and values, before data
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = _config_from_args(args)
+    _check_objective(cfg)
+    out = train(cfg)
+    print(f"run written to {out}")
+    return 0
+
+
+def _parse_list(text: str, cast=str) -> list:
+    try:
+        return [cast(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"cannot parse the list {text!r}") from None
+
+
+def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], root: Path,
+             **overrides) -> Path:
+    from .data import load_dataset
+    from .train import train
+
+    base = _config_from_args(args, **overrides)
+    cfgs = [dataclasses.replace(base, objective=o, seed=s, out=str(root / f"{o}-s{s}"),
+                                name=f"{root.name}/{o}-s{s}", resume=False)
+            for o in objectives for s in seeds]
+    for cfg in cfgs:
+        _check_objective(cfg)
+    bundles: dict[int, object] = {}
+    for cfg in cfgs:
+        if cfg.seed not in bundles:
+            bundles[cfg.seed] = load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes),
+                                             cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed)
+        print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}", flush=True)
+        train(cfg, bundles[cfg.seed])
+    return root
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    objectives = _parse_list(args.objectives)
+    seeds = _parse_list(args.seeds, int)
+    if not objectives or not seeds:
+        raise UserError("--objectives and --seeds must each name at least one")
+    name = args.name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = _compare(args, objectives, seeds, Path(args.runs_dir) / name)
+    print(f"runs written under {root}; list them with: geomviz runs {root}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .store import list_runs, open_run
+
+    folders = list_runs(args.folder)
+    if not folders:
+        print(f"no runs under {args.folder}")
+        return 0
+    print(f"{'run':40s} {'objective':12s} {'dataset':9s} {'seed':>4s} {'status':9s} "
+          f"{'step':>6s} {'test acc':>8s} {'AUROC':>6s}")
+    for folder in folders:
+        with open_run(folder) as run:
+            meta = run.meta
+            final = meta.get("final") or {}
+            acc = final.get("test", {}).get("acc")
+            auroc = final.get("ood", {}).get("msp.auroc")
+            steps = run.steps()
+            print(f"{str(folder)[-40:]:40s} {meta.get('objective', '?'):12s} "
+                  f"{meta.get('dataset', '?'):9s} {meta.get('seed', ''):>4} {meta['status']:9s} "
+                  f"{int(steps[-1]) if len(steps) else 0:>6d} "
+                  f"{'' if acc is None else f'{acc:.3f}':>8s} "
+                  f"{'' if auroc is None else f'{auroc:.3f}':>6s}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    root = Path(args.runs_dir) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    args.config, args.objective_arg = None, []
+    _compare(args, ["ce", "tfsd"], [0], root, dataset="mnist1d", epochs=args.epochs)
+    print(f"\nCE and TFSD runs are in {root}. The dashboard is not built yet; meanwhile:\n"
+          f"  geomviz runs {root}\n"
+          "  python -c \"from geomviz.store import open_run; "
+          f"print(open_run('{root}/tfsd-s0').scalars('acc', split='test'))\"")
+    return 0
+
+
 def _cmd_objectives(args: argparse.Namespace) -> int:
     from .objectives import list_objectives, objective_info
 
-    names = [args.name] if args.name else list_objectives()
-    for name in names:
-        try:
-            info = objective_info(name)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+    for name in [args.name] if args.name else list_objectives():
+        info = objective_info(name)
         params = ", ".join(f"{k}={v!r}" for k, v in info.params.items())
         print(f"{info.name:16s} head={info.head:9s} {info.formula}")
         print(f"{'':16s} {info.description}")
@@ -36,23 +182,37 @@ def _cmd_objectives(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(what: str):
-    def run(args: argparse.Namespace) -> int:
-        print(f"geomviz {what}: not yet ({NOT_YET[what]}; the trainer lands with the next issue). "
-              "Available now: `geomviz objectives`.")
-        return 0
-
-    return run
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    print("geomviz dashboard: not yet (the dashboard lands with a later issue); "
+          f"list the runs with: geomviz runs {args.folder}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geomviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("train", help="train one run")
+    _add_config_flags(p)
+    p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("compare", help="train several objectives × seeds, same init and data")
+    p.add_argument("--objectives", default="ce,tfsd", help="comma-separated (default ce,tfsd)")
+    p.add_argument("--seeds", default="0", help="comma-separated (default 0)")
+    p.add_argument("--runs-dir", default="runs", help="root folder (default runs)")
+    _add_config_flags(p, skip=("objective", "seed", "out", "resume"))
+    p.set_defaults(func=_cmd_compare)
+    p = sub.add_parser("runs", help="list runs with status and headline metrics")
+    p.add_argument("folder", nargs="?", default="runs")
+    p.set_defaults(func=_cmd_runs)
+    p = sub.add_parser("demo", help="CE vs TFSD on MNIST-1D with CPU-friendly defaults")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
     p.add_argument("name", nargs="?", help="show one objective only")
     p.set_defaults(func=_cmd_objectives)
-    for what, text in NOT_YET.items():
-        sub.add_parser(what, help=f"{text} (not yet)").set_defaults(func=_not_yet(what))
+    p = sub.add_parser("dashboard", help="open the CE-vs-TFSD dashboard (not yet)")
+    p.add_argument("folder", nargs="?", default="runs")
+    p.set_defaults(func=_cmd_dashboard)
     return parser
 
 
@@ -62,10 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from .data import DataError
+    from .store import StoreError
+    from .train import Diverged
+
     try:
         return int(args.func(args))
-    except UserError as e:
-        print(f"geomviz: error: {e}", file=sys.stderr)
+    except Diverged as e:
+        print(f"geomviz: run diverged: {e}", file=sys.stderr)
+        return 3
+    except (UserError, ConfigError, DataError, StoreError, ValueError) as e:
+        print(f"geomviz: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `geomviz objectives | head`
         sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the flush at exit

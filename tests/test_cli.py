@@ -1,4 +1,4 @@
-"""The geomviz command: listing objectives, clear one-line errors, `python -m geomviz`."""
+"""The geomviz command: listing objectives, one-line errors, demo, `python -m geomviz`."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ def test_objectives_lists_every_registered_objective(capsys):
 
 def test_unknown_objective_is_one_line_no_traceback():
     r = subprocess.run([sys.executable, "-m", "geomviz", "objectives", "nope"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "unknown objective 'nope'" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_demo_says_not_yet(capsys):
-    assert main(["demo"]) == 0
-    assert "not yet" in capsys.readouterr().out
+def test_demo_trains_ce_and_tfsd_and_says_where(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    assert main(["demo", "--runs-dir", str(tmp_path), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    demo = next(tmp_path.glob("demo-*"))
+    assert sorted(p.name for p in demo.iterdir()) == ["ce-s0", "tfsd-s0"]
+    assert str(demo) in out and "dashboard is not built yet" in out

@@ -1,0 +1,138 @@
+"""Typed training configuration, layered as defaults < config file (YAML/JSON) < CLI flags.
+
+Unknown keys are rejected with the list of known ones; values are checked here so
+that a bad run fails before it starts. The resolved config is written into the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainConfig", "ConfigError", "load_config_file", "resolve_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration the user must fix: one clear line."""
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    objective: str = "ce"
+    objective_kw: dict[str, Any] = field(default_factory=dict)  # e.g. {"scale": 0.5}
+    dataset: str = "mnist1d"
+    data_dir: str | None = None
+    ood_classes: list[int] = field(default_factory=list)
+    ood_dataset: str | None = None
+    ood_dir: str | None = None
+    model: str = "auto"  # auto | mlp | resnet
+    feature_dim: int = 128
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    width: int = 32
+    # how
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    grad_clip: float | None = None
+    augment: bool = True  # random crop + flip, images only
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
+    compile: bool = False
+    # where and how often
+    out: str = "runs/run"
+    name: str | None = None
+    resume: bool = False
+    flush_every: int = 50
+    eval_batch_size: int = 1024
+    progress: bool = True
+
+    def validate(self) -> TrainConfig:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ConfigError(msg)
+
+        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        need(self.optimizer in ("adamw", "sgd"), f"optimizer must be adamw or sgd, got "
+             f"{self.optimizer!r}")
+        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or unset")
+        need(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got "
+             f"{self.amp!r}")
+        need(self.flush_every >= 1, f"flush_every must be >= 1, got {self.flush_every}")
+        need(self.feature_dim >= 1, f"feature_dim must be >= 1, got {self.feature_dim}")
+        need(isinstance(self.objective_kw, dict), "objective_kw must be a mapping")
+        return self
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or JSON config file into a dict (keys not yet checked)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse failure is the user's file
+        raise ConfigError(f"cannot parse {p}: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of config keys")
+    return data
+
+
+def _coerce(key: str, value: Any) -> Any:
+    default = _FIELDS[key].default
+    if value is None:
+        return None
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if isinstance(default, int) and not isinstance(default, bool):
+        return int(value)
+    if isinstance(default, float) or key in ("grad_clip",):
+        return float(value)
+    return value
+
+
+def resolve_config(file_values: dict[str, Any] | None = None,
+                   cli_values: dict[str, Any] | None = None) -> TrainConfig:
+    """defaults < ``file_values`` < ``cli_values`` (None in ``cli_values`` means 'not given')."""
+    merged: dict[str, Any] = {}
+    for source, values in (("config file", file_values or {}), ("flags", cli_values or {})):
+        unknown = sorted(set(values) - set(_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown config key(s) in {source}: {', '.join(unknown)}; known: "
+                              f"{', '.join(_FIELDS)}")
+        for k, v in values.items():
+            if source == "flags" and v is None:
+                continue
+            try:
+                merged[k] = _coerce(k, v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"config key {k}: cannot use {v!r}") from None
+    if "objective_kw" in merged:
+        merged["objective_kw"] = {**(file_values or {}).get("objective_kw", {}),
+                                  **merged["objective_kw"]}
+    return TrainConfig(**merged).validate()

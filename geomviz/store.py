@@ -1,0 +1,324 @@
+"""The per-run store: one SQLite file (``run.sqlite``, WAL mode) per run folder.
+
+The writer batches rows in memory and commits them at each ``flush()``; a commit
+is atomic, so a run killed at any moment (even ``kill -9``) keeps everything up
+to its last flush. A heartbeat thread refreshes ``meta.heartbeat`` so a reader
+can tell a live run from a dead one: ``status == "running"`` with a heartbeat
+older than ``stale_after`` seconds reads as ``"crashed"``.
+
+Reading (``open_run``, ``list_runs``) uses read-only connections and works
+while the writer is live. Tables (schema version :data:`SCHEMA_VERSION`)::
+
+    meta(key, value)                                   JSON values
+    scalars(step, epoch, split, name, value)
+    hist_edges(name, edges)                            float64 bytes
+    histograms(step, epoch, split, name, counts)       int64 bytes
+    arrays(step, name, dtype, shape, data)             raw bytes
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "SCHEMA_VERSION", "STORE_FILE", "StoreError", "RunWriter", "NullWriter", "Run",
+    "open_run", "list_runs",
+]
+
+SCHEMA_VERSION = 1
+STORE_FILE = "run.sqlite"
+STATUSES = ("running", "finished", "crashed", "diverged")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scalars (
+    step INTEGER NOT NULL, epoch INTEGER, split TEXT NOT NULL, name TEXT NOT NULL,
+    value REAL);
+CREATE INDEX IF NOT EXISTS scalars_by_name ON scalars (name, split, step);
+CREATE TABLE IF NOT EXISTS hist_edges (name TEXT PRIMARY KEY, edges BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS histograms (
+    step INTEGER NOT NULL, epoch INTEGER, split TEXT NOT NULL, name TEXT NOT NULL,
+    counts BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS histograms_by_name ON histograms (name, split, step);
+CREATE TABLE IF NOT EXISTS arrays (
+    step INTEGER NOT NULL, name TEXT NOT NULL, dtype TEXT NOT NULL, shape TEXT NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS arrays_by_name ON arrays (name, step);
+"""
+
+
+class StoreError(Exception):
+    """A store that cannot be read: missing, corrupt, or of an unknown schema version."""
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                              check_same_thread=False)
+    else:
+        con = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 30000")
+    return con
+
+
+# ----------------------------------------------------------------------------- writing
+class RunWriter:
+    """Writes one run. ``flush()`` commits what was buffered; ``close(status)`` ends the run.
+
+    ``meta`` is merged into the run metadata (JSON-serialisable values).
+    """
+
+    def __init__(self, folder: str | Path, meta: dict[str, Any], heartbeat_s: float = 5.0,
+                 resume: bool = False, drop_after_step: int | None = None) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / STORE_FILE
+        if self.path.exists() and not resume:
+            raise StoreError(f"{self.path} already exists (use a new --out or --resume)")
+        self._con = _connect(self.path, readonly=False)
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("PRAGMA synchronous = NORMAL")
+        self._con.executescript(_SCHEMA)
+        if resume:
+            self._check_version()
+            if drop_after_step is not None:  # rows a resumed run will write again
+                for table in ("scalars", "histograms", "arrays"):
+                    self._con.execute(f"DELETE FROM {table} WHERE step > ?", (drop_after_step,))
+        self._lock = threading.Lock()
+        self._scalars: list[tuple] = []
+        self._hists: list[tuple] = []
+        self._arrays: list[tuple] = []
+        self._edges: dict[str, bytes] = {}
+        now = time.time()
+        base = {"schema_version": SCHEMA_VERSION, "created": now, "status": "running"}
+        if resume:
+            base.pop("created")
+        self._set_meta({**base, **meta, "heartbeat": now, "heartbeat_s": heartbeat_s})
+        self._con.commit()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True)
+        self._beat.start()
+
+    # buffered rows ------------------------------------------------------------------------
+    def scalars(self, step: int, values: dict[str, float], split: str = "train",
+                epoch: int | None = None) -> None:
+        self._scalars.extend((int(step), epoch, split, k, _finite_or_none(v))
+                             for k, v in values.items())
+
+    def histogram(self, step: int, name: str, counts: np.ndarray, edges: np.ndarray,
+                  split: str = "train", epoch: int | None = None) -> None:
+        """Counts on fixed ``edges`` (len(counts) == len(edges) - 1; edges fixed per name)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        edge_bytes = np.asarray(edges, dtype=np.float64).tobytes()
+        if len(counts) + 1 != len(edge_bytes) // 8:
+            raise ValueError(f"histogram {name!r}: {len(counts)} counts need "
+                             f"{len(counts) + 1} edges")
+        known = self._edges.setdefault(name, edge_bytes)
+        if known != edge_bytes:
+            raise ValueError(f"histogram {name!r}: bin edges must stay fixed for a run")
+        self._hists.append((int(step), epoch, split, name, counts.tobytes()))
+
+    def array(self, step: int, name: str, value: np.ndarray) -> None:
+        value = np.ascontiguousarray(value)
+        self._arrays.append((int(step), name, value.dtype.str, json.dumps(list(value.shape)),
+                             value.tobytes()))
+
+    def flush(self) -> None:
+        """Commit everything buffered, atomically, and refresh the heartbeat."""
+        with self._lock:
+            cur = self._con.cursor()
+            cur.executemany("INSERT INTO scalars VALUES (?, ?, ?, ?, ?)", self._scalars)
+            cur.executemany("INSERT OR IGNORE INTO hist_edges VALUES (?, ?)",
+                            list(self._edges.items()))
+            cur.executemany("INSERT INTO histograms VALUES (?, ?, ?, ?, ?)", self._hists)
+            cur.executemany("INSERT INTO arrays VALUES (?, ?, ?, ?, ?)", self._arrays)
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('heartbeat', ?)",
+                        (json.dumps(time.time()),))
+            self._con.commit()
+            self._scalars, self._hists, self._arrays = [], [], []
+
+    def set_meta(self, **values: Any) -> None:
+        with self._lock:
+            self._set_meta(values)
+            self._con.commit()
+
+    def close(self, status: str = "finished", message: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        self._stop.set()
+        self._beat.join(timeout=10)
+        self.flush()
+        extra = {"message": message} if message else {}
+        self.set_meta(status=status, ended=time.time(), **extra)
+        self._con.close()
+
+    # internals ----------------------------------------------------------------------------
+    def _check_version(self) -> None:
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and json.loads(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema version {json.loads(row[0])}; "
+                             f"cannot resume it with version {SCHEMA_VERSION}")
+
+    def _set_meta(self, values: dict[str, Any]) -> None:
+        self._con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                              [(k, json.dumps(v)) for k, v in values.items()])
+
+    def _heartbeat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                with self._lock:
+                    self._con.execute("INSERT OR REPLACE INTO meta VALUES ('heartbeat', ?)",
+                                      (json.dumps(time.time()),))
+                    self._con.commit()
+            except sqlite3.Error:  # the run is closing; nothing to keep alive
+                return
+
+
+class NullWriter:
+    """What ranks other than 0 get: accepts every call, writes nothing."""
+
+    def scalars(self, *a, **k) -> None: ...
+    def histogram(self, *a, **k) -> None: ...
+    def array(self, *a, **k) -> None: ...
+    def flush(self) -> None: ...
+    def set_meta(self, **k) -> None: ...
+    def close(self, *a, **k) -> None: ...
+
+
+def _finite_or_none(v: Any) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None  # SQLite has no NaN; NULL reads back as NaN
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class Histograms:
+    """``counts[T, B]`` on ``edges[B + 1]`` at ``steps[T]`` (and ``epochs[T]``, ``splits[T]``)."""
+
+    steps: np.ndarray
+    epochs: np.ndarray
+    splits: np.ndarray
+    edges: np.ndarray
+    counts: np.ndarray
+
+
+class Run:
+    """Read-only view of one run store; safe to use while the run is being written."""
+
+    def __init__(self, path: str | Path, stale_after: float | None = None) -> None:
+        path = Path(path)
+        self.path = path / STORE_FILE if path.is_dir() else path
+        if not self.path.exists():
+            raise StoreError(f"no run store at {self.path}")
+        self.folder = self.path.parent
+        self._stale_after = stale_after
+        try:
+            self._con = _connect(self.path, readonly=True)
+            version = self._con.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a readable geomviz run store ({e})") from None
+        if version is None:
+            raise StoreError(f"{self.path} has no schema version: not a geomviz run store")
+        if json.loads(version[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema version {json.loads(version[0])}; "
+                             f"this geomviz reads version {SCHEMA_VERSION}")
+
+    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
+        try:
+            return self._con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: {e}") from None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Run metadata; a ``running`` run whose heartbeat went stale reads as ``crashed``."""
+        meta = {k: json.loads(v) for k, v in self._q("SELECT key, value FROM meta")}
+        if meta.get("status") == "running":
+            stale = self._stale_after or max(30.0, 6 * float(meta.get("heartbeat_s", 5.0)))
+            if time.time() - float(meta.get("heartbeat", 0.0)) > stale:
+                meta["status"] = "crashed"
+        return meta
+
+    @property
+    def status(self) -> str:
+        return self.meta["status"]
+
+    def scalar_names(self) -> list[str]:
+        return [r[0] for r in self._q("SELECT DISTINCT name FROM scalars ORDER BY name")]
+
+    def scalars(self, name: str, split: str | None = None, frame: bool = False):
+        """Series ``name``: dict of numpy arrays step, epoch, split, value (or a DataFrame)."""
+        sql = "SELECT step, epoch, split, value FROM scalars WHERE name = ?"
+        args: tuple = (name,)
+        if split is not None:
+            sql, args = sql + " AND split = ?", (name, split)
+        rows = self._q(sql + " ORDER BY step, rowid", args)
+        out = {
+            "step": np.array([r[0] for r in rows], dtype=np.int64),
+            "epoch": np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64),
+            "split": np.array([r[2] for r in rows], dtype=object),
+            "value": np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64),
+        }
+        if frame:
+            import pandas as pd
+
+            return pd.DataFrame(out)
+        return out
+
+    def histograms(self, name: str, split: str | None = None) -> Histograms:
+        edges = self._q("SELECT edges FROM hist_edges WHERE name = ?", (name,))
+        if not edges:
+            raise KeyError(f"no histogram {name!r} in {self.path}")
+        sql = "SELECT step, epoch, split, counts FROM histograms WHERE name = ?"
+        args: tuple = (name,)
+        if split is not None:
+            sql, args = sql + " AND split = ?", (name, split)
+        rows = self._q(sql + " ORDER BY step, rowid", args)
+        e = np.frombuffer(edges[0][0], dtype=np.float64)
+        counts = np.stack([np.frombuffer(r[3], dtype=np.int64) for r in rows]) if rows else \
+            np.zeros((0, len(e) - 1), dtype=np.int64)
+        return Histograms(np.array([r[0] for r in rows], dtype=np.int64),
+                          np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64),
+                          np.array([r[2] for r in rows], dtype=object), e, counts)
+
+    def arrays(self, name: str) -> dict[int, np.ndarray]:
+        """``{step: array}`` for array ``name``."""
+        rows = self._q("SELECT step, dtype, shape, data FROM arrays WHERE name = ? "
+                       "ORDER BY step, rowid", (name,))
+        return {r[0]: np.frombuffer(r[3], dtype=np.dtype(r[1])).reshape(json.loads(r[2]))
+                for r in rows}
+
+    def steps(self) -> np.ndarray:
+        return np.array([r[0] for r in self._q("SELECT DISTINCT step FROM scalars ORDER BY step")],
+                        dtype=np.int64)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_run(path: str | Path, stale_after: float | None = None) -> Run:
+    """Open a run folder (or its ``run.sqlite``) read-only."""
+    return Run(path, stale_after)
+
+
+def list_runs(folder: str | Path) -> list[Path]:
+    """Run folders (holding ``run.sqlite``) anywhere under ``folder``, sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise StoreError(f"runs folder {root} does not exist")
+    return sorted(p.parent for p in root.rglob(STORE_FILE))

@@ -1,0 +1,99 @@
+"""Run store: round trip, live reading, schema version, corruption, heartbeat staleness."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+
+from geomviz.store import SCHEMA_VERSION, STORE_FILE, RunWriter, StoreError, list_runs, open_run
+
+
+def test_round_trip_and_live_reads(tmp_path):
+    w = RunWriter(tmp_path / "a", {"name": "a", "config": {"lr": 0.1}}, heartbeat_s=0.1)
+    w.scalars(1, {"loss": 2.0, "acc": 0.5}, split="train", epoch=0)
+    w.histogram(1, "norm", np.array([1, 2, 3]), np.array([0.0, 1.0, 2.0, 4.0]))
+    feats = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float16)
+    w.array(1, "features", feats)
+    with open_run(tmp_path / "a") as r:
+        assert r.scalars("loss")["value"].size == 0  # nothing before the first flush
+        w.flush()
+        assert r.status == "running" and r.meta["config"] == {"lr": 0.1}
+        s = r.scalars("loss")
+        assert s["step"].tolist() == [1] and s["value"].tolist() == [2.0]
+        w.scalars(2, {"loss": float("nan")}, split="test", epoch=0)
+        w.flush()
+        assert np.isnan(r.scalars("loss", split="test")["value"][0])
+        assert r.scalars("loss", split="train")["value"].tolist() == [2.0]
+        h = r.histograms("norm")
+        assert h.counts.tolist() == [[1, 2, 3]] and h.edges.tolist() == [0, 1, 2, 4]
+        got = r.arrays("features")[1]
+        assert got.dtype == np.float16 and np.array_equal(got, feats)
+        assert r.steps().tolist() == [1, 2] and r.scalar_names() == ["acc", "loss"]
+        df = r.scalars("loss", frame=True)
+        assert list(df.columns) == ["step", "epoch", "split", "value"] and len(df) == 2
+    w.close("finished")
+    assert open_run(tmp_path / "a").status == "finished"
+    assert list_runs(tmp_path) == [tmp_path / "a"]
+
+
+def test_histogram_edges_are_fixed_per_name(tmp_path):
+    w = RunWriter(tmp_path, {})
+    w.histogram(0, "h", [1, 1], [0, 1, 2])
+    with pytest.raises(ValueError, match="fixed"):
+        w.histogram(1, "h", [1, 1], [0, 1, 3])
+    with pytest.raises(ValueError, match="edges"):
+        w.histogram(1, "g", [1, 1, 1], [0, 1])
+    w.close()
+
+
+def test_stale_running_store_reads_as_crashed(tmp_path):
+    w = RunWriter(tmp_path, {}, heartbeat_s=0.1)
+    w.flush()
+    w._stop.set()  # the heartbeat dies as it would with the process
+    w._beat.join()
+    time.sleep(0.5)
+    assert open_run(tmp_path, stale_after=0.3).status == "crashed"
+    assert open_run(tmp_path, stale_after=60).status == "running"
+
+
+def test_existing_store_is_not_overwritten(tmp_path):
+    RunWriter(tmp_path, {}).close()
+    with pytest.raises(StoreError, match="already exists"):
+        RunWriter(tmp_path, {})
+
+
+def test_unknown_schema_version_is_refused(tmp_path):
+    RunWriter(tmp_path, {}).close()
+    con = sqlite3.connect(tmp_path / STORE_FILE)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                (json.dumps(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        open_run(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 100, b""])
+def test_corrupt_or_foreign_files_are_clear_errors(tmp_path, content):
+    (tmp_path / STORE_FILE).write_bytes(content)
+    with pytest.raises(StoreError):
+        open_run(tmp_path)
+    with pytest.raises(StoreError, match="no run store"):
+        open_run(tmp_path / "missing")
+    with pytest.raises(StoreError, match="does not exist"):
+        list_runs(tmp_path / "nowhere")
+
+
+def test_resume_drops_rows_after_the_checkpoint(tmp_path):
+    w = RunWriter(tmp_path, {})
+    w.scalars(10, {"loss": 1.0})
+    w.scalars(20, {"loss": 0.5})
+    w.flush()
+    w._stop.set()
+    w = RunWriter(tmp_path, {}, resume=True, drop_after_step=10)
+    w.close()
+    assert open_run(tmp_path).scalars("loss")["step"].tolist() == [10]
