@@ -55,6 +55,12 @@ class TrainConfig:
     flush_every: int = 50
     eval_batch_size: int = 1024
     progress: bool = True
+    # probes (probes/): statistics every probe_every steps (default: every flush)
+    probes: bool = True
+    probe_every: int | None = None
+    snapshots: int = 40  # manifold snapshots per run (plus step 0 and the last step)
+    snapshot_size: int = 2000  # test examples in the fixed probe set (stratified)
+    snapshot_ood: int = 500  # OOD examples in the probe set
 
     def validate(self) -> TrainConfig:
         def need(cond: bool, msg: str) -> None:
@@ -71,6 +77,9 @@ class TrainConfig:
         need(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got "
              f"{self.amp!r}")
         need(self.flush_every >= 1, f"flush_every must be >= 1, got {self.flush_every}")
+        need(self.probe_every is None or self.probe_every >= 1, "probe_every must be >= 1")
+        need(self.snapshots >= 0 and self.snapshot_size >= 0 and self.snapshot_ood >= 0,
+             "snapshot counts must be >= 0")
         need(self.feature_dim >= 1, f"feature_dim must be >= 1, got {self.feature_dim}")
         need(isinstance(self.objective_kw, dict), "objective_kw must be a mapping")
         return self
@@ -110,6 +119,8 @@ def _coerce(key: str, value: Any) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         return bool(value)
     if isinstance(default, int) and not isinstance(default, bool):
+        return int(value)
+    if key == "probe_every":
         return int(value)
     if isinstance(default, float) or key in ("grad_clip",):
         return float(value)

@@ -41,17 +41,20 @@ def collect(model: Classifier, x: Tensor, bundle: DataBundle, device: torch.devi
 
 
 def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_size: int = 1024,
-             amp_dtype: torch.dtype | None = None) -> dict[str, dict[str, float]]:
+             amp_dtype: torch.dtype | None = None, on_test=None) -> dict[str, dict[str, float]]:
     """``{"test": {...}, "ood": {...}, "train_eval": {...}}`` of scalar metrics.
 
     test: acc, nll, ece. ood: ``<score>.<metric>`` for MSP, max-logit, energy and
     min-distance (Euclidean heads). train_eval: neural collapse on up to 5000
     training examples (the first ones: the same examples for every run).
+    ``on_test(collected)`` receives the test split's features and logits (for probes).
     """
     was_training = model.training
     model.eval()
     try:
         test = collect(model, bundle.x_test, bundle, device, batch_size, amp_dtype)
+        if on_test is not None:
+            on_test(test)
         out = {"test": M.classification_metrics(test["logits"], bundle.y_test)}
         if bundle.x_ood is not None and len(bundle.x_ood):
             ood = collect(model, bundle.x_ood, bundle, device, batch_size, amp_dtype)

@@ -30,6 +30,7 @@ from .data import DataBundle, load_dataset
 from .evaluate import evaluate
 from .models import Classifier, build_backbone
 from .objectives import _FusedObjective, create_objective
+from .probing import Probing
 from .provenance import provenance
 from .store import NullWriter, RunWriter
 
@@ -164,12 +165,17 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
               if rank == 0 else NullWriter())
     x_all, y_all = bundle.x_train.to(device), bundle.y_train.to(device)
     bar = _progress(cfg, rank, total, step)
+    probing = Probing(cfg, model, bundle, writer, device, rank, total)
     try:
+        probing.__enter__()
+        if not cfg.resume:
+            probing.after_step(0)  # the initial geometry
         for epoch in range(start_epoch, cfg.epochs):
-            step = _run_epoch(cfg, bundle, step_module, opt, sched, writer, x_all, y_all, epoch,
+            step = _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch,
                               step, device, amp_dtype, rank, world, model, bar)
             if rank == 0:
-                res = evaluate(model, bundle, device, cfg.eval_batch_size, amp_dtype)
+                res = evaluate(model, bundle, device, cfg.eval_batch_size, amp_dtype,
+                               on_test=probing.on_test(step, epoch))
                 for split, values in res.items():
                     writer.scalars(step, values, split=split, epoch=epoch)
                 writer.flush()
@@ -186,14 +192,15 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
         writer.close("crashed", f"{type(e).__name__}: {e}")
         raise
     finally:
+        probing.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     writer.close("finished")
     return out
 
 
-def _run_epoch(cfg, bundle, step_module, opt, sched, writer, x_all, y_all, epoch, step, device,
-               amp_dtype, rank, world, model, bar) -> int:
+def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch, step,
+               device, amp_dtype, rank, world, model, bar) -> int:
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     perm = torch.randperm(len(x_all), generator=gen)[rank::world].to(device)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch + rank)
@@ -205,6 +212,7 @@ def _run_epoch(cfg, bundle, step_module, opt, sched, writer, x_all, y_all, epoch
         xb, yb = x_all[idx], y_all[idx]
         if bundle.kind == "image" and cfg.augment:
             xb = _augment(xb, aug_gen)
+        probing.before_step(step + 1, yb, force=b == n_batches - 1)  # record at every flush
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
             loss, logits = step_module(bundle.prepare(xb), yb)
@@ -222,14 +230,17 @@ def _run_epoch(cfg, bundle, step_module, opt, sched, writer, x_all, y_all, epoch
         if bar is not None:
             bar.update(1)
         if step % cfg.flush_every == 0 or b == n_batches - 1:
-            acc = _flush(acc, writer, step, epoch, sched, world, bar)
+            acc = _flush(acc, probing, step, epoch, sched, bar)
+        probing.after_step(step)
     return step
 
 
-def _flush(acc: Tensor, writer, step: int, epoch: int, sched, world: int, bar) -> Tensor:
-    if world > 1:
-        dist.all_reduce(acc)
-    loss_n, correct, n, bad, gnorm, steps = acc.tolist()  # the one host transfer per flush
+def _flush(acc: Tensor, probing, step: int, epoch: int, sched, bar) -> Tensor:
+    # the one device->host transfer per flush: probe statistics and these sums together,
+    # all-reduced across DDP ranks first
+    host = probing.flush(step, epoch, acc, loss_fn=lambda h: h[0] / max(h[2], 1.0))
+    loss_n, correct, n, bad, gnorm, steps = host.tolist()
+    writer = probing.writer
     if steps == 0:
         return torch.zeros_like(acc)
     values = {"loss": loss_n / n, "acc": correct / n, "grad_norm": gnorm / steps,

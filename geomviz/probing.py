@@ -1,0 +1,94 @@
+"""The trainer's side of the probes: attach them, snapshot the fixed probe set, and hand
+the evaluation split to them. With ``probes=False`` only the flush transfer remains."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from probes import attach, target_kind
+from probes.snapshots import run_model, select_probe_set, snapshot_arrays, snapshot_steps
+
+__all__ = ["Probing"]
+
+
+class Probing(contextlib.AbstractContextManager):
+    def __init__(self, cfg, model, bundle, writer, device: torch.device, rank: int,
+                 total_steps: int) -> None:
+        self.cfg, self.model, self.bundle, self.writer = cfg, model, bundle, writer
+        self.device, self.rank = device, rank
+        self.enabled = bool(cfg.probes)
+        self.session = None
+        self._stack = contextlib.ExitStack()
+        self.steps = set(snapshot_steps(total_steps, cfg.snapshots)) if cfg.snapshots else set()
+        self.probe_x: Tensor | None = None
+
+    def __enter__(self) -> Probing:
+        if not self.enabled:
+            return self
+        kind = target_kind(self.cfg.objective)
+        smoothing = float(self.cfg.objective_kw.get("smoothing", 0.1)) if kind == \
+            "label_smoothing" else 0.0
+        self.session = self._stack.enter_context(attach(
+            self.model, writer=self.writer, every=self.cfg.probe_every or self.cfg.flush_every,
+            target=kind, smoothing=smoothing))
+        self.writer.set_meta(probes=self.session.settings)
+        if self.rank == 0 and self.steps:
+            self._make_probe_set()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _make_probe_set(self) -> None:
+        b, cfg = self.bundle, self.cfg
+        n_ood = len(b.x_ood) if b.x_ood is not None else 0
+        test_idx, ood_idx = select_probe_set(b.y_test.numpy(), cfg.snapshot_size,
+                                             cfg.snapshot_ood, n_ood)
+        parts = [b.x_test[torch.from_numpy(test_idx)]]
+        labels = [b.y_test[torch.from_numpy(test_idx)]]
+        if len(ood_idx):
+            parts.append(b.x_ood[torch.from_numpy(ood_idx)])
+            labels.append(torch.full((len(ood_idx),), -1, dtype=torch.long))
+        self.probe_x = torch.cat(parts).to(self.device)
+        self.probe_y = torch.cat(labels).to(self.device)
+        self.writer.array(0, "snapshot.labels", self.probe_y.cpu().numpy())
+        self.writer.array(0, "snapshot.index", np.r_[test_idx, ood_idx])
+        self.writer.array(0, "snapshot.is_ood", (self.probe_y < 0).cpu().numpy())
+
+    def before_step(self, step: int, y: Tensor, force: bool = False) -> None:
+        if self.session is not None:
+            self.session.before_step(step, y, force)
+
+    def after_step(self, step: int) -> None:
+        """Snapshot the probe set if ``step`` is a snapshot step (rank 0; outside the step)."""
+        if self.session is None or self.probe_x is None or step not in self.steps:
+            return
+        head = self.session.head
+        feats, logits = run_model(self.model, head, self.probe_x, self.bundle.prepare,
+                                  self.cfg.eval_batch_size)
+        arrays = snapshot_arrays(feats, logits, self.probe_y, head.class_vectors.detach(),
+                                 self.session.metric, self.session.target,
+                                 self.session.smoothing)
+        for name, value in arrays.items():
+            self.writer.array(step, f"snapshot.{name}", value)
+
+    def flush(self, step: int, epoch: int, extra: Tensor, loss_fn):
+        if self.session is None:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(extra)
+            return extra.cpu().numpy()
+        return self.session.flush(step, epoch, extra=extra, loss_fn=loss_fn)
+
+    def on_test(self, step: int, epoch: int):
+        def record(collected: dict) -> None:
+            if self.session is not None:
+                self.session.record_eval(collected["features"], collected["logits"],
+                                         self.bundle.y_test, step, epoch)
+
+        return record

@@ -1,0 +1,178 @@
+"""Pure per-batch statistics of the penultimate features, the head and the targets.
+
+Everything here runs on the device and returns tensors; nothing synchronises.
+A batch's statistics are laid out as one flat vector per reduction kind
+("sum" adds across DDP ranks, "max" takes the maximum, "local" is rank 0's own,
+e.g. percentiles), described by :func:`layout`, so a flush moves one tensor.
+
+Per sample i (x = feature, w_y = true class's weight or centre, z = logits):
+r = ||x||, a = ||w_y||, cos θ_y = x·w_y / (r a); linear heads have
+z_y = a r cos θ_y + b_y and Euclidean heads z_y = -s·d_y with
+d_y = r² + a² - 2 r a cos θ_y.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Field", "layout", "batch_stats", "grad_stats", "GRAD_FIELDS", "NORM_EDGES",
+           "COS_EDGES", "SYMLOG_EDGES", "entropy_edges", "QUANTILES"]
+
+#: Fixed histogram bins, the same for every run so histograms add up across runs and ranks.
+NORM_EDGES = np.r_[0.0, np.logspace(-3, 4, 57)]  # ||x||: 0, then 1e-3 .. 1e4, 8 bins/decade
+COS_EDGES = np.linspace(-1.0, 1.0, 41)
+SYMLOG_EDGES = np.r_[-np.logspace(5, -3, 33), 0.0, np.logspace(-3, 5, 33)]  # ±1e5 .. ±1e-3
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+def entropy_edges(num_classes: int) -> np.ndarray:
+    """Entropy bins on [0, log C] (nats)."""
+    return np.linspace(0.0, math.log(max(num_classes, 2)), 31)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # dotted store key, e.g. "penultimate.norm.sum"
+    size: int
+    kind: str  # "sum" | "max" | "local"
+
+
+def _margin_names(metric: str) -> tuple[str, str, str]:
+    if metric == "euclidean":
+        return "head.anchor_gap", "head.nearest_negative", "head.gap"
+    return "head.logit_true", "head.logit_top_negative", "head.margin"
+
+
+def layout(metric: str, num_classes: int) -> list[Field]:
+    """The fields :func:`batch_stats` returns, in order."""
+    nb, cb, sb = len(NORM_EDGES) - 1, len(COS_EDGES) - 1, len(SYMLOG_EDGES) - 1
+    eb = len(entropy_edges(num_classes)) - 1
+    f = [Field("n", 1, "sum"), Field("penultimate.norm.sum", 1, "sum"),
+         Field("penultimate.norm.sumsq", 1, "sum"), Field("penultimate.norm.max", 1, "max"),
+         Field("penultimate.norm.quantiles", len(QUANTILES), "local"),
+         Field("penultimate.norm.hist", nb, "sum"),
+         Field("penultimate.norm.class_sum", num_classes, "sum"),
+         Field("penultimate.norm.class_count", num_classes, "sum"),
+         Field("head.norm_true.sum", 1, "sum"), Field("head.norm_true.sumsq", 1, "sum"),
+         Field("head.cos_true.sum", 1, "sum"), Field("head.cos_true.sumsq", 1, "sum"),
+         Field("head.cos_true.hist", cb, "sum"), Field("head.dot_true.sum", 1, "sum"),
+         Field("head.bias_true.sum", 1, "sum"), Field("head.logit_true_raw.sum", 1, "sum")]
+    for name in _margin_names(metric):
+        f += [Field(f"{name}.sum", 1, "sum"), Field(f"{name}.quantiles", len(QUANTILES), "local"),
+              Field(f"{name}.hist", sb, "sum")]
+    for group in ("all", "easy", "hard"):
+        f += [Field(f"entropy.{group}.n", 1, "sum"), Field(f"entropy.{group}.pred", 1, "sum"),
+              Field(f"entropy.{group}.target", 1, "sum"), Field(f"entropy.{group}.kl", 1, "sum")]
+    f += [Field("entropy.pred.hist", eb, "sum"), Field("entropy.target.hist", eb, "sum"),
+          Field("health.max_logit", 1, "max"), Field("health.logsumexp.sum", 1, "sum")]
+    return f
+
+
+def _hist(values: Tensor, edges: Tensor) -> Tensor:
+    """Counts of ``values`` in the bins ``edges`` (outside values clamp to the end bins)."""
+    idx = torch.bucketize(values, edges[1:-1], right=True)
+    return torch.bincount(idx, minlength=len(edges) - 1).to(values.dtype)
+
+
+def _quantiles(v: Tensor) -> Tensor:
+    return torch.quantile(v, torch.tensor(QUANTILES, dtype=v.dtype, device=v.device))
+
+
+def target_distribution(logits: Tensor, y: Tensor, target: str, smoothing: float) -> Tensor:
+    """The objective's target p [N, C]: zero-anchor softmax (tfsd), label-smoothed, or one-hot."""
+    if target == "tfsd":
+        return torch.softmax(logits.scatter(1, y[:, None], 0.0), 1)
+    onehot = torch.zeros_like(logits).scatter_(1, y[:, None], 1.0)
+    if target == "label_smoothing":
+        return onehot * (1 - smoothing) + smoothing / logits.shape[1]
+    return onehot
+
+
+def batch_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Tensor | None,
+                metric: str, target: str = "onehot", smoothing: float = 0.0,
+                easy: float = 0.9, hard: float = 0.5) -> dict[str, Tensor]:
+    """Statistics of one batch. Shapes: x[N, D], logits[N, C], y[N], vectors[C, D], bias[C].
+
+    ``target``: "tfsd", "label_smoothing" or "onehot" (the target whose entropy is H(p)).
+    A sample is easy when its true-class probability q_y >= ``easy``, hard when < ``hard``.
+    """
+    x, z, w = x.float(), logits.float(), vectors.float()
+    dev, num_classes = x.device, z.shape[1]
+    r = torch.linalg.vector_norm(x, dim=1)  # [N]
+    wy = w[y]  # [N, D]
+    a = torch.linalg.vector_norm(wy, dim=1)
+    dot = (x * wy).sum(1)
+    cos = dot / (r * a).clamp_min(1e-12)
+    zy = z.gather(1, y[:, None]).squeeze(1)
+    top_neg = z.scatter(1, y[:, None], float("-inf")).amax(1)
+    if metric == "euclidean":
+        m1, m2, m3 = -zy, -top_neg, zy - top_neg  # s·d_y, s·min_{j≠y} d_j, their gap
+    else:
+        m1, m2, m3 = zy, top_neg, zy - top_neg
+    logq = torch.log_softmax(z, 1)
+    q = logq.exp()
+    h_pred = -(q * logq).sum(1)
+    p = target_distribution(z, y, target, smoothing)
+    h_target = -torch.special.xlogy(p, p).sum(1)
+    kl = (torch.special.xlogy(p, p) - p * logq).sum(1)
+    q_y = q.gather(1, y[:, None]).squeeze(1)
+    groups = {"all": torch.ones_like(q_y), "easy": (q_y >= easy).float(),
+              "hard": (q_y < hard).float()}
+    t = lambda a_: torch.as_tensor(a_, dtype=torch.float32, device=dev)  # noqa: E731
+    ent_edges = t(entropy_edges(num_classes))
+    out = {
+        "n": t(float(len(y))).reshape(1), "penultimate.norm.sum": r.sum(),
+        "penultimate.norm.sumsq": (r * r).sum(), "penultimate.norm.max": r.max(),
+        "penultimate.norm.quantiles": _quantiles(r),
+        "penultimate.norm.hist": _hist(r, t(NORM_EDGES)),
+        "penultimate.norm.class_sum": torch.zeros(num_classes, device=dev).index_add_(0, y, r),
+        "penultimate.norm.class_count": torch.bincount(y, minlength=num_classes).float(),
+        "head.norm_true.sum": a.sum(), "head.norm_true.sumsq": (a * a).sum(),
+        "head.cos_true.sum": cos.sum(), "head.cos_true.sumsq": (cos * cos).sum(),
+        "head.cos_true.hist": _hist(cos, t(COS_EDGES)), "head.dot_true.sum": dot.sum(),
+        "head.bias_true.sum": (bias.float()[y].sum() if bias is not None else t(0.0)),
+        "head.logit_true_raw.sum": zy.sum(),
+    }
+    for name, v in zip(_margin_names(metric), (m1, m2, m3), strict=True):
+        out[f"{name}.sum"] = v.sum()
+        out[f"{name}.quantiles"] = _quantiles(v)
+        out[f"{name}.hist"] = _hist(v, t(SYMLOG_EDGES))
+    for g, m in groups.items():
+        out[f"entropy.{g}.n"] = m.sum()
+        out[f"entropy.{g}.pred"] = (h_pred * m).sum()
+        out[f"entropy.{g}.target"] = (h_target * m).sum()
+        out[f"entropy.{g}.kl"] = (kl * m).sum()
+    out["entropy.pred.hist"] = _hist(h_pred, ent_edges)
+    out["entropy.target.hist"] = _hist(h_target.clamp_min(0), ent_edges)
+    out["health.max_logit"] = z.max()
+    out["health.logsumexp.sum"] = torch.logsumexp(z, 1).sum()
+    return {k: v.reshape(-1) for k, v in out.items()}
+
+
+GRAD_FIELDS = [Field("grad.n", 1, "sum"), Field("grad.radial_abs.sum", 1, "sum"),
+               Field("grad.radial_signed.sum", 1, "sum"), Field("grad.tangential.sum", 1, "sum"),
+               Field("grad.radial_sq.sum", 1, "sum"), Field("grad.total_sq.sum", 1, "sum")]
+
+
+def grad_stats(g: Tensor, x: Tensor, scale_rows: float = 1.0) -> dict[str, Tensor]:
+    """Radial/tangential split of per-sample feature gradients ``g[N, D]`` at features ``x``.
+
+    g_r = g·x̂ (signed: negative means a descent step grows ||x||), g_t = g - g_r x̂.
+    ``scale_rows`` undoes a mean reduction (N) so the norms are those of ∂ℓ_i/∂x_i.
+    """
+    g, x = g.float() * scale_rows, x.float()
+    xhat = x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)
+    gr = (g * xhat).sum(1)
+    gsq = (g * g).sum(1)
+    gt = (gsq - gr * gr).clamp_min(0).sqrt()
+    n = torch.full((1,), float(len(g)), device=g.device)
+    return {"grad.n": n, "grad.radial_abs.sum": gr.abs().sum().reshape(1),
+            "grad.radial_signed.sum": gr.sum().reshape(1),
+            "grad.tangential.sum": gt.sum().reshape(1),
+            "grad.radial_sq.sum": (gr * gr).sum().reshape(1),
+            "grad.total_sq.sum": gsq.sum().reshape(1)}
