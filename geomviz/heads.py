@@ -53,6 +53,18 @@ class _ClampMinZeroST(torch.autograd.Function):
         return grad
 
 
+class _ClampMinZeroSTOutOfPlace(torch.autograd.Function):
+    """The same, out of place: torch.compile mis-traces the in-place (mark_dirty) version."""
+
+    @staticmethod
+    def forward(ctx, raw: Tensor) -> Tensor:  # type: ignore[override]
+        return raw.clamp_min(0.0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad
+
+
 def squared_distances(x: Tensor, centers: Tensor) -> Tensor:
     """Squared Euclidean distances ``[N, C]`` between rows of ``x[N, D]`` and ``centers[C, D]``.
 
@@ -65,6 +77,10 @@ def squared_distances(x: Tensor, centers: Tensor) -> Tensor:
     x2 = x.to(acc).pow(2).sum(-1, keepdim=True)  # [N, 1]
     c2 = centers.to(acc).pow(2).sum(-1)  # [C]
     xc = x @ centers.t()  # [N, C], autocast dtype under autocast
+    if torch.compiler.is_compiling():
+        # inductor (torch 2.13, CPU) miscompiles add(c2, mm, alpha=-2) fused into the
+        # matmul; this form is fused correctly and needs no in-place ops
+        return _ClampMinZeroSTOutOfPlace.apply(c2 - 2.0 * xc.to(acc) + x2)
     raw = torch.add(c2, xc, alpha=-2.0)  # [N, C] promoted to acc; xc is freed
     raw = raw.add_(x2)
     return _ClampMinZeroST.apply(raw)

@@ -125,3 +125,22 @@ def test_snapshot_steps_and_probe_set():
     b, ob = select_probe_set(y, n=80, n_ood=10, ood_total=25)
     assert np.array_equal(a, b) and np.array_equal(oa, ob)  # the same set for every run
     assert np.bincount(y[a]).tolist() == [20, 20, 20, 20] and len(oa) == 10
+
+
+def test_probes_attached_before_compiling_record_the_same_statistics():
+    stats = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        net = Net()
+        x, y = _data()
+        with attach(net, every=1) as session:
+            loss_fn = torch.compile(net.loss) if compiled else net.loss
+            session.before_step(1, y)
+            try:
+                loss_fn(x, y).backward()
+            except Exception as e:  # noqa: BLE001 - no C++ toolchain for inductor here
+                pytest.skip(f"torch.compile unavailable: {type(e).__name__}")
+            stats.append({k: v.clone() for k, v in session._pending[0].items()})
+    assert stats[0].keys() == stats[1].keys()
+    for k in stats[0]:
+        torch.testing.assert_close(stats[1][k], stats[0][k], rtol=1e-4, atol=1e-4, msg=k)
