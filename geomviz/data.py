@@ -214,6 +214,11 @@ def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
     raw, names, kind = _raw(name, Path(data_dir) if data_dir else None, seed)
     x, y = np.asarray(raw["x"]), np.asarray(raw["y"]).astype(np.int64)
     xt, yt = np.asarray(raw["x_test"]), np.asarray(raw["y_test"]).astype(np.int64)
+    for split, labels, inputs in (("train", y, x), ("test", yt, xt)):
+        if len(labels) != len(inputs):
+            raise DataError(f"{name} {split}: {len(inputs)} inputs but {len(labels)} labels")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+            raise DataError(f"{name} {split}: labels outside 0..{len(names) - 1}")
     x_ood, ood_name = raw.get("x_ood"), ("far blob" if "x_ood" in raw else None)
     info = {k: raw[k] for k in ("hard_pairs",) if k in raw}
     held = sorted({int(c) for c in ood_classes})

@@ -96,3 +96,11 @@ def test_mnist1d_is_generated_offline_and_cached(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 1
     again = load_dataset("mnist1d", ood_classes=(8, 9))
     assert again.num_classes == 8 and len(again.x_ood) == int((b.y_test >= 8).sum())
+
+
+def test_labels_out_of_range_are_a_data_error(tmp_path):
+    d = _cifar10(tmp_path)
+    bad = {b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 12]}
+    (d / "test_batch").write_bytes(pickle.dumps(bad))
+    with pytest.raises(DataError, match="labels outside 0..9"):
+        load_dataset("cifar10", tmp_path)
