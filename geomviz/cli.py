@@ -136,7 +136,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from .store import list_runs, open_run
+    from .store import StoreError, list_runs, open_run
 
     folders = list_runs(args.folder)
     if not folders:
@@ -145,7 +145,12 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     print(f"{'run':40s} {'objective':12s} {'dataset':9s} {'seed':>4s} {'status':9s} "
           f"{'step':>6s} {'test acc':>8s} {'AUROC':>6s}")
     for folder in folders:
-        with open_run(folder) as run:
+        try:
+            run = open_run(folder)
+        except StoreError as e:  # one bad store must not hide the others
+            print(f"{str(folder)[-40:]:40s} unreadable: {str(e).splitlines()[0][-60:]}")
+            continue
+        with run:
             meta = run.meta
             final = meta.get("final") or {}
             acc = final.get("test", {}).get("acc")

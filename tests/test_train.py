@@ -189,3 +189,12 @@ def test_ddp_two_cpu_processes_write_one_coherent_run(tmp_path, env):
     steps = run.scalars("loss", split="train")["step"].tolist()
     assert steps == sorted(set(steps)) and steps[-1] == 32  # one writer, no duplicate rows
     assert len(run.scalars("acc", split="test")["value"]) == 2
+
+
+def test_runs_listing_survives_a_corrupt_store(tmp_path, env):
+    cli(["train", "--epochs", "1", "--out", str(tmp_path / "good"), "--no-progress",
+         "--snapshots", "0"], env)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.sqlite").write_bytes(b"garbage" * 1000)
+    r = cli(["runs", str(tmp_path)], env)
+    assert "unreadable" in r.stdout and "finished" in r.stdout
