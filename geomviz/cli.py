@@ -177,6 +177,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_project(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .projection import METHODS, project
+    from .store import list_runs
+
+    methods = _parse_list(args.method)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UserError(f"unknown projection {bad[0]!r}; choose from {', '.join(METHODS)}")
+    folders = [f for root in args.runs for f in list_runs(root)]
+    if not folders:
+        raise UserError(f"no runs under {', '.join(args.runs)}")
+    jobs = [(m, [f]) for m in methods if m != "pca" for f in folders]
+    if "pca" in methods:
+        jobs.insert(0, ("pca", folders))  # one basis for all the runs given
+    for method, group in tqdm(jobs, desc="projections", unit="job"):
+        params = {"n_epochs": args.umap_epochs} if method == "aligned_umap" else {}
+        project(group, method, cache_root=Path(args.runs[0]), **params)
+    print(f"cached {len(jobs)} projection(s) under {Path(args.runs[0]) / '.projections'}")
+    return 0
+
+
 def _cmd_objectives(args: argparse.Namespace) -> int:
     from .objectives import list_objectives, objective_info
 
@@ -214,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("project", help="precompute the snapshot projections (PCA, AlignedUMAP)")
+    p.add_argument("runs", nargs="+", help="run folders or folders of runs")
+    p.add_argument("--method", default="pca,aligned_umap,polar", help="comma-separated")
+    p.add_argument("--umap-epochs", type=int, default=100)
+    p.set_defaults(func=_cmd_project)
     p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
     p.add_argument("name", nargs="?", help="show one objective only")
     p.set_defaults(func=_cmd_objectives)
@@ -238,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     except Diverged as e:
         print(f"geomviz: run diverged: {e}", file=sys.stderr)
         return 3
-    except (UserError, ConfigError, DataError, StoreError, ValueError) as e:
+    except (UserError, ConfigError, DataError, StoreError, ValueError, ImportError) as e:
         print(f"geomviz: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
               file=sys.stderr)
         return 2

@@ -1,0 +1,144 @@
+"""Projections of the manifold snapshots to 2-D, precomputed and cached on disk.
+
+Never computed inside a web request: ``geomviz project RUNS...`` (or a background
+job) fills the cache, and the dashboard and the figure export read it.
+
+* ``pca``: one basis fitted jointly on every run and every snapshot step given,
+  so axes and scale are comparable across runs and over time (norm growth shows);
+* ``aligned_umap``: umap-learn's AlignedUMAP over one run's snapshot steps, with
+  identity relations on the fixed probe set, so points move smoothly;
+* ``polar``: radius ``||x||`` and angle ``arccos(cos θ_y)`` to the true class
+  (computed from the stored snapshot arrays; nothing to fit).
+
+A cache file is keyed by the method, its parameters and, for every run, its
+folder and snapshot steps: new snapshots of a live run give a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .store import open_run
+
+__all__ = ["Snapshots", "load_snapshots", "pca_joint", "aligned_umap", "polar", "project",
+           "METHODS", "CACHE_DIR"]
+
+METHODS = ("pca", "aligned_umap", "polar")
+CACHE_DIR = ".projections"
+
+
+@dataclass
+class Snapshots:
+    """One run's snapshots: ``features[T, P, D]`` (float32) at ``steps[T]``, plus per-sample
+    arrays ``extra[name][T, P]``, ``labels[P]`` (-1 for OOD)."""
+
+    folder: Path
+    steps: np.ndarray
+    features: np.ndarray
+    labels: np.ndarray
+    extra: dict[str, np.ndarray]
+
+
+def load_snapshots(folder: str | Path) -> Snapshots:
+    with open_run(folder) as run:
+        feats = run.arrays("snapshot.features")
+        if not feats:
+            raise ValueError(f"{folder} has no snapshots (trained with --snapshots 0?)")
+        steps = np.array(sorted(feats), dtype=np.int64)
+        labels = run.arrays("snapshot.labels").get(0)
+        extra = {}
+        for name in ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred",
+                     "entropy_target"):
+            arr = run.arrays(f"snapshot.{name}")
+            if all(int(s) in arr for s in steps):
+                extra[name] = np.stack([arr[int(s)] for s in steps])
+    features = np.stack([feats[int(s)] for s in steps]).astype(np.float32)
+    if labels is None:
+        labels = np.zeros(features.shape[1], dtype=np.int64)
+    return Snapshots(Path(folder), steps, features, np.asarray(labels), extra)
+
+
+def pca_joint(snaps: list[Snapshots], n_components: int = 2) -> list[np.ndarray]:
+    """Project every run's snapshots on one PCA basis fitted on all of them: ``[T, P, 2]`` each."""
+    stacked = np.concatenate([s.features.reshape(-1, s.features.shape[-1]) for s in snaps])
+    x = torch.from_numpy(stacked).double()
+    mean = x.mean(0)
+    _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    basis = vh[:n_components]  # [k, D]
+    # a deterministic sign per axis: the largest-magnitude loading is positive
+    sign = torch.sign(basis.gather(1, basis.abs().argmax(1, keepdim=True))).squeeze(1)
+    basis = basis * sign[:, None]
+    return [((torch.from_numpy(s.features).double() - mean) @ basis.T).float().numpy()
+            for s in snaps]
+
+
+def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
+                 alignment_regularisation: float = 0.01, random_state: int = 0) -> np.ndarray:
+    """AlignedUMAP over the snapshot steps with identity relations: ``[T, P, 2]``."""
+    try:
+        import umap
+    except ImportError:
+        raise ImportError("aligned_umap needs umap-learn: pip install 'geomviz[dashboard]' "
+                          "(or pip install umap-learn)") from None
+    n_points = snap.features.shape[1]
+    identity = {i: i for i in range(n_points)}
+    slices = [f for f in snap.features]
+    if len(slices) == 1:  # AlignedUMAP needs two slices; one snapshot is a plain UMAP
+        emb = umap.UMAP(n_neighbors=n_neighbors, n_epochs=n_epochs,
+                        random_state=random_state).fit_transform(slices[0])
+        return emb[None].astype(np.float32)
+    model = umap.AlignedUMAP(n_neighbors=n_neighbors, n_epochs=n_epochs,
+                             alignment_regularisation=alignment_regularisation,
+                             random_state=random_state)
+    model.fit(slices, relations=[identity] * (len(slices) - 1))
+    return np.stack(model.embeddings_).astype(np.float32)
+
+
+def polar(snap: Snapshots) -> np.ndarray:
+    """``[T, P, 2]``: (radius ||x||, angle arccos(cos θ_y) in radians)."""
+    if "norm" not in snap.extra or "cos_true" not in snap.extra:
+        raise ValueError(f"{snap.folder}: snapshots lack norm/cos_true for the polar view")
+    return np.stack([snap.extra["norm"], np.arccos(np.clip(snap.extra["cos_true"], -1, 1))],
+                    axis=-1).astype(np.float32)
+
+
+def _key(method: str, params: dict, snaps: list[Snapshots]) -> str:
+    ident = {"method": method, "params": params,
+             "runs": [[str(s.folder.resolve()), s.steps.tolist()] for s in snaps]}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def project(folders: list[str | Path], method: str = "pca", cache_root: str | Path | None = None,
+            **params) -> list[np.ndarray]:
+    """Cached projection of the runs' snapshots, one ``[T, P, 2]`` array per run.
+
+    ``pca`` is fitted jointly on all ``folders``; the other methods run per run.
+    The cache lives in ``cache_root`` (default: the first run's parent folder)
+    under ``.projections/``; it is written atomically.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown projection {method!r}; choose one of: {', '.join(METHODS)}")
+    snaps = [load_snapshots(f) for f in folders]
+    root = Path(cache_root) if cache_root else Path(folders[0]).resolve().parent
+    path = root / CACHE_DIR / f"{method}-{_key(method, params, snaps)}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return [f[f"run{i}"] for i in range(len(snaps))]
+    if method == "pca":
+        out = pca_joint(snaps, **params)
+    elif method == "polar":
+        out = [polar(s) for s in snaps]
+    else:
+        out = [aligned_umap(s, **params) for s in snaps]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **{f"run{i}": a for i, a in enumerate(out)})
+    tmp.replace(path)
+    return out
