@@ -1,0 +1,186 @@
+"""Pure figure builders: data in, ``plotly.graph_objects.Figure`` out.
+
+The dashboard and the static export both build their figures here, from what
+the reader API returns (``geomviz.store.Run``) and the cached projections. No
+function reads files or keeps state; each takes plain arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "manifold", "norm_heatmap", "series", "decomposition", "entropy", "loss_accuracy",
+    "ood_scores", "PALETTE",
+]
+
+PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
+           "#FF9DA6", "#9D755D", "#BAB0AC"]
+OOD_COLOR = "#222222"
+
+
+def _go():
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise ImportError("figures need plotly: pip install plotly") from None
+    return go
+
+
+def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None,
+             color_name: str = "class", title: str = "", hover: dict | None = None,
+             class_names: list[str] | None = None, highlight: np.ndarray | None = None):
+    """Scatter of one snapshot ``xy[P, 2]``: one WebGL trace per class (or one trace coloured
+    by ``color[P]``), OOD points (label -1) as a separate dark 'x' trace, and an optional
+    ``highlight`` (indices) ring trace. ``customdata`` carries each point's probe index, so
+    a hover or selection on one run can be mapped onto the same examples on another."""
+    go = _go()
+    xy = np.asarray(xy, dtype=np.float32)
+    labels = np.asarray(labels)
+    idx = np.arange(len(labels))
+    fig = go.Figure()
+    ood = labels < 0
+
+    def text(mask):
+        if not hover:
+            return None
+        return ["<br>".join(f"{k}: {v[i]:.4g}" for k, v in hover.items()) for i in idx[mask]]
+
+    if color is None:
+        for c in np.unique(labels[~ood]):
+            m = labels == c
+            name = class_names[c] if class_names and c < len(class_names) else str(c)
+            fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
+                                       customdata=idx[m], text=text(m),
+                                       marker={"size": 5, "color": PALETTE[int(c) % 10]}))
+    else:
+        m = ~ood
+        fig.add_trace(go.Scattergl(
+            x=xy[m, 0], y=xy[m, 1], mode="markers", name=color_name, customdata=idx[m],
+            text=text(m), marker={"size": 5, "color": np.asarray(color, np.float32)[m],
+                                  "colorscale": "Viridis", "showscale": True,
+                                  "colorbar": {"title": color_name}}))
+    if ood.any():
+        fig.add_trace(go.Scattergl(x=xy[ood, 0], y=xy[ood, 1], mode="markers", name="OOD",
+                                   customdata=idx[ood], text=text(ood),
+                                   marker={"size": 6, "symbol": "x", "color": OOD_COLOR}))
+    if highlight is not None and len(highlight):
+        h = np.asarray(highlight)
+        fig.add_trace(go.Scattergl(x=xy[h, 0], y=xy[h, 1], mode="markers", name="selected",
+                                   customdata=h, hoverinfo="skip",
+                                   marker={"size": 13, "color": "rgba(0,0,0,0)",
+                                           "line": {"width": 2, "color": "#d62728"}}))
+    fig.update_layout(title=title, uirevision="manifold", legend={"itemsizing": "constant"},
+                      margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
+                 p50: np.ndarray | None = None, p95: np.ndarray | None = None,
+                 marker_step: int | None = None, title: str = "feature norm ‖x‖"):
+    """Histograms over time ``counts[T, B]`` on ``edges[B+1]`` as a heatmap (share of the batch
+    per bin, log-spaced y), with optional p50/p95 lines and a step marker."""
+    go = _go()
+    counts = np.asarray(counts, dtype=np.float64)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    edges = np.asarray(edges, dtype=np.float64)
+    lo = np.where(edges[:-1] > 0, edges[:-1], edges[1] / 10)
+    centres = np.sqrt(lo * edges[1:])
+    used = counts.sum(0) > 0
+    if used.any():  # only the band of bins that ever held a sample
+        first, last = np.flatnonzero(used)[[0, -1]]
+        centres, share = centres[first : last + 1], share[:, first : last + 1]
+    fig = go.Figure(go.Heatmap(x=steps, y=centres, z=share.T, colorscale="Blues",
+                               colorbar={"title": "share"}, name="histogram"))
+    for name, values in (("p50", p50), ("p95", p95)):
+        if values is not None:
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
+    _marker(fig, marker_step)
+    fig.update_layout(title=title, yaxis={"type": "log", "title": "‖x‖"},
+                      xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+def _marker(fig, step):
+    if step is not None:
+        fig.add_vline(x=step, line={"color": "#d62728", "width": 1, "dash": "dot"})
+
+
+def series(lines: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "", yaxis: str = "",
+           marker_step: int | None = None, log_y: bool = False):
+    """Line chart of named ``(steps, values)`` series."""
+    go = _go()
+    fig = go.Figure([go.Scatter(x=s, y=v, mode="lines+markers", name=name, marker={"size": 4})
+                     for name, (s, v) in lines.items()])
+    _marker(fig, marker_step)
+    fig.update_layout(title=title, xaxis={"title": "step"},
+                      yaxis={"title": yaxis, "type": "log" if log_y else "linear"},
+                      margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+def decomposition(steps: np.ndarray, parts: dict[str, np.ndarray], total: np.ndarray,
+                  marker_step: int | None = None):
+    """Stacked (relative) bars of the radial / angular / weight / bias attribution of the
+    true-class logit change between logs, with the total as a line."""
+    go = _go()
+    fig = go.Figure([go.Bar(x=steps, y=v, name=k) for k, v in parts.items()])
+    fig.add_trace(go.Scatter(x=steps, y=total, mode="lines+markers", name="total",
+                             line={"color": "black"}))
+    _marker(fig, marker_step)
+    fig.update_layout(barmode="relative", title="Δ mean true-class logit, attributed",
+                      xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+def entropy(steps: dict[str, np.ndarray], values: dict[str, np.ndarray],
+            marker_step: int | None = None):
+    """Target and prediction entropy over time, easy vs hard (names like 'hard.target')."""
+    go = _go()
+    fig = go.Figure()
+    for name, v in values.items():
+        dash = "solid" if name.endswith("target") else "dot"
+        fig.add_trace(go.Scatter(x=steps[name], y=v, mode="lines", name=name,
+                                 line={"dash": dash}))
+    _marker(fig, marker_step)
+    fig.update_layout(title="entropy (nats): target H(p) solid, prediction H(q) dotted",
+                      xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+def loss_accuracy(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray,
+                  spikes: np.ndarray | None = None, marker_step: int | None = None):
+    """Training loss (left axis) and accuracy (right axis); spikes as red markers."""
+    go = _go()
+    fig = go.Figure([go.Scatter(x=steps, y=loss, name="loss", mode="lines"),
+                     go.Scatter(x=steps, y=acc, name="accuracy", mode="lines", yaxis="y2")])
+    if spikes is not None and np.any(spikes > 0):
+        m = np.asarray(spikes) > 0
+        fig.add_trace(go.Scatter(x=np.asarray(steps)[m], y=np.asarray(loss)[m], mode="markers",
+                                 name="spike", marker={"color": "#d62728", "size": 9}))
+    _marker(fig, marker_step)
+    fig.update_layout(title="training loss and accuracy", xaxis={"title": "step"},
+                      yaxis2={"overlaying": "y", "side": "right", "range": [0, 1]},
+                      margin={"l": 50, "r": 50, "t": 40, "b": 40})
+    return fig
+
+
+def ood_scores(conf_id: np.ndarray, conf_ood: np.ndarray, score_name: str = "msp"):
+    """ID vs OOD histograms of an ID-confidence score and the ROC curve (OOD positive)."""
+    go = _go()
+    from plotly.subplots import make_subplots
+
+    from .metrics import _curve
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{score_name}: ID vs OOD", "ROC"))
+    fig.add_trace(go.Histogram(x=conf_id, name="ID", opacity=0.6, histnorm="probability"), 1, 1)
+    fig.add_trace(go.Histogram(x=conf_ood, name="OOD", opacity=0.6, histnorm="probability"), 1, 1)
+    tp, fp = _curve(-np.asarray(conf_ood, float), -np.asarray(conf_id, float))
+    fig.add_trace(go.Scatter(x=np.r_[0, fp / len(conf_id)], y=np.r_[0, tp / len(conf_ood)],
+                             mode="lines", name="ROC"), 1, 2)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                             line={"dash": "dash", "color": "grey"}), 1, 2)
+    fig.update_layout(barmode="overlay", margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    fig.update_xaxes(title_text="FPR", row=1, col=2)
+    fig.update_yaxes(title_text="TPR", row=1, col=2)
+    return fig

@@ -1,0 +1,68 @@
+"""Figure builders: the traces carry exactly the data given, and the panels add up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geomviz import figures as F
+from geomviz.metrics import ood_metrics
+
+
+def test_manifold_traces_by_class_ood_and_highlight():
+    g = np.random.default_rng(0)
+    xy = g.standard_normal((30, 2))
+    labels = np.r_[np.repeat([0, 1, 2], 8), [-1] * 6]
+    fig = F.manifold(xy, labels, class_names=["a", "b", "c"], highlight=np.array([3, 27]),
+                     hover={"norm": np.arange(30.0)})
+    names = [t.name for t in fig.data]
+    assert names == ["a", "b", "c", "OOD", "selected"]
+    assert all(t.type == "scattergl" for t in fig.data)
+    for t in fig.data[:4]:  # customdata is the probe index: coordinates match the input
+        np.testing.assert_allclose(np.c_[t.x, t.y], xy[t.customdata].astype(np.float32))
+    assert sum(len(t.x) for t in fig.data[:4]) == 30
+    assert fig.data[3].marker.symbol == "x" and list(fig.data[4].customdata) == [3, 27]
+    assert fig.data[0].text[0] == "norm: 0"
+    colored = F.manifold(xy, labels, color=np.linspace(0, 1, 30), color_name="H(p)")
+    assert [t.name for t in colored.data] == ["H(p)", "OOD"]
+
+
+def test_norm_heatmap_shares_and_lines():
+    edges = np.r_[0.0, np.logspace(-1, 2, 7)]
+    counts = np.array([[0, 4, 4, 0, 0, 0, 0], [0, 0, 2, 6, 0, 0, 0]])
+    fig = F.norm_heatmap(np.array([10, 20]), edges, counts, p50=np.array([0.3, 1.0]),
+                         marker_step=20)
+    z = np.asarray(fig.data[0].z)
+    np.testing.assert_allclose(z.sum(0), [1.0, 1.0])  # each step's shares sum to 1
+    assert z.shape == (3, 2)  # only the band of bins that held samples
+    assert fig.layout.yaxis.type == "log" and fig.data[1].name == "p50"
+
+
+def test_decomposition_bars_sum_to_the_total():
+    steps = np.array([50, 100, 150])
+    parts = {"radial": np.array([1.0, -0.5, 0.2]), "angular": np.array([0.5, 0.5, -0.1]),
+             "weight": np.array([0.1, 0.0, 0.0]), "bias": np.zeros(3)}
+    total = sum(parts.values())
+    fig = F.decomposition(steps, parts, total)
+    bars = [t for t in fig.data if t.type == "bar"]
+    np.testing.assert_allclose(np.sum([t.y for t in bars], axis=0), fig.data[-1].y)
+    assert fig.layout.barmode == "relative"
+
+
+def test_ood_roc_area_matches_the_metric():
+    g = np.random.default_rng(1)
+    cid, cood = g.normal(1, 1, 300), g.normal(0, 1, 200)
+    fig = F.ood_scores(cid, cood, "msp")
+    roc = fig.data[2]
+    fpr, tpr = np.asarray(roc.x), np.asarray(roc.y)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert area == pytest.approx(ood_metrics(cid, cood)["auroc"], abs=1e-9)
+
+
+def test_loss_accuracy_marks_spikes():
+    steps = np.arange(5) * 50
+    fig = F.loss_accuracy(steps, np.array([2, 1, 5, 0.8, 0.7]),
+                          np.array([0.1, 0.3, 0.2, 0.5, 0.6]), spikes=np.array([0, 0, 1, 0, 0]))
+    spike = [t for t in fig.data if t.name == "spike"][0]
+    assert list(spike.x) == [100] and list(spike.y) == [5]
