@@ -170,10 +170,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # digits 8 and 9 are held out of training: they are the OOD split the runs are scored on
     _compare(args, ["ce", "tfsd"], [0], root, dataset="mnist1d", ood_classes=[8, 9],
              epochs=args.epochs)
-    print(f"\nCE and TFSD runs are in {root}. The dashboard is not built yet; meanwhile:\n"
-          f"  geomviz runs {root}\n"
-          "  python -c \"from geomviz.store import open_run; "
-          f"print(open_run('{root}/tfsd-s0').scalars('acc', split='test'))\"")
+    print(f"\nCE and TFSD runs are in {root} (list them with: geomviz runs {root})")
+    if not args.dashboard:
+        return 0
+    from .dashboard import create_app
+
+    url = f"http://{args.host}:{args.port}/compare?a=ce-s0&b=tfsd-s0"
+    print(f"dashboard: {url}  (Ctrl-C to stop)", flush=True)
+    create_app(root).run(host=args.host, port=args.port, debug=False)
     return 0
 
 
@@ -194,7 +198,8 @@ def _cmd_project(args: argparse.Namespace) -> int:
     if "pca" in methods:
         jobs.insert(0, ("pca", folders))  # one basis for all the runs given
     for method, group in tqdm(jobs, desc="projections", unit="job"):
-        params = {"n_epochs": args.umap_epochs} if method == "aligned_umap" else {}
+        params = {"n_epochs": args.umap_epochs} if method == "aligned_umap" else {}  # as the
+        # dashboard asks for it (n_epochs=100 by default)
         project(group, method, cache_root=Path(args.runs[0]), **params)
     print(f"cached {len(jobs)} projection(s) under {Path(args.runs[0]) / '.projections'}")
     return 0
@@ -213,8 +218,12 @@ def _cmd_objectives(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    print("geomviz dashboard: not yet (the dashboard lands with a later issue); "
-          f"list the runs with: geomviz runs {args.folder}")
+    from .dashboard import create_app
+
+    app = create_app(args.folder)
+    print(f"geomviz dashboard: http://{args.host}:{args.port}/ (runs in {args.folder}); "
+          "Ctrl-C to stop", flush=True)
+    app.run(host=args.host, port=args.port, debug=False)
     return 0
 
 
@@ -236,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="CE vs TFSD on MNIST-1D (digits 8, 9 held out as OOD)")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    p.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve the dashboard on the runs afterwards (default: yes)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8050)
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("project", help="precompute the snapshot projections (PCA, AlignedUMAP)")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
@@ -245,8 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
     p.add_argument("name", nargs="?", help="show one objective only")
     p.set_defaults(func=_cmd_objectives)
-    p = sub.add_parser("dashboard", help="open the CE-vs-TFSD dashboard (not yet)")
+    p = sub.add_parser("dashboard", help="serve the CE-vs-TFSD dashboard")
     p.add_argument("folder", nargs="?", default="runs")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8050)
     p.set_defaults(func=_cmd_dashboard)
     return parser
 

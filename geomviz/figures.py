@@ -32,7 +32,8 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
              class_names: list[str] | None = None, highlight: np.ndarray | None = None):
     """Scatter of one snapshot ``xy[P, 2]``: one WebGL trace per class (or one trace coloured
     by ``color[P]``), OOD points (label -1) as a separate dark 'x' trace, and an optional
-    ``highlight`` (indices) ring trace. ``customdata`` carries each point's probe index, so
+    ``highlight`` (indices) ring trace. ``customdata`` carries each point's probe index (as a
+    plain list: Dash's hover events index it in the browser), so
     a hover or selection on one run can be mapped onto the same examples on another."""
     go = _go()
     xy = np.asarray(xy, dtype=np.float32)
@@ -51,23 +52,24 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
             m = labels == c
             name = class_names[c] if class_names and c < len(class_names) else str(c)
             fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
-                                       customdata=idx[m], text=text(m),
+                                       customdata=idx[m].tolist(), text=text(m),
                                        marker={"size": 5, "color": PALETTE[int(c) % 10]}))
     else:
         m = ~ood
         fig.add_trace(go.Scattergl(
-            x=xy[m, 0], y=xy[m, 1], mode="markers", name=color_name, customdata=idx[m],
+            x=xy[m, 0], y=xy[m, 1], mode="markers", name=color_name,
+            customdata=idx[m].tolist(),
             text=text(m), marker={"size": 5, "color": np.asarray(color, np.float32)[m],
                                   "colorscale": "Viridis", "showscale": True,
                                   "colorbar": {"title": color_name}}))
     if ood.any():
         fig.add_trace(go.Scattergl(x=xy[ood, 0], y=xy[ood, 1], mode="markers", name="OOD",
-                                   customdata=idx[ood], text=text(ood),
+                                   customdata=idx[ood].tolist(), text=text(ood),
                                    marker={"size": 6, "symbol": "x", "color": OOD_COLOR}))
-    if highlight is not None and len(highlight):
-        h = np.asarray(highlight)
+    if highlight is not None:  # always last, possibly empty, so it can be patched
+        h = np.asarray(highlight, dtype=int)
         fig.add_trace(go.Scattergl(x=xy[h, 0], y=xy[h, 1], mode="markers", name="selected",
-                                   customdata=h, hoverinfo="skip",
+                                   customdata=h.tolist(), hoverinfo="skip",
                                    marker={"size": 13, "color": "rgba(0,0,0,0)",
                                            "line": {"width": 2, "color": "#d62728"}}))
     fig.update_layout(title=title, uirevision="manifold", legend={"itemsizing": "constant"},

@@ -116,12 +116,13 @@ def _key(method: str, params: dict, snaps: list[Snapshots]) -> str:
 
 
 def project(folders: list[str | Path], method: str = "pca", cache_root: str | Path | None = None,
-            **params) -> list[np.ndarray]:
+            cached_only: bool = False, **params) -> list[np.ndarray]:
     """Cached projection of the runs' snapshots, one ``[T, P, 2]`` array per run.
 
     ``pca`` is fitted jointly on all ``folders``; the other methods run per run.
     The cache lives in ``cache_root`` (default: the first run's parent folder)
-    under ``.projections/``; it is written atomically.
+    under ``.projections/``; it is written atomically. ``cached_only`` raises
+    ``LookupError`` instead of computing (what a web request does for UMAP).
     """
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; choose one of: {', '.join(METHODS)}")
@@ -131,6 +132,8 @@ def project(folders: list[str | Path], method: str = "pca", cache_root: str | Pa
     if path.exists():
         with np.load(path) as f:
             return [f[f"run{i}"] for i in range(len(snaps))]
+    if cached_only:
+        raise LookupError(f"{method} is not computed yet for these runs: run geomviz project")
     if method == "pca":
         out = pca_joint(snaps, **params)
     elif method == "polar":

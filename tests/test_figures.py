@@ -19,7 +19,7 @@ def test_manifold_traces_by_class_ood_and_highlight():
     assert names == ["a", "b", "c", "OOD", "selected"]
     assert all(t.type == "scattergl" for t in fig.data)
     for t in fig.data[:4]:  # customdata is the probe index: coordinates match the input
-        np.testing.assert_allclose(np.c_[t.x, t.y], xy[t.customdata].astype(np.float32))
+        np.testing.assert_allclose(np.c_[t.x, t.y], xy[list(t.customdata)].astype(np.float32))
     assert sum(len(t.x) for t in fig.data[:4]) == 30
     assert fig.data[3].marker.symbol == "x" and list(fig.data[4].customdata) == [3, 27]
     assert fig.data[0].text[0] == "norm: 0"

@@ -1,0 +1,38 @@
+"""The Dash dashboard: a runs page and a CE-vs-TFSD compare page.
+
+``create_app(runs_dir)`` builds the app; the runs folder lives in the Flask
+config (``GEOMVIZ_RUNS``), not in module state, and every run id is resolved
+inside it (:func:`geomviz.dashboard.data.resolve_run`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["create_app"]
+
+
+def create_app(runs_dir: str | Path):
+    try:
+        import dash
+    except ImportError:
+        raise ImportError("the dashboard needs dash: pip install 'geomviz[dashboard]'") from None
+    from dash import dcc, html
+
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise ValueError(f"runs folder {root} does not exist")
+    assets = Path(__file__).resolve().parents[2] / "assets"
+    app = dash.Dash(__name__, use_pages=True, pages_folder="", title="geomviz",
+                    assets_folder=str(assets) if assets.is_dir() else "assets",
+                    suppress_callback_exceptions=True)
+    app.server.config["GEOMVIZ_RUNS"] = str(root.resolve())
+    from .pages import compare, runs  # noqa: F401 - registers the pages
+
+    app.layout = html.Div([
+        html.Header([html.A("geomviz", href="/", className="brand"),
+                     html.Span(str(root), className="runs-root")]),
+        dash.page_container,
+        dcc.Location(id="app-url"),
+    ])
+    return app

@@ -1,0 +1,93 @@
+"""What the dashboard reads: runs under one folder (path-safe), their series and snapshots.
+
+Every function takes the runs folder explicitly; nothing is cached at module level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..projection import load_snapshots, project
+from ..store import StoreError, list_runs, open_run
+
+__all__ = ["resolve_run", "run_table", "time_series", "manifold_data", "PathError"]
+
+
+class PathError(ValueError):
+    """A run id that does not resolve to a run inside the runs folder."""
+
+
+def resolve_run(root: str | Path, run_id: str | None) -> Path:
+    """The folder of ``run_id`` (relative to ``root``); anything outside ``root`` is refused."""
+    if not run_id:
+        raise PathError("no run selected")
+    base = Path(root).resolve()
+    folder = (base / run_id).resolve()
+    if folder != base and base not in folder.parents:
+        raise PathError(f"run {run_id!r} is outside the runs folder")
+    if not (folder / "run.sqlite").is_file():
+        raise PathError(f"no run {run_id!r} in the runs folder")
+    return folder
+
+
+def run_table(root: str | Path) -> list[dict]:
+    """One row per run: id, objective, dataset, seed, status, steps, accuracy, AUROC, warning."""
+    rows = []
+    for folder in list_runs(root):
+        rid = str(folder.relative_to(Path(root)))
+        try:
+            with open_run(folder) as run:
+                meta = run.meta
+                steps = run.steps()
+                final = meta.get("final") or {}
+                rows.append({"run": rid, "objective": meta.get("objective", "?"),
+                             "dataset": meta.get("dataset", "?"), "seed": meta.get("seed"),
+                             "status": meta["status"],
+                             "steps": int(steps[-1]) if len(steps) else 0,
+                             "acc": final.get("test", {}).get("acc"),
+                             "auroc": final.get("ood", {}).get("msp.auroc"), "warning": ""})
+        except StoreError as e:
+            rows.append({"run": rid, "objective": "?", "dataset": "?", "seed": None,
+                         "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
+                         "warning": str(e)})
+    return rows
+
+
+def time_series(folder: Path) -> dict:
+    """Everything the time panels need, as numpy arrays."""
+    with open_run(folder) as run:
+        def s(name, split="train"):
+            d = run.scalars(name, split=split)
+            return d["step"], d["value"]
+
+        out = {"loss": s("loss"), "acc": s("acc"), "spike": s("health.spike"),
+               "radial_fraction": s("grad.radial_fraction"),
+               "p50": s("penultimate.norm.p50"), "p95": s("penultimate.norm.p95"),
+               "decomp": {k: s(f"decomp.{k}") for k in ("radial", "angular", "weight", "bias",
+                                                         "total")},
+               "entropy": {f"{g}.{k}": s(f"entropy.{g}.{k}") for g in ("easy", "hard")
+                           for k in ("target", "pred")},
+               "metric": (run.meta.get("probes") or {}).get("metric", "dot")}
+        try:
+            out["norm_hist"] = run.histograms("penultimate.norm", split="train")
+        except KeyError:
+            out["norm_hist"] = None
+    return out
+
+
+def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
+    """Cached projections of the runs' snapshots on their common steps, plus labels/colours."""
+    snaps = [load_snapshots(f) for f in folders]
+    common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
+    if method == "aligned_umap":  # too slow for a request: only ever read from the cache
+        xy = project(folders, method, cache_root=root, cached_only=True, n_epochs=100)
+    else:  # PCA (one SVD) and the polar view are available at once, then cached
+        xy = project(folders, method, cache_root=root)
+    out = {"steps": common, "runs": []}
+    for s, arr in zip(snaps, xy, strict=True):
+        pos = [int(np.flatnonzero(s.steps == t)[0]) for t in common]
+        out["runs"].append({"xy": arr[pos], "labels": s.labels,
+                            "extra": {k: v[pos] for k, v in s.extra.items()}})
+    return out

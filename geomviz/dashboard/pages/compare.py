@@ -1,0 +1,194 @@
+"""Compare page: two runs side by side, one step slider driving both manifolds and markers.
+
+Slider moves send ``Patch`` updates of the scatter traces' x/y (and of the time
+panels' step markers) only; hovering a point on one side rings the same probe
+example on the other. Projections come from the cache (``geomviz project``);
+PCA and the polar view are computed once at first use if missing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import dash
+import numpy as np
+from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+from flask import current_app
+
+from ... import figures as F
+from ..data import PathError, manifold_data, resolve_run, time_series
+
+SIDES = ("left", "right")
+COLORS = {"class": "class", "entropy_target": "target entropy H(p)",
+          "entropy_pred": "prediction entropy H(q)", "norm": "‖x‖",
+          "true": "anchor gap s·d_y / true logit", "margin": "margin / gap"}
+PANELS = ("norm", "radial", "decomp", "entropy", "loss")
+
+
+def _cache(key, build):
+    """Per-app LRU (lives on the Flask app, not in this module)."""
+    store = current_app.extensions.setdefault("geomviz_cache", OrderedDict())
+    if key not in store:
+        store[key] = build()
+        while len(store) > 8:
+            store.popitem(last=False)
+    store.move_to_end(key)
+    return store[key]
+
+
+def _manifold(root, runs, method):
+    folders = [resolve_run(root, r) for r in runs]
+    stamp = tuple((f / "run.sqlite").stat().st_mtime_ns for f in folders)
+    return _cache(("manifold", tuple(runs), method, stamp),
+                  lambda: manifold_data(current_app.config["GEOMVIZ_RUNS"], folders, method))
+
+
+def _trace_masks(labels: np.ndarray, colored: bool) -> list[np.ndarray]:
+    """Point indices of each scatter trace, in the order figures.manifold adds them."""
+    ood = labels < 0
+    masks = [np.flatnonzero(~ood)] if colored else \
+        [np.flatnonzero(labels == c) for c in np.unique(labels[~ood])]
+    if ood.any():
+        masks.append(np.flatnonzero(ood))
+    return masks
+
+
+def _time_figures(ts: dict, step: int) -> list:
+    h = ts["norm_hist"]
+    norm = (F.norm_heatmap(h.steps, h.edges, h.counts, ts["p50"][1], ts["p95"][1], step)
+            if h is not None and len(h.steps) else F.series({}, "feature norm (no probes)"))
+    d = ts["decomp"]
+    return [
+        norm,
+        F.series({"radial fraction": ts["radial_fraction"]}, "radial share of ‖∂ℓ/∂x‖²",
+                 marker_step=step),
+        F.decomposition(d["total"][0], {k: d[k][1] for k in ("radial", "angular", "weight",
+                                                             "bias")}, d["total"][1], step),
+        F.entropy({k: v[0] for k, v in ts["entropy"].items()},
+                  {k: v[1] for k, v in ts["entropy"].items()}, step),
+        F.loss_accuracy(ts["loss"][0], ts["loss"][1], ts["acc"][1], ts["spike"][1], step),
+    ]
+
+
+def layout(a: str | None = None, b: str | None = None, **_):
+    root = current_app.config["GEOMVIZ_RUNS"]
+    try:
+        folders = [resolve_run(root, a), resolve_run(root, b)]
+        data = _manifold(root, [a, b], "pca")
+    except (PathError, ValueError) as e:
+        return html.Div([html.H2("Cannot compare"), html.P(str(e), id="compare-error"),
+                         dcc.Link("back to the runs", href="/")])
+    steps = data["steps"]
+    last = len(steps) - 1
+    marks = {i: str(s) for i, s in enumerate(steps) if i in (0, last) or i % 10 == 0}
+    cols = []
+    for side, run, folder in zip(SIDES, (a, b), folders, strict=True):
+        ts = time_series(folder)
+        panels = [dcc.Graph(id=f"compare-{side}-{p}", figure=fig, className="panel")
+                  for p, fig in zip(PANELS, _time_figures(ts, steps[last]), strict=True)]
+        cols.append(html.Div([html.H3(run), dcc.Graph(id=f"compare-{side}-graph",
+                                                      className="manifold"), *panels],
+                             className="column"))
+    return html.Div([
+        dcc.Store(id="compare-runs", data=[a, b]),
+        dcc.Store(id="compare-steps", data=steps),
+        html.Div([
+            dcc.RadioItems([{"label": " PCA (joint)", "value": "pca"},
+                            {"label": " AlignedUMAP", "value": "aligned_umap"},
+                            {"label": " polar (‖x‖, θ_y)", "value": "polar"}], "pca",
+                           id="compare-projection", inline=True),
+            dcc.Dropdown([{"label": v, "value": k} for k, v in COLORS.items()], "class",
+                         id="compare-color", clearable=False, style={"width": "260px"}),
+            html.Button("play", id="compare-play", n_clicks=0),
+            dcc.Interval(id="compare-ticker", interval=700, disabled=True),
+        ], className="controls"),
+        html.Div(dcc.Slider(0, last, 1, value=last, marks=marks, id="compare-step",
+                            updatemode="drag"), className="slider"),
+        html.Div(id="compare-message", className="message"),
+        html.Div(cols, className="columns"),
+    ])
+
+
+dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
+
+
+def _figure(run: dict, idx: int, color: str, title: str, highlight):
+    extra = run["extra"]
+    c = None if color == "class" or color not in extra else extra[color][idx]
+    hover = {k: extra[k][idx] for k in ("norm", "cos_true", "true", "entropy_target")
+             if k in extra}
+    return F.manifold(run["xy"][idx], run["labels"], c, COLORS.get(color, color), title, hover,
+                      highlight=np.asarray(highlight, dtype=int))
+
+
+@callback(Output("compare-left-graph", "figure"), Output("compare-right-graph", "figure"),
+          Output("compare-message", "children"),
+          Input("compare-projection", "value"), Input("compare-color", "value"),
+          Input("compare-step", "value"), Input("compare-left-graph", "hoverData"),
+          Input("compare-right-graph", "hoverData"), State("compare-runs", "data"),
+          State("compare-steps", "data"))
+def _manifolds(method, color, idx, hover_left, hover_right, runs, steps):
+    root = current_app.config["GEOMVIZ_RUNS"]
+    message = ""
+    try:
+        data = _manifold(root, runs, method)
+    except LookupError as e:
+        data, message = _manifold(root, runs, "pca"), f"{e}; showing PCA"
+    idx = min(int(idx), len(data["steps"]) - 1)
+    trig = ctx.triggered_id
+    if trig == "compare-step":  # x/y only
+        patches = []
+        for run in data["runs"]:
+            p = Patch()
+            xy = run["xy"][idx]
+            for i, m in enumerate(_trace_masks(run["labels"], color != "class")):
+                p["data"][i]["x"] = xy[m, 0].tolist()
+                p["data"][i]["y"] = xy[m, 1].tolist()
+            p["data"][-1]["x"], p["data"][-1]["y"] = [], []
+            p["layout"]["title"]["text"] = f"step {data['steps'][idx]}"
+            patches.append(p)
+        return patches[0], patches[1], no_update
+    if trig in ("compare-left-graph", "compare-right-graph"):  # ring the same example
+        hover = hover_left if trig == "compare-left-graph" else hover_right
+        points = (hover or {}).get("points") or []
+        ids = [int(pt["customdata"]) for pt in points if "customdata" in pt]
+        patches = []
+        for run in data["runs"]:
+            p = Patch()
+            xy = run["xy"][idx]
+            p["data"][-1]["x"] = xy[ids, 0].tolist()
+            p["data"][-1]["y"] = xy[ids, 1].tolist()
+            p["data"][-1]["customdata"] = ids
+            patches.append(p)
+        return patches[0], patches[1], no_update
+    title = f"step {data['steps'][idx]}"
+    figs = [_figure(run, idx, color, title, []) for run in data["runs"]]
+    return figs[0], figs[1], message
+
+
+@callback(*[Output(f"compare-{s}-{p}", "figure") for s in SIDES for p in PANELS],
+          Input("compare-step", "value"), State("compare-steps", "data"),
+          prevent_initial_call=True)
+def _markers(idx, steps):
+    step = steps[min(int(idx), len(steps) - 1)]
+    out = []
+    for _ in range(len(SIDES) * len(PANELS)):
+        p = Patch()
+        p["layout"]["shapes"][0]["x0"] = step
+        p["layout"]["shapes"][0]["x1"] = step
+        out.append(p)
+    return out
+
+
+@callback(Output("compare-ticker", "disabled"), Output("compare-play", "children"),
+          Input("compare-play", "n_clicks"), prevent_initial_call=True)
+def _play(n):
+    playing = n % 2 == 1
+    return not playing, "pause" if playing else "play"
+
+
+@callback(Output("compare-step", "value"), Input("compare-ticker", "n_intervals"),
+          State("compare-step", "value"), State("compare-steps", "data"),
+          prevent_initial_call=True)
+def _tick(_n, idx, steps):
+    return (int(idx) + 1) % len(steps)

@@ -1,0 +1,58 @@
+"""Runs page: every run under the folder, live status, and a picker for two runs to compare."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+from dash import Input, Output, callback, dcc, html
+from flask import current_app
+
+from ..data import run_table
+
+
+def _fmt(v, digits=3):
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def _table(rows: list[dict]):
+    head = html.Tr([html.Th(c) for c in ("run", "objective", "dataset", "seed", "status",
+                                         "steps", "test acc", "AUROC (MSP)", "")])
+    body = [html.Tr([html.Td(r["run"]), html.Td(r["objective"]), html.Td(r["dataset"]),
+                     html.Td("" if r["seed"] is None else r["seed"]),
+                     html.Td(r["status"], className=f"status-{r['status']}"),
+                     html.Td(r["steps"]), html.Td(_fmt(r["acc"])), html.Td(_fmt(r["auroc"])),
+                     html.Td(r["warning"][:80], className="warning")]) for r in rows]
+    return html.Table([html.Thead(head), html.Tbody(body)], id="runs-table")
+
+
+def layout(**_):
+    rows = run_table(current_app.config["GEOMVIZ_RUNS"])
+    if not rows:
+        return html.Div([html.H2("No runs yet"), html.P(
+            "Train some with `geomviz compare --objectives ce,tfsd` or `geomviz demo`, "
+            "then reload this page.")], id="runs-empty")
+    ids = [r["run"] for r in rows if r["status"] != "unreadable"]
+    default = (ids + ids)[:2]
+    return html.Div([
+        html.H2("Runs"),
+        html.Div(_table(rows), id="runs-table-box"),
+        dcc.Interval(id="runs-interval", interval=5000),
+        html.Div([html.Label("left"), dcc.Dropdown(ids, default[0], id="runs-left"),
+                  html.Label("right"), dcc.Dropdown(ids, default[1], id="runs-right"),
+                  dcc.Link("compare →", href="", id="runs-compare-link")], className="picker"),
+    ])
+
+
+dash.register_page(__name__, path="/", name="Runs", layout=layout)
+
+
+@callback(Output("runs-table-box", "children"), Input("runs-interval", "n_intervals"))
+def _refresh(_n):
+    return _table(run_table(current_app.config["GEOMVIZ_RUNS"]))
+
+
+@callback(Output("runs-compare-link", "href"), Input("runs-left", "value"),
+          Input("runs-right", "value"))
+def _link(a, b):
+    return "/compare?" + urlencode({"a": a or "", "b": b or ""})

@@ -1,0 +1,45 @@
+"""Dashboard data access: path safety and corrupt stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from geomviz.dashboard.data import PathError, resolve_run, run_table
+from geomviz.store import RunWriter
+
+
+def test_run_ids_must_resolve_inside_the_runs_folder(tmp_path):
+    root = tmp_path / "runs"
+    RunWriter(root / "a", {"objective": "ce"}).close()
+    (tmp_path / "outside").mkdir()
+    RunWriter(tmp_path / "outside", {}).close()
+    assert resolve_run(root, "a") == (root / "a").resolve()
+    for bad in ("../outside", "/etc", str(tmp_path / "outside"), "a/../../outside", "", None,
+                "missing"):
+        with pytest.raises(PathError):
+            resolve_run(root, bad)
+    link = root / "sneaky"
+    link.symlink_to(tmp_path / "outside")
+    with pytest.raises(PathError, match="outside"):
+        resolve_run(root, "sneaky")
+
+
+def test_a_corrupt_store_is_a_warning_row(tmp_path):
+    RunWriter(tmp_path / "good", {"objective": "tfsd", "dataset": "mnist1d"}).close("finished")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.sqlite").write_bytes(b"\x00garbage" * 500)
+    rows = {r["run"]: r for r in run_table(tmp_path)}
+    assert rows["good"]["status"] == "finished" and rows["good"]["objective"] == "tfsd"
+    assert rows["bad"]["status"] == "unreadable" and rows["bad"]["warning"]
+
+
+def test_empty_folder_is_an_explanatory_page_and_missing_folder_an_error(tmp_path):
+    from geomviz.dashboard import create_app
+    from geomviz.dashboard.pages import runs
+
+    app = create_app(tmp_path)
+    with app.server.test_request_context():
+        page = runs.layout()
+    assert page.id == "runs-empty" and "No runs yet" in str(page)
+    with pytest.raises(ValueError, match="does not exist"):
+        create_app(tmp_path / "nowhere")
