@@ -35,9 +35,10 @@ def test_a_corrupt_store_is_a_warning_row(tmp_path):
 
 def test_empty_folder_is_an_explanatory_page_and_missing_folder_an_error(tmp_path):
     from geomviz.dashboard import create_app
+
+    app = create_app(tmp_path)  # pages register themselves with the app it creates
     from geomviz.dashboard.pages import runs
 
-    app = create_app(tmp_path)
     with app.server.test_request_context():
         page = runs.layout()
     assert page.id == "runs-empty" and "No runs yet" in str(page)
