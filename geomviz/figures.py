@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "manifold", "norm_heatmap", "series", "decomposition", "entropy", "loss_accuracy",
-    "ood_scores", "PALETTE",
+    "manifold", "common_ranges", "norm_heatmap", "series", "decomposition", "entropy",
+    "loss_accuracy", "ood_scores", "PALETTE",
 ]
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
@@ -29,7 +29,8 @@ def _go():
 
 def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None,
              color_name: str = "class", title: str = "", hover: dict | None = None,
-             class_names: list[str] | None = None, highlight: np.ndarray | None = None):
+             class_names: list[str] | None = None, highlight: np.ndarray | None = None,
+             ranges: tuple | None = None):
     """Scatter of one snapshot ``xy[P, 2]``: one WebGL trace per class (or one trace coloured
     by ``color[P]``), OOD points (label -1) as a separate dark 'x' trace, and an optional
     ``highlight`` (indices) ring trace. ``customdata`` carries each point's probe index (as a
@@ -74,7 +75,20 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
                                            "line": {"width": 2, "color": "#d62728"}}))
     fig.update_layout(title=title, uirevision="manifold", legend={"itemsizing": "constant"},
                       margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    if ranges is not None:  # fixed axes: comparable across runs and steps
+        fig.update_xaxes(range=list(ranges[0]))
+        fig.update_yaxes(range=list(ranges[1]))
     return fig
+
+
+def common_ranges(*arrays: np.ndarray, pad: float = 0.05) -> tuple:
+    """Axis ranges covering every point of every ``[..., 2]`` array, padded."""
+    pts = np.concatenate([np.asarray(a, np.float64).reshape(-1, 2) for a in arrays])
+    pts = pts[np.isfinite(pts).all(1)]
+    lo, hi = pts.min(0), pts.max(0)
+    span = np.maximum(hi - lo, 1e-9)
+    return ((lo[0] - pad * span[0], hi[0] + pad * span[0]),
+            (lo[1] - pad * span[1], hi[1] + pad * span[1]))
 
 
 def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
@@ -99,7 +113,9 @@ def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
     _marker(fig, marker_step)
     fig.update_layout(title=title, yaxis={"type": "log", "title": "‖x‖"},
-                      xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+                      xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40},
+                      legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom",
+                              "xanchor": "left"})
     return fig
 
 

@@ -66,3 +66,12 @@ def test_loss_accuracy_marks_spikes():
                           np.array([0.1, 0.3, 0.2, 0.5, 0.6]), spikes=np.array([0, 0, 1, 0, 0]))
     spike = [t for t in fig.data if t.name == "spike"][0]
     assert list(spike.x) == [100] and list(spike.y) == [5]
+
+
+def test_fixed_ranges_cover_every_run_and_step():
+    a = np.zeros((3, 4, 2))
+    b = np.ones((2, 4, 2)) * 10
+    (x0, x1), (y0, y1) = F.common_ranges(a, b)
+    assert x0 < 0 < 10 < x1 and y0 < 0 < 10 < y1
+    fig = F.manifold(a[0], np.zeros(4, int), ranges=((x0, x1), (y0, y1)))
+    assert tuple(fig.layout.xaxis.range) == (x0, x1)

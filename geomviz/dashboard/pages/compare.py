@@ -112,13 +112,13 @@ def layout(a: str | None = None, b: str | None = None, **_):
 dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
 
 
-def _figure(run: dict, idx: int, color: str, title: str, highlight):
+def _figure(run: dict, idx: int, color: str, title: str, highlight, ranges):
     extra = run["extra"]
     c = None if color == "class" or color not in extra else extra[color][idx]
     hover = {k: extra[k][idx] for k in ("norm", "cos_true", "true", "entropy_target")
              if k in extra}
     return F.manifold(run["xy"][idx], run["labels"], c, COLORS.get(color, color), title, hover,
-                      highlight=np.asarray(highlight, dtype=int))
+                      highlight=np.asarray(highlight, dtype=int), ranges=ranges)
 
 
 @callback(Output("compare-left-graph", "figure"), Output("compare-right-graph", "figure"),
@@ -162,7 +162,13 @@ def _manifolds(method, color, idx, hover_left, hover_right, runs, steps):
             patches.append(p)
         return patches[0], patches[1], no_update
     title = f"step {data['steps'][idx]}"
-    figs = [_figure(run, idx, color, title, []) for run in data["runs"]]
+    runs_xy = [run["xy"] for run in data["runs"]]
+    if method == "aligned_umap":  # separate embeddings: fixed per run over time
+        ranges = [F.common_ranges(xy) for xy in runs_xy]
+    else:  # one basis (PCA) or absolute units (polar): the same axes on both sides
+        ranges = [F.common_ranges(*runs_xy)] * 2
+    figs = [_figure(run, idx, color, title, [], r)
+            for run, r in zip(data["runs"], ranges, strict=True)]
     return figs[0], figs[1], message
 
 
