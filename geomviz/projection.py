@@ -36,22 +36,30 @@ CACHE_DIR = ".projections"
 
 @dataclass
 class Snapshots:
-    """One run's snapshots: ``features[T, P, D]`` (float32) at ``steps[T]``, plus per-sample
-    arrays ``extra[name][T, P]``, ``labels[P]`` (-1 for OOD)."""
+    """One run's snapshots at ``steps[T]``: per-sample arrays ``extra[name][T, P]``,
+    ``labels[P]`` (-1 for OOD) and, once :meth:`load_features` ran, ``features[T, P, D]``."""
 
     folder: Path
     steps: np.ndarray
-    features: np.ndarray
     labels: np.ndarray
     extra: dict[str, np.ndarray]
+    features: np.ndarray | None = None
+
+    def load_features(self) -> np.ndarray:
+        """The float16 features as float32 (read only when a projection must be computed)."""
+        if self.features is None:
+            with open_run(self.folder) as run:
+                feats = run.arrays("snapshot.features")
+            self.features = np.stack([feats[int(s)] for s in self.steps]).astype(np.float32)
+        return self.features
 
 
-def load_snapshots(folder: str | Path) -> Snapshots:
+def load_snapshots(folder: str | Path, features: bool = True) -> Snapshots:
+    """A run's snapshots; ``features=False`` skips the (large) feature arrays."""
     with open_run(folder) as run:
-        feats = run.arrays("snapshot.features")
-        if not feats:
+        steps = np.array(run.array_steps("snapshot.features"), dtype=np.int64)
+        if not len(steps):
             raise ValueError(f"{folder} has no snapshots (trained with --snapshots 0?)")
-        steps = np.array(sorted(feats), dtype=np.int64)
         labels = run.arrays("snapshot.labels").get(0)
         extra = {}
         for name in ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred",
@@ -59,23 +67,32 @@ def load_snapshots(folder: str | Path) -> Snapshots:
             arr = run.arrays(f"snapshot.{name}")
             if all(int(s) in arr for s in steps):
                 extra[name] = np.stack([arr[int(s)] for s in steps])
-    features = np.stack([feats[int(s)] for s in steps]).astype(np.float32)
     if labels is None:
-        labels = np.zeros(features.shape[1], dtype=np.int64)
-    return Snapshots(Path(folder), steps, features, np.asarray(labels), extra)
+        size = next(iter(extra.values())).shape[1] if extra else 0
+        labels = np.zeros(size, dtype=np.int64)
+    snap = Snapshots(Path(folder), steps, np.asarray(labels), extra)
+    if features:
+        snap.load_features()
+    return snap
 
 
 def pca_joint(snaps: list[Snapshots], n_components: int = 2) -> list[np.ndarray]:
-    """Project every run's snapshots on one PCA basis fitted on all of them: ``[T, P, 2]`` each."""
-    stacked = np.concatenate([s.features.reshape(-1, s.features.shape[-1]) for s in snaps])
-    x = torch.from_numpy(stacked).double()
-    mean = x.mean(0)
-    _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)
-    basis = vh[:n_components]  # [k, D]
+    """Project every run's snapshots on one PCA basis fitted on all of them: ``[T, P, 2]`` each.
+
+    The basis is the top eigenvectors of the joint covariance (float64, [D, D]), which is
+    the SVD's answer at a fraction of its cost for many points in few dimensions.
+    """
+    feats = [torch.from_numpy(s.load_features().reshape(-1, s.load_features().shape[-1]))
+             for s in snaps]
+    n = sum(len(f) for f in feats)
+    mean = sum(f.double().sum(0) for f in feats) / n
+    cov = sum((f.double() - mean).T @ (f.double() - mean) for f in feats) / n  # [D, D]
+    _, vecs = torch.linalg.eigh(cov)
+    basis = vecs[:, -n_components:].flip(1).T  # [k, D], largest variance first
     # a deterministic sign per axis: the largest-magnitude loading is positive
     sign = torch.sign(basis.gather(1, basis.abs().argmax(1, keepdim=True))).squeeze(1)
     basis = basis * sign[:, None]
-    return [((torch.from_numpy(s.features).double() - mean) @ basis.T).float().numpy()
+    return [((torch.from_numpy(s.load_features()).double() - mean) @ basis.T).float().numpy()
             for s in snaps]
 
 
@@ -87,9 +104,9 @@ def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
     except ImportError:
         raise ImportError("aligned_umap needs umap-learn: pip install 'geomviz[dashboard]' "
                           "(or pip install umap-learn)") from None
-    n_points = snap.features.shape[1]
-    identity = {i: i for i in range(n_points)}
-    slices = [f for f in snap.features]
+    features = snap.load_features()
+    identity = {i: i for i in range(features.shape[1])}
+    slices = list(features)
     if len(slices) == 1:  # AlignedUMAP needs two slices; one snapshot is a plain UMAP
         emb = umap.UMAP(n_neighbors=n_neighbors, n_epochs=n_epochs,
                         random_state=random_state).fit_transform(slices[0])
@@ -126,7 +143,7 @@ def project(folders: list[str | Path], method: str = "pca", cache_root: str | Pa
     """
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; choose one of: {', '.join(METHODS)}")
-    snaps = [load_snapshots(f) for f in folders]
+    snaps = [load_snapshots(f, features=False) for f in folders]  # features only on a miss
     root = Path(cache_root) if cache_root else Path(folders[0]).resolve().parent
     path = root / CACHE_DIR / f"{method}-{_key(method, params, snaps)}.npz"
     if path.exists():

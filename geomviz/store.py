@@ -297,6 +297,11 @@ class Run:
         return {r[0]: np.frombuffer(r[3], dtype=np.dtype(r[1])).reshape(json.loads(r[2]))
                 for r in rows}
 
+    def array_steps(self, name: str) -> list[int]:
+        """Steps at which array ``name`` was stored, without reading the arrays."""
+        return [r[0] for r in self._q("SELECT DISTINCT step FROM arrays WHERE name = ? "
+                                      "ORDER BY step", (name,))]
+
     def steps(self) -> np.ndarray:
         return np.array([r[0] for r in self._q("SELECT DISTINCT step FROM scalars ORDER BY step")],
                         dtype=np.int64)

@@ -79,7 +79,7 @@ def time_series(folder: Path) -> dict:
 
 def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
     """Cached projections of the runs' snapshots on their common steps, plus labels/colours."""
-    snaps = [load_snapshots(f) for f in folders]
+    snaps = [load_snapshots(f, features=False) for f in folders]
     common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
     if method == "aligned_umap":  # too slow for a request: only ever read from the cache
         xy = project(folders, method, cache_root=root, cached_only=True, n_epochs=100)
