@@ -41,13 +41,15 @@ def collect(model: Classifier, x: Tensor, bundle: DataBundle, device: torch.devi
 
 
 def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_size: int = 1024,
-             amp_dtype: torch.dtype | None = None, on_test=None) -> dict[str, dict[str, float]]:
+             amp_dtype: torch.dtype | None = None, on_test=None,
+             on_scores=None) -> dict[str, dict[str, float]]:
     """``{"test": {...}, "ood": {...}, "train_eval": {...}}`` of scalar metrics.
 
     test: acc, nll, ece. ood: ``<score>.<metric>`` for MSP, max-logit, energy and
     min-distance (Euclidean heads). train_eval: neural collapse on up to 5000
     training examples (the first ones: the same examples for every run).
-    ``on_test(collected)`` receives the test split's features and logits (for probes).
+    ``on_test(collected)`` receives the test split's features and logits (for probes);
+    ``on_scores(conf_id, conf_ood)`` the per-sample confidence scores (for the OOD panel).
     """
     was_training = model.training
     model.eval()
@@ -60,6 +62,8 @@ def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_
             ood = collect(model, bundle.x_ood, bundle, device, batch_size, amp_dtype)
             conf_id = M.confidence_scores(test["logits"], test.get("distances"))
             conf_ood = M.confidence_scores(ood["logits"], ood.get("distances"))
+            if on_scores is not None:
+                on_scores(conf_id, conf_ood)
             out["ood"] = {f"{score}.{k}": v for score in conf_id
                           for k, v in M.ood_metrics(conf_id[score], conf_ood[score]).items()}
         n = min(NC_SAMPLES, len(bundle.x_train))

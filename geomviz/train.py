@@ -175,7 +175,8 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
                               step, device, amp_dtype, rank, world, model, bar)
             if rank == 0:
                 res = evaluate(model, bundle, device, cfg.eval_batch_size, amp_dtype,
-                               on_test=probing.on_test(step, epoch))
+                               on_test=probing.on_test(step, epoch),
+                               on_scores=_score_writer(writer, step))
                 for split, values in res.items():
                     writer.scalars(step, values, split=split, epoch=epoch)
                 writer.flush()
@@ -197,6 +198,16 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
             bar.close()
     writer.close("finished")
     return out
+
+
+def _score_writer(writer, step: int):
+    """Per-sample ID/OOD confidence scores of this evaluation, for the OOD panel."""
+    def write(conf_id: dict, conf_ood: dict) -> None:
+        for score in conf_id:
+            writer.array(step, f"eval.confidence.{score}.id", conf_id[score].astype("float32"))
+            writer.array(step, f"eval.confidence.{score}.ood", conf_ood[score].astype("float32"))
+
+    return write
 
 
 def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch, step,

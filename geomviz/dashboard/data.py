@@ -12,7 +12,8 @@ import numpy as np
 from ..projection import load_snapshots, project
 from ..store import StoreError, list_runs, open_run
 
-__all__ = ["resolve_run", "run_table", "time_series", "manifold_data", "PathError"]
+__all__ = ["resolve_run", "run_table", "seed_groups", "time_series", "manifold_data",
+           "ood_data", "PathError"]
 
 
 class PathError(ValueError):
@@ -53,6 +54,39 @@ def run_table(root: str | Path) -> list[dict]:
                          "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
                          "warning": str(e)})
     return rows
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """Runs that differ only by seed (same folder, objective and dataset): mean ± sd."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["status"] == "unreadable":
+            continue
+        parent = r["run"].rsplit("/", 1)[0] if "/" in r["run"] else "."
+        groups.setdefault((parent, r["objective"], r["dataset"]), []).append(r)
+    out = []
+    for (parent, objective, dataset), members in sorted(groups.items()):
+        row = {"group": f"{parent}/{objective}", "dataset": dataset, "n": len(members)}
+        for key in ("acc", "auroc"):
+            vals = np.array([m[key] for m in members if m[key] is not None], dtype=float)
+            row[key] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                        len(vals)) if len(vals) else None
+        out.append(row)
+    return out
+
+
+def ood_data(folder: Path, score: str) -> dict | None:
+    """The last evaluation's per-sample ``score`` for ID and OOD inputs, and its metrics."""
+    with open_run(folder) as run:
+        ids, oods = run.arrays(f"eval.confidence.{score}.id"), \
+            run.arrays(f"eval.confidence.{score}.ood")
+        if not ids or not oods:
+            return None
+        step = max(ids)
+        metrics = {k: run.scalars(f"{score}.{k}", split="ood")["value"]
+                   for k in ("auroc", "aupr_in", "aupr_out", "fpr95")}
+    return {"step": step, "id": ids[step], "ood": oods[step],
+            "metrics": {k: float(v[-1]) for k, v in metrics.items() if len(v)}}
 
 
 def time_series(folder: Path) -> dict:

@@ -106,3 +106,39 @@ def test_runs_page_and_refused_paths(server, browser):
     page.goto(f"{url}/compare?a=../../etc&b=cmp/tfsd-s0")
     page.wait_for_selector("#compare-error")
     assert "outside the runs folder" in page.inner_text("#compare-error")
+
+
+def test_ood_panel_and_seed_groups(server, browser):
+    url, _ = server
+    page = browser.new_page()
+    page.goto(f"{url}/compare?a=cmp/ce-s0&b=cmp/tfsd-s0")
+    page.wait_for_selector("#compare-left-ood .ood-metrics", timeout=60_000)
+    assert "auroc" in page.inner_text("#compare-left-ood")
+    page.get_by_text("min_distance").click()  # linear heads have no distance score
+    page.wait_for_function("() => document.querySelector('#compare-left-ood').innerText"
+                           ".includes('no min_distance')", timeout=30_000)
+    assert page.locator("#compare-right-ood .ood-metrics").count() == 1  # TFSD has it
+
+
+def test_live_polling_is_off_for_finished_runs(server):
+    _, root = server
+    from geomviz.dashboard import create_app
+
+    app = create_app(root)
+    from geomviz.dashboard.pages import compare
+
+    with app.server.test_request_context():
+        page = compare.layout(a="cmp/ce-s0", b="cmp/tfsd-s0")
+
+    def find(node, wanted):
+        if getattr(node, "id", None) == wanted:
+            return node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list) else [children]:
+            if child is not None and not isinstance(child, str):
+                hit = find(child, wanted)
+                if hit is not None:
+                    return hit
+        return None
+
+    assert find(page, "compare-live").disabled is True

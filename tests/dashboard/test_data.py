@@ -44,3 +44,15 @@ def test_empty_folder_is_an_explanatory_page_and_missing_folder_an_error(tmp_pat
     assert page.id == "runs-empty" and "No runs yet" in str(page)
     with pytest.raises(ValueError, match="does not exist"):
         create_app(tmp_path / "nowhere")
+
+
+def test_seed_groups_mean_and_sd():
+    from geomviz.dashboard.data import seed_groups
+
+    rows = [{"run": f"s/{o}-s{i}", "objective": o, "dataset": "d", "status": "finished",
+             "acc": a, "auroc": None, "warning": ""}
+            for o, accs in (("ce", (0.5, 0.7)), ("tfsd", (0.6,))) for i, a in enumerate(accs)]
+    groups = {g["group"]: g for g in seed_groups(rows)}
+    assert groups["s/ce"]["n"] == 2 and groups["s/ce"]["acc"][0] == pytest.approx(0.6)
+    assert groups["s/ce"]["acc"][1] == pytest.approx(0.1414213, rel=1e-5)
+    assert groups["s/tfsd"]["acc"] == (0.6, 0.0, 1) and groups["s/ce"]["auroc"] is None

@@ -16,7 +16,7 @@ from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_updat
 from flask import current_app
 
 from ... import figures as F
-from ..data import PathError, manifold_data, resolve_run, time_series
+from ..data import PathError, manifold_data, ood_data, resolve_run, time_series
 
 SIDES = ("left", "right")
 COLORS = {"class": "class", "entropy_target": "target entropy H(p)",
@@ -53,6 +53,18 @@ def _trace_masks(labels: np.ndarray, colored: bool) -> list[np.ndarray]:
     return masks
 
 
+def _marks(steps: list[int]) -> dict:
+    last = len(steps) - 1
+    return {i: str(s) for i, s in enumerate(steps) if i in (0, last) or i % 10 == 0}
+
+
+def _status(folder) -> str:
+    from ...store import open_run
+
+    with open_run(folder) as run:
+        return run.meta["status"]
+
+
 def _time_figures(ts: dict, step: int) -> list:
     h = ts["norm_hist"]
     norm = (F.norm_heatmap(h.steps, h.edges, h.counts, ts["p50"][1], ts["p95"][1], step)
@@ -80,7 +92,8 @@ def layout(a: str | None = None, b: str | None = None, **_):
                          dcc.Link("back to the runs", href="/")])
     steps = data["steps"]
     last = len(steps) - 1
-    marks = {i: str(s) for i, s in enumerate(steps) if i in (0, last) or i % 10 == 0}
+    marks = _marks(steps)
+    live = any(_status(f) == "running" for f in folders)
     cols = []
     for side, run, folder in zip(SIDES, (a, b), folders, strict=True):
         ts = time_series(folder)
@@ -92,6 +105,7 @@ def layout(a: str | None = None, b: str | None = None, **_):
     return html.Div([
         dcc.Store(id="compare-runs", data=[a, b]),
         dcc.Store(id="compare-steps", data=steps),
+        dcc.Interval(id="compare-live", interval=5000, disabled=not live),
         html.Div([
             dcc.RadioItems([{"label": " PCA (joint)", "value": "pca"},
                             {"label": " AlignedUMAP", "value": "aligned_umap"},
@@ -106,7 +120,30 @@ def layout(a: str | None = None, b: str | None = None, **_):
                             updatemode="drag"), className="slider"),
         html.Div(id="compare-message", className="message"),
         html.Div(cols, className="columns"),
+        html.H3("OOD detection (last evaluation)"),
+        dcc.RadioItems(["msp", "max_logit", "energy", "min_distance"], "msp",
+                       id="compare-ood-score", inline=True),
+        html.Div([html.Div(id=f"compare-{side}-ood", className="column") for side in SIDES],
+                 className="columns"),
     ])
+
+
+def _ood_panel(root, run, score):
+    data = ood_data(resolve_run(root, run), score)
+    if data is None:
+        return html.P(f"{run}: no OOD split, or no {score} score (Euclidean heads only for "
+                      "min_distance)")
+    rows = [html.Tr([html.Td(k), html.Td(f"{v:.4f}")]) for k, v in data["metrics"].items()]
+    return html.Div([dcc.Graph(figure=F.ood_scores(data["id"], data["ood"], score),
+                               className="panel"),
+                     html.Table([html.Tbody(rows)], className="ood-metrics")])
+
+
+@callback(Output("compare-left-ood", "children"), Output("compare-right-ood", "children"),
+          Input("compare-ood-score", "value"), State("compare-runs", "data"))
+def _ood(score, runs):
+    root = current_app.config["GEOMVIZ_RUNS"]
+    return _ood_panel(root, runs[0], score), _ood_panel(root, runs[1], score)
 
 
 dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
@@ -125,9 +162,10 @@ def _figure(run: dict, idx: int, color: str, title: str, highlight, ranges):
           Output("compare-message", "children"),
           Input("compare-projection", "value"), Input("compare-color", "value"),
           Input("compare-step", "value"), Input("compare-left-graph", "hoverData"),
-          Input("compare-right-graph", "hoverData"), State("compare-runs", "data"),
-          State("compare-steps", "data"))
-def _manifolds(method, color, idx, hover_left, hover_right, runs, steps):
+          Input("compare-right-graph", "hoverData"), Input("compare-left-graph", "selectedData"),
+          Input("compare-right-graph", "selectedData"), State("compare-runs", "data"),
+          Input("compare-steps", "data"))
+def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right, runs, steps):
     root = current_app.config["GEOMVIZ_RUNS"]
     message = ""
     try:
@@ -148,9 +186,12 @@ def _manifolds(method, color, idx, hover_left, hover_right, runs, steps):
             p["layout"]["title"]["text"] = f"step {data['steps'][idx]}"
             patches.append(p)
         return patches[0], patches[1], no_update
-    if trig in ("compare-left-graph", "compare-right-graph"):  # ring the same example
-        hover = hover_left if trig == "compare-left-graph" else hover_right
-        points = (hover or {}).get("points") or []
+    if trig in ("compare-left-graph", "compare-right-graph"):  # ring the same examples
+        left = trig == "compare-left-graph"
+        prop = ctx.triggered[0]["prop_id"].rsplit(".", 1)[-1]
+        event = (hover_left if left else hover_right) if prop == "hoverData" else \
+            (sel_left if left else sel_right)  # a lasso or box selection
+        points = (event or {}).get("points") or []
         ids = [int(pt["customdata"]) for pt in points if "customdata" in pt]
         patches = []
         for run in data["runs"]:
@@ -184,6 +225,27 @@ def _markers(idx, steps):
         p["layout"]["shapes"][0]["x1"] = step
         out.append(p)
     return out
+
+
+@callback(Output("compare-steps", "data"), Output("compare-step", "max"),
+          Output("compare-step", "marks"), Output("compare-step", "value", allow_duplicate=True),
+          *[Output(f"compare-{s}-{p}", "figure", allow_duplicate=True) for s in SIDES
+            for p in PANELS],
+          Output("compare-live", "disabled"),
+          Input("compare-live", "n_intervals"), State("compare-runs", "data"),
+          State("compare-steps", "data"), prevent_initial_call=True)
+def _live(_n, runs, steps):
+    """While a run trains: new snapshot steps extend the slider, the panels redraw."""
+    root = current_app.config["GEOMVIZ_RUNS"]
+    folders = [resolve_run(root, r) for r in runs]
+    done = all(_status(f) != "running" for f in folders)
+    data = _manifold(root, runs, "pca")
+    n_out = 4 + len(SIDES) * len(PANELS)
+    if data["steps"] == steps:
+        return (*([no_update] * n_out), done)
+    new = data["steps"]
+    figs = [fig for f in folders for fig in _time_figures(time_series(f), new[-1])]
+    return (new, len(new) - 1, _marks(new), len(new) - 1, *figs, done)
 
 
 @callback(Output("compare-ticker", "disabled"), Output("compare-play", "children"),

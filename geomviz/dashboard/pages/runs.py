@@ -8,7 +8,7 @@ import dash
 from dash import Input, Output, callback, dcc, html
 from flask import current_app
 
-from ..data import run_table
+from ..data import run_table, seed_groups
 
 
 def _fmt(v, digits=3):
@@ -26,6 +26,21 @@ def _table(rows: list[dict]):
     return html.Table([html.Thead(head), html.Tbody(body)], id="runs-table")
 
 
+def _groups(rows: list[dict]):
+    def ms(v):
+        return "" if v is None else f"{v[0]:.3f} ± {v[1]:.3f} (n={v[2]})"
+
+    groups = [g for g in seed_groups(rows) if g["n"] > 1]
+    if not groups:
+        return html.Div()
+    head = html.Tr([html.Th(c) for c in ("seed group", "dataset", "runs", "test acc",
+                                         "AUROC (MSP)")])
+    body = [html.Tr([html.Td(g["group"]), html.Td(g["dataset"]), html.Td(g["n"]),
+                     html.Td(ms(g["acc"])), html.Td(ms(g["auroc"]))]) for g in groups]
+    return html.Div([html.H3("Seed groups (mean ± sd)"),
+                     html.Table([html.Thead(head), html.Tbody(body)], id="runs-groups")])
+
+
 def layout(**_):
     rows = run_table(current_app.config["GEOMVIZ_RUNS"])
     if not rows:
@@ -37,6 +52,7 @@ def layout(**_):
     return html.Div([
         html.H2("Runs"),
         html.Div(_table(rows), id="runs-table-box"),
+        html.Div(_groups(rows), id="runs-groups-box"),
         dcc.Interval(id="runs-interval", interval=5000),
         html.Div([html.Label("left"), dcc.Dropdown(ids, default[0], id="runs-left"),
                   html.Label("right"), dcc.Dropdown(ids, default[1], id="runs-right"),
@@ -47,9 +63,11 @@ def layout(**_):
 dash.register_page(__name__, path="/", name="Runs", layout=layout)
 
 
-@callback(Output("runs-table-box", "children"), Input("runs-interval", "n_intervals"))
+@callback(Output("runs-table-box", "children"), Output("runs-groups-box", "children"),
+          Input("runs-interval", "n_intervals"))
 def _refresh(_n):
-    return _table(run_table(current_app.config["GEOMVIZ_RUNS"]))
+    rows = run_table(current_app.config["GEOMVIZ_RUNS"])
+    return _table(rows), _groups(rows)
 
 
 @callback(Output("runs-compare-link", "href"), Input("runs-left", "value"),
