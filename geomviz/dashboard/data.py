@@ -116,7 +116,8 @@ def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
     snaps = [load_snapshots(f, features=False) for f in folders]
     common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
     if method == "aligned_umap":  # too slow for a request: only ever read from the cache
-        xy = project(folders, method, cache_root=root, cached_only=True, n_epochs=100)
+        xy = [project([f], method, cache_root=root, cached_only=True, n_epochs=100)[0]
+              for f in folders]  # one embedding per run, as `geomviz project` caches them
     else:  # PCA (one SVD) and the polar view are available at once, then cached
         xy = project(folders, method, cache_root=root)
     out = {"steps": common, "runs": []}

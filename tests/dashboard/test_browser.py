@@ -3,6 +3,7 @@ move the slider, switch projection, hover-link the two sides, take a screenshot.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 
@@ -142,3 +143,23 @@ def test_live_polling_is_off_for_finished_runs(server):
         return None
 
     assert find(page, "compare-live").disabled is True
+
+
+def test_aligned_umap_is_computed_in_the_background(server, browser):
+    pytest.importorskip("umap")
+    url, _ = server
+    page = browser.new_page()
+    page.goto(f"{url}/compare?a=cmp/ce-s0&b=cmp/tfsd-s0")
+    ready = (f"() => {{ const gd = {GD.format(side='left')}; "
+             "return gd && gd._fullData && gd._fullData.length > 2; }")
+    page.wait_for_function(ready, timeout=60_000)
+    pca_x = _data(page, "left", "d[0].x.slice(0, 5)")
+    page.get_by_text("AlignedUMAP").click()
+    page.wait_for_function("() => document.querySelector('#compare-message').innerText"
+                           ".includes('background')", timeout=30_000)
+    # PCA stays on screen meanwhile; when the job is done the UMAP embedding replaces it
+    page.wait_for_function("() => document.querySelector('#compare-message').innerText === ''",
+                           timeout=400_000)
+    page.wait_for_function(
+        f"() => JSON.stringify(Array.from({GD.format(side='left')}._fullData[0].x).slice(0, 5))"
+        f" !== {json.dumps(json.dumps(pca_x))}", timeout=60_000)

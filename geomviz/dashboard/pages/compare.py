@@ -17,6 +17,7 @@ from flask import current_app
 
 from ... import figures as F
 from ..data import PathError, manifold_data, ood_data, resolve_run, time_series
+from ..jobs import start_umap, umap_status
 
 SIDES = ("left", "right")
 COLORS = {"class": "class", "entropy_target": "target entropy H(p)",
@@ -106,6 +107,8 @@ def layout(a: str | None = None, b: str | None = None, **_):
         dcc.Store(id="compare-runs", data=[a, b]),
         dcc.Store(id="compare-steps", data=steps),
         dcc.Interval(id="compare-live", interval=5000, disabled=not live),
+        dcc.Interval(id="compare-jobs", interval=2000, disabled=True),
+        dcc.Store(id="compare-umap-ready", data=0),
         html.Div([
             dcc.RadioItems([{"label": " PCA (joint)", "value": "pca"},
                             {"label": " AlignedUMAP", "value": "aligned_umap"},
@@ -159,19 +162,23 @@ def _figure(run: dict, idx: int, color: str, title: str, highlight, ranges):
 
 
 @callback(Output("compare-left-graph", "figure"), Output("compare-right-graph", "figure"),
-          Output("compare-message", "children"),
+          Output("compare-message", "children"), Output("compare-jobs", "disabled"),
           Input("compare-projection", "value"), Input("compare-color", "value"),
           Input("compare-step", "value"), Input("compare-left-graph", "hoverData"),
           Input("compare-right-graph", "hoverData"), Input("compare-left-graph", "selectedData"),
           Input("compare-right-graph", "selectedData"), State("compare-runs", "data"),
-          Input("compare-steps", "data"))
-def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right, runs, steps):
+          Input("compare-steps", "data"), Input("compare-umap-ready", "data"))
+def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right, runs, steps,
+               _ready):
     root = current_app.config["GEOMVIZ_RUNS"]
-    message = ""
+    message, polling = "", no_update
     try:
         data = _manifold(root, runs, method)
-    except LookupError as e:
-        data, message = _manifold(root, runs, "pca"), f"{e}; showing PCA"
+    except LookupError:  # AlignedUMAP not cached: compute it in the background, show PCA
+        folders = [resolve_run(root, r) for r in runs]
+        status = start_umap(current_app._get_current_object(), root, folders)
+        data, method, polling = _manifold(root, runs, "pca"), "pca", False
+        message = _job_message(status)
     idx = min(int(idx), len(data["steps"]) - 1)
     trig = ctx.triggered_id
     if trig == "compare-step":  # x/y only
@@ -185,7 +192,7 @@ def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right,
             p["data"][-1]["x"], p["data"][-1]["y"] = [], []
             p["layout"]["title"]["text"] = f"step {data['steps'][idx]}"
             patches.append(p)
-        return patches[0], patches[1], no_update
+        return patches[0], patches[1], no_update, polling
     if trig in ("compare-left-graph", "compare-right-graph"):  # ring the same examples
         left = trig == "compare-left-graph"
         prop = ctx.triggered[0]["prop_id"].rsplit(".", 1)[-1]
@@ -201,7 +208,7 @@ def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right,
             p["data"][-1]["y"] = xy[ids, 1].tolist()
             p["data"][-1]["customdata"] = ids
             patches.append(p)
-        return patches[0], patches[1], no_update
+        return patches[0], patches[1], no_update, polling
     title = f"step {data['steps'][idx]}"
     runs_xy = [run["xy"] for run in data["runs"]]
     if method == "aligned_umap":  # separate embeddings: fixed per run over time
@@ -210,7 +217,33 @@ def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right,
         ranges = [F.common_ranges(*runs_xy)] * 2
     figs = [_figure(run, idx, color, title, [], r)
             for run, r in zip(data["runs"], ranges, strict=True)]
-    return figs[0], figs[1], message
+    return figs[0], figs[1], message, polling
+
+
+def _job_message(status: dict) -> str:
+    if status["state"] == "failed":
+        return f"AlignedUMAP failed: {status['error']}"
+    if status["state"] == "done":
+        return ""
+    return (f"AlignedUMAP is being computed in the background ({status['done']}/"
+            f"{status['total']} runs done); showing PCA meanwhile")
+
+
+@callback(Output("compare-message", "children", allow_duplicate=True),
+          Output("compare-umap-ready", "data"), Output("compare-jobs", "disabled",
+                                                       allow_duplicate=True),
+          Input("compare-jobs", "n_intervals"), State("compare-runs", "data"),
+          State("compare-umap-ready", "data"), prevent_initial_call=True)
+def _jobs(_n, runs, ready):
+    root = current_app.config["GEOMVIZ_RUNS"]
+    status = umap_status(current_app._get_current_object(),
+                         [resolve_run(root, r) for r in runs])
+    if status is None:
+        return no_update, no_update, True
+    if status["state"] == "running":
+        return _job_message(status), no_update, False
+    # done (the manifolds re-render from the cache) or failed (say so and stop polling)
+    return _job_message(status), (ready or 0) + 1, True
 
 
 @callback(*[Output(f"compare-{s}-{p}", "figure") for s in SIDES for p in PANELS],
