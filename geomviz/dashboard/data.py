@@ -104,6 +104,11 @@ def time_series(folder: Path) -> dict:
                "entropy": {f"{g}.{k}": s(f"entropy.{g}.{k}") for g in ("easy", "hard")
                            for k in ("target", "pred")},
                "metric": (run.meta.get("probes") or {}).get("metric", "dot")}
+        first, second = (("head.anchor_gap", "head.nearest_negative")
+                         if out["metric"] == "euclidean" else
+                         ("head.logit_true", "head.logit_top_negative"))
+        out["margins"] = {f"{name.split('.', 1)[1]} {q}": s(f"{name}.{q}")
+                          for name in (first, second) for q in ("p5", "p50", "p95")}
         try:
             out["norm_hist"] = run.histograms("penultimate.norm", split="train")
         except KeyError:

@@ -119,6 +119,9 @@ def test_ood_panel_and_seed_groups(server, browser):
     page.wait_for_function("() => document.querySelector('#compare-left-ood').innerText"
                            ".includes('no min_distance')", timeout=30_000)
     assert page.locator("#compare-right-ood .ood-metrics").count() == 1  # TFSD has it
+    names = page.evaluate("() => document.querySelector('#compare-right-margins "
+                          ".js-plotly-plot')._fullData.map(t => t.name)")
+    assert "anchor_gap p50" in names and "nearest_negative p95" in names
 
 
 def test_live_polling_is_off_for_finished_runs(server):

@@ -56,3 +56,17 @@ def test_seed_groups_mean_and_sd():
     assert groups["s/ce"]["n"] == 2 and groups["s/ce"]["acc"][0] == pytest.approx(0.6)
     assert groups["s/ce"]["acc"][1] == pytest.approx(0.1414213, rel=1e-5)
     assert groups["s/tfsd"]["acc"] == (0.6, 0.0, 1) and groups["s/ce"]["auroc"] is None
+
+
+def test_correctness_colouring_follows_the_margin(tmp_path):
+    import numpy as np
+
+    from geomviz.dashboard import create_app
+
+    create_app(tmp_path)
+    from geomviz.dashboard.pages.compare import _figure
+
+    run = {"xy": np.zeros((1, 4, 2)), "labels": np.array([0, 1, 1, 0]),
+           "extra": {"margin": np.array([[0.5, -1.0, 2.0, -0.1]])}}
+    fig = _figure(run, 0, "correct", "t", [], None)
+    assert list(fig.data[0].marker.color) == [1.0, 0.0, 1.0, 0.0]

@@ -20,10 +20,11 @@ from ..data import PathError, manifold_data, ood_data, resolve_run, time_series
 from ..jobs import start_umap, umap_status
 
 SIDES = ("left", "right")
-COLORS = {"class": "class", "entropy_target": "target entropy H(p)",
+COLORS = {"class": "class", "correct": "correct (1) / wrong (0)",
+          "entropy_target": "target entropy H(p)",
           "entropy_pred": "prediction entropy H(q)", "norm": "‖x‖",
           "true": "anchor gap s·d_y / true logit", "margin": "margin / gap"}
-PANELS = ("norm", "radial", "decomp", "entropy", "loss")
+PANELS = ("norm", "radial", "decomp", "entropy", "margins", "loss")
 
 
 def _cache(key, build):
@@ -79,6 +80,9 @@ def _time_figures(ts: dict, step: int) -> list:
                                                              "bias")}, d["total"][1], step),
         F.entropy({k: v[0] for k, v in ts["entropy"].items()},
                   {k: v[1] for k, v in ts["entropy"].items()}, step),
+        F.series(ts["margins"], "what sets the target: s·d_y vs nearest negative (p5/p50/p95)"
+                 if ts["metric"] == "euclidean" else "true logit vs top negative (p5/p50/p95)",
+                 marker_step=step, log_y=ts["metric"] == "euclidean"),
         F.loss_accuracy(ts["loss"][0], ts["loss"][1], ts["acc"][1], ts["spike"][1], step),
     ]
 
@@ -154,7 +158,10 @@ dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
 
 def _figure(run: dict, idx: int, color: str, title: str, highlight, ranges):
     extra = run["extra"]
-    c = None if color == "class" or color not in extra else extra[color][idx]
+    if color == "correct" and "margin" in extra:  # margin z_y - max_{j≠y} z_j > 0: correct
+        c = (extra["margin"][idx] > 0).astype(np.float32)
+    else:
+        c = None if color == "class" or color not in extra else extra[color][idx]
     hover = {k: extra[k][idx] for k in ("norm", "cos_true", "true", "entropy_target")
              if k in extra}
     return F.manifold(run["xy"][idx], run["labels"], c, COLORS.get(color, color), title, hover,
