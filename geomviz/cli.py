@@ -227,6 +227,11 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8050)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geomviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -247,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     p.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=True,
                    help="serve the dashboard on the runs afterwards (default: yes)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8050)
+    _add_serve_flags(p)
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("project", help="precompute the snapshot projections (PCA, AlignedUMAP)")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
@@ -260,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_objectives)
     p = sub.add_parser("dashboard", help="serve the CE-vs-TFSD dashboard")
     p.add_argument("folder", nargs="?", default="runs")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8050)
+    _add_serve_flags(p)
     p.set_defaults(func=_cmd_dashboard)
     return parser
 

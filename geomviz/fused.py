@@ -132,6 +132,13 @@ def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype) -> st
 
 
 # ----------------------------------------------------------------------------- shared plumbing
+def check_chunk_size(chunk_size: int | None) -> int | None:
+    """``None`` (pick per batch) or a positive integer; anything else is a ``ValueError``."""
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    return chunk_size
+
+
 def _acc_dtype(compute: torch.dtype) -> torch.dtype:
     """Statistics (norms, softmax sums, losses) are fp32, or fp64 for fp64 inputs."""
     return torch.float64 if compute == torch.float64 else torch.float32
@@ -164,8 +171,7 @@ def _prepare(features: Tensor, vectors: Tensor, target: Tensor, ignore_index: in
         raise ValueError(f"features are on {features.device} but {name} on {vectors.device}")
     lead = features.shape[:-1]
     check_targets(lead, num_classes, target, ignore_index, validate)
-    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    check_chunk_size(chunk_size)
     x = features.reshape(-1, dim)
     y = target.reshape(-1).long()
     keep = y != ignore_index

@@ -212,6 +212,13 @@ def check_positive(name: str, value: float) -> float:
     return v
 
 
+def check_nonnegative(name: str, value: float) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0.0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
 def label_smoothing_loss(
     logits: Tensor, target: Tensor, smoothing: float = 0.1, reduction: str = "mean",
     ignore_index: int = -100, validate: bool = True,
@@ -245,9 +252,7 @@ def zloss_cross_entropy(
 ) -> Tensor:
     """CE plus the PaLM z-loss ``coef·logsumexp(z)²`` (Chowdhery et al. 2022)."""
     check_reduction(reduction)
-    c = float(coef)
-    if not (math.isfinite(c) and c >= 0.0):
-        raise ValueError(f"coef must be a finite number >= 0, got {coef!r}")
+    c = check_nonnegative("coef", coef)
     z, y, keep, lead = _flatten(logits, target, ignore_index, validate)
     lse = torch.logsumexp(z, dim=1)
     rows = F.cross_entropy(z, y, reduction="none") + c * lse.square()
@@ -314,10 +319,7 @@ class ZLossCrossEntropy(_LossModule):
 
     def __init__(self, coef: float = 1e-4, **kw) -> None:
         super().__init__(**kw)
-        c = float(coef)
-        if not (math.isfinite(c) and c >= 0.0):
-            raise ValueError(f"coef must be a finite number >= 0, got {coef!r}")
-        self.coef = c
+        self.coef = check_nonnegative("coef", coef)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return zloss_cross_entropy(logits, target, self.coef, **self._common())

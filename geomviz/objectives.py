@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from . import losses as L
-from .fused import BACKENDS, fused_ce_loss, fused_tfsd_loss
+from .fused import BACKENDS, check_chunk_size, fused_ce_loss, fused_tfsd_loss
 from .heads import EuclideanHead, Head, LinearHead
 
 __all__ = [
@@ -67,9 +67,7 @@ class _FusedObjective(Objective):
     def __init__(self, name: str, head: Head, chunk_size: int | None, backend: str,
                  reduction: str, ignore_index: int, validate: bool) -> None:
         super().__init__(name, head, None)
-        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        self.chunk_size = chunk_size
+        self.chunk_size = check_chunk_size(chunk_size)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from probes import attach, target_kind
+from probes.session import to_host
 from probes.snapshots import run_model, select_probe_set, snapshot_arrays, snapshot_steps
 
 __all__ = ["Probing"]
@@ -78,11 +79,7 @@ class Probing(contextlib.AbstractContextManager):
 
     def flush(self, step: int, epoch: int, extra: Tensor, loss_fn):
         if self.session is None:
-            import torch.distributed as dist
-
-            if dist.is_available() and dist.is_initialized():
-                dist.all_reduce(extra)
-            return extra.cpu().numpy()
+            return to_host(extra)
         return self.session.flush(step, epoch, extra=extra, loss_fn=loss_fn)
 
     def on_test(self, step: int, epoch: int):

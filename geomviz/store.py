@@ -238,6 +238,13 @@ class Run:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: {e}") from None
 
+    def _series(self, select: str, name: str, split: str | None) -> list[tuple]:
+        """Rows of ``select`` for ``name`` (and ``split`` if given), in step order."""
+        where, args = " WHERE name = ?", (name,)
+        if split is not None:
+            where, args = where + " AND split = ?", (name, split)
+        return self._q(select + where + " ORDER BY step, rowid", args)
+
     @property
     def meta(self) -> dict[str, Any]:
         """Run metadata; a ``running`` run whose heartbeat went stale reads as ``crashed``."""
@@ -257,11 +264,7 @@ class Run:
 
     def scalars(self, name: str, split: str | None = None, frame: bool = False):
         """Series ``name``: dict of numpy arrays step, epoch, split, value (or a DataFrame)."""
-        sql = "SELECT step, epoch, split, value FROM scalars WHERE name = ?"
-        args: tuple = (name,)
-        if split is not None:
-            sql, args = sql + " AND split = ?", (name, split)
-        rows = self._q(sql + " ORDER BY step, rowid", args)
+        rows = self._series("SELECT step, epoch, split, value FROM scalars", name, split)
         out = {
             "step": np.array([r[0] for r in rows], dtype=np.int64),
             "epoch": np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64),
@@ -278,11 +281,7 @@ class Run:
         edges = self._q("SELECT edges FROM hist_edges WHERE name = ?", (name,))
         if not edges:
             raise KeyError(f"no histogram {name!r} in {self.path}")
-        sql = "SELECT step, epoch, split, counts FROM histograms WHERE name = ?"
-        args: tuple = (name,)
-        if split is not None:
-            sql, args = sql + " AND split = ?", (name, split)
-        rows = self._q(sql + " ORDER BY step, rowid", args)
+        rows = self._series("SELECT step, epoch, split, counts FROM histograms", name, split)
         e = np.frombuffer(edges[0][0], dtype=np.float64)
         counts = np.stack([np.frombuffer(r[3], dtype=np.int64) for r in rows]) if rows else \
             np.zeros((0, len(e) - 1), dtype=np.int64)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from .stats import GRAD_FIELDS, batch_stats, grad_stats, layout
 from .summary import decompose, summarize
 
-__all__ = ["ProbeSession", "attach", "resolve_head", "target_kind"]
+__all__ = ["ProbeSession", "attach", "resolve_head", "target_kind", "to_host"]
 
 
 def resolve_head(model: nn.Module, head: nn.Module | str | None) -> nn.Module:
@@ -52,6 +52,13 @@ def _head_geometry(head: nn.Module) -> tuple[str, Tensor, Tensor | None, float]:
         return "dot", head.weight, head.bias, 1.0
     raise ValueError(f"cannot probe a head of type {type(head).__name__}: use nn.Linear or a "
                      "geomviz head")
+
+
+def to_host(extra: Tensor, reduce: bool = True) -> np.ndarray:
+    """``extra`` summed across DDP ranks (when running distributed), moved to the host."""
+    if reduce and dist.is_available() and dist.is_initialized():
+        dist.all_reduce(extra)
+    return extra.cpu().numpy()
 
 
 def target_kind(objective_name: str | None) -> str:
@@ -133,11 +140,7 @@ class ProbeSession:
         recs, self._pending = self._pending, []
         distributed = reduce and dist.is_available() and dist.is_initialized()
         if not recs:
-            if extra is None:
-                return None
-            if distributed:
-                dist.all_reduce(extra)
-            return extra.cpu().numpy()
+            return None if extra is None else to_host(extra, reduce)
         num_classes = len(recs[0]["penultimate.norm.class_sum"])
         fields = self._fields(num_classes)
         dev = recs[0]["n"].device
