@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "manifold", "common_ranges", "norm_heatmap", "series", "decomposition", "entropy",
-    "loss_accuracy", "ood_scores", "PALETTE",
+    "manifold", "trace_masks", "common_ranges", "norm_heatmap", "series", "decomposition",
+    "entropy", "loss_accuracy", "ood_scores", "PALETTE",
 ]
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
@@ -39,34 +39,26 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
     go = _go()
     xy = np.asarray(xy, dtype=np.float32)
     labels = np.asarray(labels)
-    idx = np.arange(len(labels))
     fig = go.Figure()
-    ood = labels < 0
 
-    def text(mask):
+    def text(points):
         if not hover:
             return None
-        return ["<br>".join(f"{k}: {v[i]:.4g}" for k, v in hover.items()) for i in idx[mask]]
+        return ["<br>".join(f"{k}: {v[i]:.4g}" for k, v in hover.items()) for i in points]
 
-    if color is None:
-        for c in np.unique(labels[~ood]):
-            m = labels == c
+    for kind, c, m in trace_masks(labels, colored=color is not None):
+        if kind == "class":
             name = class_names[c] if class_names and c < len(class_names) else str(c)
-            fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
-                                       customdata=idx[m].tolist(), text=text(m),
-                                       marker={"size": 5, "color": PALETTE[int(c) % 10]}))
-    else:
-        m = ~ood
-        fig.add_trace(go.Scattergl(
-            x=xy[m, 0], y=xy[m, 1], mode="markers", name=color_name,
-            customdata=idx[m].tolist(),
-            text=text(m), marker={"size": 5, "color": np.asarray(color, np.float32)[m],
-                                  "colorscale": "Viridis", "showscale": True,
-                                  "colorbar": {"title": color_name}}))
-    if ood.any():
-        fig.add_trace(go.Scattergl(x=xy[ood, 0], y=xy[ood, 1], mode="markers", name="OOD",
-                                   customdata=idx[ood].tolist(), text=text(ood),
-                                   marker={"size": 6, "symbol": "x", "color": OOD_COLOR}))
+            marker = {"size": 5, "color": PALETTE[int(c) % 10]}
+        elif kind == "color":
+            name = color_name
+            marker = {"size": 5, "color": np.asarray(color, np.float32)[m],
+                      "colorscale": "Viridis", "showscale": True,
+                      "colorbar": {"title": color_name}}
+        else:
+            name, marker = "OOD", {"size": 6, "symbol": "x", "color": OOD_COLOR}
+        fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
+                                   customdata=m.tolist(), text=text(m), marker=marker))
     if highlight is not None:  # always last, possibly empty, so it can be patched
         h = np.asarray(highlight, dtype=int)
         fig.add_trace(go.Scattergl(x=xy[h, 0], y=xy[h, 1], mode="markers", name="selected",
@@ -79,6 +71,21 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
         fig.update_xaxes(range=list(ranges[0]))
         fig.update_yaxes(range=list(ranges[1]))
     return fig
+
+
+def trace_masks(labels: np.ndarray, colored: bool) -> list[tuple[str, int | None, np.ndarray]]:
+    """``(kind, class, point indices)`` of each data trace :func:`manifold` draws, in order:
+    one per class (or one "color" trace), then "ood"; the "selected" trace comes last.
+    Callers that patch a manifold's x/y address its traces through this."""
+    labels = np.asarray(labels)
+    ood = labels < 0
+    if colored:
+        out = [("color", None, np.flatnonzero(~ood))]
+    else:
+        out = [("class", int(c), np.flatnonzero(labels == c)) for c in np.unique(labels[~ood])]
+    if ood.any():
+        out.append(("ood", None, np.flatnonzero(ood)))
+    return out
 
 
 def common_ranges(*arrays: np.ndarray, pad: float = 0.05) -> tuple:

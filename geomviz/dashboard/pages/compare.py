@@ -40,19 +40,26 @@ def _cache(key, build):
 
 def _manifold(root, runs, method):
     folders = [resolve_run(root, r) for r in runs]
-    stamp = tuple((f / "run.sqlite").stat().st_mtime_ns for f in folders)
+    # keyed by the snapshot steps (not the file's mtime, which every heartbeat of a live run
+    # changes), so slider moves hit this cache until a new snapshot arrives
+    stamp = tuple(tuple(_snapshot_steps(f)) for f in folders)
     return _cache(("manifold", tuple(runs), method, stamp),
                   lambda: manifold_data(current_app.config["GEOMVIZ_RUNS"], folders, method))
 
 
-def _trace_masks(labels: np.ndarray, colored: bool) -> list[np.ndarray]:
-    """Point indices of each scatter trace, in the order figures.manifold adds them."""
-    ood = labels < 0
-    masks = [np.flatnonzero(~ood)] if colored else \
-        [np.flatnonzero(labels == c) for c in np.unique(labels[~ood])]
-    if ood.any():
-        masks.append(np.flatnonzero(ood))
-    return masks
+def _snapshot_steps(folder) -> list[int]:
+    from ...store import open_run
+
+    with open_run(folder) as run:
+        return run.array_steps("snapshot.features")
+
+
+def _color_values(run: dict, idx: int, color: str) -> np.ndarray | None:
+    """Per-point colour values at snapshot ``idx``, or None to colour by class."""
+    extra = run["extra"]
+    if color == "correct" and "margin" in extra:  # margin z_y - max_{j≠y} z_j > 0: correct
+        return (extra["margin"][idx] > 0).astype(np.float32)
+    return None if color == "class" or color not in extra else extra[color][idx]
 
 
 def _marks(steps: list[int]) -> dict:
@@ -158,10 +165,7 @@ dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
 
 def _figure(run: dict, idx: int, color: str, title: str, highlight, ranges):
     extra = run["extra"]
-    if color == "correct" and "margin" in extra:  # margin z_y - max_{j≠y} z_j > 0: correct
-        c = (extra["margin"][idx] > 0).astype(np.float32)
-    else:
-        c = None if color == "class" or color not in extra else extra[color][idx]
+    c = _color_values(run, idx, color)
     hover = {k: extra[k][idx] for k in ("norm", "cos_true", "true", "entropy_target")
              if k in extra}
     return F.manifold(run["xy"][idx], run["labels"], c, COLORS.get(color, color), title, hover,
@@ -193,7 +197,8 @@ def _manifolds(method, color, idx, hover_left, hover_right, sel_left, sel_right,
         for run in data["runs"]:
             p = Patch()
             xy = run["xy"][idx]
-            for i, m in enumerate(_trace_masks(run["labels"], color != "class")):
+            colored = _color_values(run, idx, color) is not None  # as _figure decides
+            for i, (_, _, m) in enumerate(F.trace_masks(run["labels"], colored)):
                 p["data"][i]["x"] = xy[m, 0].tolist()
                 p["data"][i]["y"] = xy[m, 1].tolist()
             p["data"][-1]["x"], p["data"][-1]["y"] = [], []
