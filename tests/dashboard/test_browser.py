@@ -64,13 +64,20 @@ def _data(page, side, expr):
                          f"}})); return {expr}; }}")
 
 
-def test_compare_page_slider_projection_hover(server, browser, tmp_path):
-    url, _ = server
+def _open_compare(browser, url):
+    """The CE-vs-TFSD compare page, once both manifolds are drawn."""
     page = browser.new_page()
     page.goto(f"{url}/compare?a=cmp/ce-s0&b=cmp/tfsd-s0")
-    ready = (f"() => {{ const gd = {GD.format(side='right')}; "
-             "return gd && gd.data && gd.data.length > 2; }")
-    page.wait_for_function(ready, timeout=60_000)
+    for side in ("left", "right"):
+        page.wait_for_function(f"() => {{ const gd = {GD.format(side=side)}; "
+                               "return gd && gd._fullData && gd._fullData.length > 2; }",
+                               timeout=60_000)
+    return page
+
+
+def test_compare_page_slider_projection_hover(server, browser, tmp_path):
+    url, _ = server
+    page = _open_compare(browser, url)
     x_before = _data(page, "left", "d[0].x.slice(0, 5)")
     title = _data(page, "left", "gd.layout.title.text")
     # move the shared slider one step back: both manifolds get new x/y
@@ -111,8 +118,7 @@ def test_runs_page_and_refused_paths(server, browser):
 
 def test_ood_panel_and_seed_groups(server, browser):
     url, _ = server
-    page = browser.new_page()
-    page.goto(f"{url}/compare?a=cmp/ce-s0&b=cmp/tfsd-s0")
+    page = _open_compare(browser, url)
     page.wait_for_selector("#compare-left-ood .ood-metrics", timeout=60_000)
     assert "auroc" in page.inner_text("#compare-left-ood")
     page.get_by_text("min_distance").click()  # linear heads have no distance score
@@ -151,11 +157,7 @@ def test_live_polling_is_off_for_finished_runs(server):
 def test_aligned_umap_is_computed_in_the_background(server, browser):
     pytest.importorskip("umap")
     url, _ = server
-    page = browser.new_page()
-    page.goto(f"{url}/compare?a=cmp/ce-s0&b=cmp/tfsd-s0")
-    ready = (f"() => {{ const gd = {GD.format(side='left')}; "
-             "return gd && gd._fullData && gd._fullData.length > 2; }")
-    page.wait_for_function(ready, timeout=60_000)
+    page = _open_compare(browser, url)
     pca_x = _data(page, "left", "d[0].x.slice(0, 5)")
     page.get_by_text("AlignedUMAP").click()
     page.wait_for_function("() => document.querySelector('#compare-message').innerText"
