@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "accuracy", "nll", "ece", "confidence_scores", "ood_metrics", "neural_collapse",
+    "accuracy", "nll", "ece", "confidence_scores", "ood_metrics", "roc_curve", "neural_collapse",
     "classification_metrics",
 ]
 
@@ -81,6 +81,13 @@ def _aupr(pos: np.ndarray, neg: np.ndarray) -> float:
     precision = tp / (tp + fp)
     recall = tp / max(len(pos), 1)
     return _auc_trapezoid(np.r_[0.0, recall], np.r_[1.0, precision])
+
+
+def roc_curve(conf_id, conf_ood) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, tpr)`` of detecting OOD (positive) by low ID-confidence, from (0, 0) to (1, 1)."""
+    cid, cood = _np(conf_id).ravel(), _np(conf_ood).ravel()
+    tp, fp = _curve(-cood, -cid)
+    return np.r_[0.0, fp / max(len(cid), 1)], np.r_[0.0, tp / max(len(cood), 1)]
 
 
 def ood_metrics(conf_id, conf_ood, tpr: float = 0.95) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Pure figure builders: data in, ``plotly.graph_objects.Figure`` out.
+"""Dashboard panels: pure builders, data in, ``plotly.graph_objects.Figure`` out.
 
 The dashboard and the static export both build their figures here, from what
 the reader API returns (``geomviz.store.Run``) and the cached projections. No
@@ -195,14 +195,13 @@ def ood_scores(conf_id: np.ndarray, conf_ood: np.ndarray, score_name: str = "msp
     go = _go()
     from plotly.subplots import make_subplots
 
-    from .metrics import _curve
+    from ..metrics import roc_curve
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{score_name}: ID vs OOD", "ROC"))
     fig.add_trace(go.Histogram(x=conf_id, name="ID", opacity=0.6, histnorm="probability"), 1, 1)
     fig.add_trace(go.Histogram(x=conf_ood, name="OOD", opacity=0.6, histnorm="probability"), 1, 1)
-    tp, fp = _curve(-np.asarray(conf_ood, float), -np.asarray(conf_id, float))
-    fig.add_trace(go.Scatter(x=np.r_[0, fp / len(conf_id)], y=np.r_[0, tp / len(conf_ood)],
-                             mode="lines", name="ROC"), 1, 2)
+    fpr, tpr = roc_curve(conf_id, conf_ood)
+    fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC"), 1, 2)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                              line={"dash": "dash", "color": "grey"}), 1, 2)
     fig.update_layout(barmode="overlay", margin={"l": 50, "r": 10, "t": 40, "b": 40})

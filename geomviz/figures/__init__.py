@@ -1,0 +1,38 @@
+"""Pure figure builders: data in, ``plotly.graph_objects.Figure`` out.
+
+``panels`` draws the dashboard's interactive panels, ``blog`` the publication figure
+set (reusing the panels' conventions), ``theme`` the shared look and colours.
+No builder reads files or keeps state.
+"""
+
+from .blog import (
+    angle_radius,
+    gradient_split,
+    manifold_grid,
+    norm_growth,
+    ood,
+    summary_table,
+    target_entropy,
+    target_vs_bayes,
+)
+from .panels import (
+    OOD_COLOR,
+    PALETTE,
+    common_ranges,
+    decomposition,
+    entropy,
+    loss_accuracy,
+    manifold,
+    norm_heatmap,
+    ood_scores,
+    series,
+    trace_masks,
+)
+from .theme import OBJECTIVE_COLORS, objective_colors, template
+
+__all__ = [
+    "manifold", "trace_masks", "common_ranges", "norm_heatmap", "series", "decomposition",
+    "entropy", "loss_accuracy", "ood_scores", "PALETTE", "OOD_COLOR", "norm_growth",
+    "manifold_grid", "angle_radius", "gradient_split", "target_entropy", "ood",
+    "summary_table", "target_vs_bayes", "OBJECTIVE_COLORS", "objective_colors", "template",
+]

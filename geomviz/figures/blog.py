@@ -1,0 +1,334 @@
+"""The publication figure set: pure builders over plain arrays, one per named figure.
+
+Every builder takes per-objective data (``{objective: ...}``, in legend order) and a
+colour per objective, and returns a themed ``Figure`` sized for an 800 px column.
+A series over seeds is ``SeedSeries``: one ``(steps[T], values[T])`` per seed; it is
+drawn as the seed mean with a min-max band when there is more than one seed.
+What the data mean and where it is read from is ``geomviz.figureset``'s concern.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .panels import OOD_COLOR, PALETTE, _go
+from .theme import WIDTH, template
+
+__all__ = ["norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
+           "ood", "summary_table", "target_vs_bayes", "SeedSeries"]
+
+SeedSeries = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _subplots(rows: int, cols: int, **kw):
+    from plotly.subplots import make_subplots
+
+    return make_subplots(rows=rows, cols=cols, **kw)
+
+
+def _finish(fig, title: str, height: int, legend: bool = True):
+    fig.update_layout(template=template(), width=WIDTH, height=height, showlegend=legend,
+                      title={"text": title, "y": 0.985, "yref": "container", "yanchor": "top"},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 0.005,
+                              "yref": "container", "yanchor": "bottom"},
+                      margin={"t": 85, "b": 105 if legend else 50})
+    fig.update_annotations(font_size=14)  # subplot titles
+    _log_ticks(fig)
+    return fig
+
+
+def _log_ticks(fig) -> None:
+    """Readable log axes: ticks at powers of two (1, 2, 4, 8, ...) over up to ~2.7 decades,
+    at powers of ten beyond; plotly's default labels minor ticks with a bare digit."""
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    for tr in fig.data:
+        for axis in ("x", "y"):
+            values = getattr(tr, axis, None)
+            ref = getattr(tr, f"{axis}axis", None) or axis
+            if values is None or isinstance(values, str):
+                continue
+            v = np.asarray(values, dtype=object)
+            v = np.array([float(a) for a in v.ravel() if isinstance(a, int | float | np.number)])
+            v = v[np.isfinite(v) & (v > 0)]
+            if len(v):
+                name = ref.replace("x", "xaxis").replace("y", "yaxis")
+                lo[name] = min(lo.get(name, np.inf), float(v.min()))
+                hi[name] = max(hi.get(name, 0.0), float(v.max()))
+    for name in lo:
+        axis = fig.layout[name] if name in fig.layout else None
+        if axis is None or axis.type != "log":
+            continue
+        decades = np.log10(hi[name] / lo[name])
+        if decades <= 2.7:
+            axis.update(dtick=float(np.log10(2)), tickformat=".3~g")
+        else:
+            axis.update(dtick=1)
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def seed_stats(series: SeedSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, mean, lo, hi)`` over the seeds, on the steps every seed logged."""
+    series = [(np.asarray(s), np.asarray(v, dtype=np.float64)) for s, v in series if len(s)]
+    if not series:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty
+    common = series[0][0]
+    for s, _ in series[1:]:
+        common = np.intersect1d(common, s)
+    stack = np.stack([v[np.searchsorted(s, common)] for s, v in series])  # [seeds, T]
+    return common, stack.mean(0), stack.min(0), stack.max(0)
+
+
+def _band(fig, series: SeedSeries, name: str, color: str, row=None, col=None,
+          dash: str = "solid", showlegend: bool = True, lower: SeedSeries | None = None,
+          upper: SeedSeries | None = None):
+    """Seed-mean line of ``series`` with a shaded band: min-max over seeds, or the seed means
+    of ``lower``/``upper`` when given (e.g. the p5-p95 spread of a distribution)."""
+    go = _go()
+    steps, mean, lo, hi = seed_stats(series)
+    if lower is not None and upper is not None:
+        (sl, lo, _, _), (su, hi, _, _) = seed_stats(lower), seed_stats(upper)
+        keep = np.intersect1d(sl, su)
+        lo, hi = lo[np.searchsorted(sl, keep)], hi[np.searchsorted(su, keep)]
+        band_steps = keep
+    else:
+        band_steps = steps if len(series) > 1 else np.zeros(0)
+    where = {} if row is None else {"row": row, "col": col}
+    if len(band_steps):
+        fig.add_trace(go.Scatter(x=np.r_[band_steps, band_steps[::-1]], y=np.r_[hi, lo[::-1]],
+                                 fill="toself", fillcolor=_rgba(color, 0.18), mode="lines",
+                                 line={"width": 0}, hoverinfo="skip", showlegend=False,
+                                 legendgroup=name), **where)
+    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines", name=name, legendgroup=name,
+                             showlegend=showlegend, line={"color": color, "width": 2,
+                                                          "dash": dash}), **where)
+
+
+def norm_growth(p50: dict[str, SeedSeries], p5: dict[str, SeedSeries],
+                p95: dict[str, SeedSeries], final_hist: dict[str, tuple[np.ndarray, np.ndarray]],
+                colors: dict[str, str]):
+    """Median feature norm over training with its 5-95% band, and the final distribution."""
+    go = _go()
+    fig = _subplots(1, 2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
+                    subplot_titles=("median ‖x‖ over training (band: p5–p95)",
+                                    "‖x‖ at the end (share of samples)"))
+    for name in p50:
+        _band(fig, p50[name], name, colors[name], 1, 1, lower=p5.get(name),
+              upper=p95.get(name))
+        if name in final_hist:
+            edges, counts = final_hist[name]
+            counts = np.asarray(counts, dtype=np.float64)
+            share = counts / max(counts.sum(), 1)
+            lo = np.where(edges[:-1] > 0, edges[:-1], edges[1] / 10)
+            centres = np.sqrt(lo * edges[1:])
+            used = np.flatnonzero(share > 0)
+            if len(used):
+                sl = slice(max(used[0] - 1, 0), used[-1] + 2)
+                fig.add_trace(go.Scatter(x=centres[sl], y=share[sl], mode="lines",
+                                         line={"shape": "hvh", "color": colors[name]},
+                                         name=name, legendgroup=name, showlegend=False), 1, 2)
+    fig.update_yaxes(type="log", title_text="‖x‖", row=1, col=1)
+    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="‖x‖", row=1, col=2)
+    fig.update_yaxes(title_text="share", row=1, col=2)
+    return _finish(fig, "Feature-norm growth", 440)
+
+
+def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
+                  ranges: list[tuple] | None = None):
+    """The probe set on one shared PCA basis: a row per objective, a column per step.
+    ``panels[obj]`` holds ``steps[S]``, ``xy[S, P, 2]`` and ``labels[P]`` (-1: OOD);
+    ``ranges[s]`` are the axis ranges of column ``s``: shared by the objectives, so a
+    column compares them at one step (the norm figure shows the growth across steps)."""
+    go = _go()
+    names = list(panels)
+    cols = max(len(p["steps"]) for p in panels.values())
+    fig = _subplots(len(names), cols, horizontal_spacing=0.015, vertical_spacing=0.03,
+                    column_titles=[f"step {s}" for s in panels[names[0]]["steps"]],
+                    row_titles=names)
+    seen: set = set()
+    for r, name in enumerate(names, start=1):
+        p = panels[name]
+        labels = np.asarray(p["labels"])
+        for c, xy in enumerate(np.asarray(p["xy"]), start=1):
+            for cls in np.unique(labels):
+                m = labels == cls
+                ood = cls < 0
+                label = "OOD" if ood else (class_names[cls] if class_names and
+                                           cls < len(class_names) else str(cls))
+                marker = ({"size": 4, "symbol": "x", "color": OOD_COLOR} if ood else
+                          {"size": 3, "color": PALETTE[int(cls) % len(PALETTE)]})
+                fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=label,
+                                         legendgroup=label, showlegend=label not in seen,
+                                         marker={**marker, "opacity": 0.7}), r, c)
+                seen.add(label)
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
+    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False)
+    for c, rng in enumerate(ranges or [], start=1):
+        fig.update_xaxes(range=list(rng[0]), col=c)
+        fig.update_yaxes(range=list(rng[1]), col=c)
+    fig = _finish(fig, "The manifold on a shared PCA basis", 200 + 150 * len(names))
+    fig.update_layout(legend={"itemsizing": "constant"})
+    return fig
+
+
+def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
+                 angular: dict[str, SeedSeries], colors: dict[str, str]):
+    """Top: each objective's probe set at the end as (angle to the true class, ‖x‖).
+    Bottom: the cumulative radial and angular parts of the mean true-class logit's change."""
+    go = _go()
+    names = list(polar)
+    per_row = 3
+    top = max(1, math.ceil(len(names) / per_row))
+    specs = [[{"colspan": 2}, None] * per_row for _ in range(top)]
+    specs.append([{"colspan": 3}, None, None] * 2)
+    titles = [f"{n}: end of training" for n in names] + [""] * (top * per_row - len(names))
+    titles += ["cumulative radial part", "cumulative angular part"]
+    fig = _subplots(top + 1, 2 * per_row, specs=specs, subplot_titles=titles,
+                    vertical_spacing=0.16 if top == 1 else 0.1, horizontal_spacing=0.06,
+                    row_heights=[1.0] * top + [1.3])
+    for i, name in enumerate(names):
+        r, c = 1 + i // per_row, 1 + 2 * (i % per_row)
+        xy, labels = np.asarray(polar[name]["xy"]), np.asarray(polar[name]["labels"])
+        for ood in (False, True):
+            m = (labels < 0) == ood
+            if m.any():
+                fig.add_trace(go.Scatter(
+                    x=np.degrees(xy[m, 1]), y=xy[m, 0], mode="markers", showlegend=False,
+                    name=f"{name} {'OOD' if ood else 'ID'}",
+                    marker={"size": 3, "opacity": 0.5, "color": OOD_COLOR if ood else
+                            colors[name], "symbol": "x" if ood else "circle"}), r, c)
+        fig.update_xaxes(title_text="θ_y (deg)" if r == top else None, range=[0, 180],
+                         row=r, col=c)
+        fig.update_yaxes(type="log", title_text="‖x‖" if c == 1 else None, row=r, col=c)
+    for col, parts in ((1, radial), (4, angular)):
+        for name, series in parts.items():
+            cum = [(s, np.cumsum(np.nan_to_num(v))) for s, v in series]
+            _band(fig, cum, name, colors[name], top + 1, col, showlegend=col == 1)
+        fig.update_xaxes(title_text="step", row=top + 1, col=col)
+    fig.update_yaxes(title_text="Δ mean true logit", row=top + 1, col=1)
+    return _finish(fig, "Radius or angle? Where the true-class logit comes from",
+                   260 * top + 420)
+
+
+def gradient_split(fraction: dict[str, SeedSeries], colors: dict[str, str]):
+    """Share of the feature gradient's energy along x (radial) over training."""
+    fig = _go().Figure()
+    for name, series in fraction.items():
+        _band(fig, series, name, colors[name])
+    fig.update_yaxes(type="log", title_text="radial share of ‖∂L/∂x‖²")
+    fig.update_xaxes(title_text="step")
+    return _finish(fig, "Gradient split: radial energy fraction", 400)
+
+
+def target_entropy(entropy: dict[str, dict[str, SeedSeries]],
+                   gaps: dict[str, dict[str, SeedSeries]], colors: dict[str, str]):
+    """Target H(p) (solid) vs prediction H(q) (dotted) for hard and easy samples, with the
+    anchor gap s·d_y (solid) and nearest-negative distance (dashed) of the distance heads."""
+    fig = _subplots(1, 3, horizontal_spacing=0.1,
+                    subplot_titles=("hard samples", "easy samples", "distances (median)"))
+    for name, parts in entropy.items():
+        for col, group in ((1, "hard"), (2, "easy")):
+            for kind, dash in (("target", "solid"), ("pred", "dot")):
+                if f"{group}.{kind}" in parts:
+                    _band(fig, parts[f"{group}.{kind}"], name, colors[name], 1, col, dash=dash,
+                          showlegend=col == 1 and kind == "target")
+    for name, parts in gaps.items():
+        for key, dash in (("anchor_gap", "solid"), ("nearest_negative", "dash")):
+            if key in parts:
+                _band(fig, parts[key], name, colors[name], 1, 3, dash=dash,
+                      showlegend=name not in entropy and key == "anchor_gap")
+    fig.update_yaxes(title_text="entropy (nats)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="s·d_y —, s·d_neg - -", row=1, col=3)
+    for col in (1, 2, 3):
+        fig.update_xaxes(title_text="step", row=1, col=col)
+    if not gaps:
+        fig.add_annotation(text="no distance head in these runs", row=1, col=3, x=0.5, y=0.5,
+                           xref="x3 domain", yref="y3 domain", showarrow=False)
+    return _finish(fig, "Target entropy H(p) (solid) vs prediction entropy H(q) (dotted)", 420)
+
+
+def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
+        score_name: str, colors: dict[str, str]):
+    """ROC curves (OOD positive) and the ID/OOD histograms of ``score_name`` per objective."""
+    go = _go()
+    from ..metrics import roc_curve
+
+    names = list(scores)
+    per_row = 3
+    hist_rows = max(1, math.ceil(len(names) / per_row))
+    specs = [[{"colspan": per_row}] + [None] * (per_row - 1)] + [[{}] * per_row] * hist_rows
+    titles = [f"ROC, score: {score_name}"] + names + [""] * (hist_rows * per_row - len(names))
+    fig = _subplots(1 + hist_rows, per_row, specs=specs, subplot_titles=titles,
+                    row_heights=[1.6] + [1.0] * hist_rows,
+                    vertical_spacing=0.2 if hist_rows == 1 else 0.12)
+    for i, name in enumerate(names):
+        cid, cood = (np.asarray(a, dtype=np.float64) for a in scores[name])
+        fpr, tpr = roc_curve(cid, cood)
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line={"color": colors[name]},
+                                 name=f"{name} (AUROC {auroc.get(name, '?')})"), 1, 1)
+        r, c = 2 + i // per_row, 1 + i % per_row
+        lo, hi = np.nanmin(np.r_[cid, cood]), np.nanmax(np.r_[cid, cood])
+        bins = {"start": lo, "end": hi + 1e-12, "size": max(hi - lo, 1e-12) / 30}
+        for data, label, color in ((cid, "ID", colors[name]), (cood, "OOD", OOD_COLOR)):
+            fig.add_trace(go.Histogram(x=data, xbins=bins, histnorm="probability",
+                                       marker={"color": _rgba(color, 0.55)}, name=label,
+                                       showlegend=False), r, c)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                             line={"dash": "dash", "color": "#999", "width": 1}), 1, 1)
+    fig.update_xaxes(title_text="false positive rate", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="true positive rate", range=[0, 1.02], row=1, col=1)
+    fig.update_layout(barmode="overlay")
+    fig = _finish(fig, f"OOD detection (histograms: ID coloured, OOD grey; {score_name})",
+                  360 + 220 * hist_rows)
+    fig.update_layout(legend={"orientation": "v", "x": 1.0, "xanchor": "right", "y": 0.62,
+                              "yanchor": "bottom"})
+    return fig
+
+
+def summary_table(columns: list[str], rows: list[list[str]], colors: list[str]):
+    """A results table (already formatted cells); the first column is tinted per row."""
+    go = _go()
+    cells = list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in columns]
+    fill = [[_rgba(c, 0.18) for c in colors]] + [["white"] * len(rows)] * (len(columns) - 1)
+    fig = go.Figure(go.Table(
+        columnwidth=[1.6] + [1.0] * (len(columns) - 1),
+        header={"values": [f"<b>{c}</b>" for c in columns], "fill_color": "#f2f2f2",
+                "align": "left", "font": {"size": 12}, "height": 30},
+        cells={"values": cells, "fill_color": fill, "align": "left", "font": {"size": 12},
+               "height": 26}))
+    fig = _finish(fig, "Summary: mean ± sd over seeds", 110 + 30 * (len(rows) + 1), legend=False)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def target_vs_bayes(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+                    colors: dict[str, str]):
+    """Ground truth: mean target entropy H(p) and prediction entropy H(q) at each level of
+    the Bayes posterior's entropy. ``curves[obj]["target"|"pred"] = (bayes_bins, mean)``."""
+    go = _go()
+    fig = _subplots(1, 2, horizontal_spacing=0.1, shared_yaxes=True,
+                    subplot_titles=("target H(p)", "prediction H(q)"))
+    top = 0.0
+    for name, parts in curves.items():
+        for col, key in ((1, "target"), (2, "pred")):
+            if key in parts:
+                x, y = parts[key]
+                top = max(top, float(np.nanmax(np.r_[x, 0.0])))
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name,
+                                         legendgroup=name, showlegend=col == 1,
+                                         line={"color": colors[name]}), 1, col)
+    for col in (1, 2):
+        fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="= Bayes",
+                                 showlegend=col == 1, line={"dash": "dash", "color": "#999"}),
+                      1, col)
+        fig.update_xaxes(title_text="Bayes posterior entropy (nats)", row=1, col=col)
+    fig.update_yaxes(title_text="entropy (nats)", row=1, col=1)
+    return _finish(fig, "Targets and predictions against the true posterior's entropy", 420)

@@ -1,0 +1,119 @@
+"""Publication builders: every trace carries exactly the data given, sized for the column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geomviz import figures as F
+from geomviz.figures.blog import seed_stats
+from geomviz.metrics import ood_metrics
+
+pytest.importorskip("plotly")
+COLORS = F.objective_colors(["ce", "tfsd"])
+
+
+def _seeds(g, n_seeds=3, steps=(10, 20, 30, 40)):
+    return [(np.array(steps), g.uniform(1, 5, len(steps))) for _ in range(n_seeds)]
+
+
+@given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=4, max_size=4), min_size=1,
+                max_size=5))
+def test_seed_stats_is_mean_min_max_over_seeds(values):
+    series = [(np.array([1, 2, 3, 4]), np.array(v)) for v in values]
+    steps, mean, lo, hi = seed_stats(series)
+    arr = np.array(values, dtype=np.float64)
+    np.testing.assert_array_equal(steps, [1, 2, 3, 4])
+    np.testing.assert_allclose(mean, arr.mean(0), rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(lo, arr.min(0))
+    np.testing.assert_array_equal(hi, arr.max(0))
+
+
+def test_seed_stats_keeps_only_steps_every_seed_logged():
+    series = [(np.array([0, 1, 2]), np.array([1.0, 2, 3])), (np.array([1, 2, 5]),
+                                                             np.array([10.0, 20, 50]))]
+    steps, mean, _, _ = seed_stats(series)
+    np.testing.assert_array_equal(steps, [1, 2])
+    np.testing.assert_allclose(mean, [6, 11.5])
+
+
+def test_norm_growth_line_is_seed_mean_and_band_is_p5_p95():
+    g = np.random.default_rng(0)
+    p50, p5, p95 = _seeds(g), _seeds(g), _seeds(g)
+    edges = np.geomspace(0.1, 100, 11)
+    counts = np.r_[0, 0, 3, 5, 2, 0, 0, 0, 0, 0]
+    fig = F.norm_growth({"ce": p50}, {"ce": p5}, {"ce": p95}, {"ce": (edges, counts)}, COLORS)
+    band, line, hist = fig.data
+    np.testing.assert_allclose(line.y, np.mean([v for _, v in p50], 0))
+    hi, lo = np.mean([v for _, v in p95], 0), np.mean([v for _, v in p5], 0)
+    np.testing.assert_allclose(band.y, np.r_[hi, lo[::-1]])
+    assert np.isclose(np.sum(hist.y), 1.0) and line.line.color == F.OBJECTIVE_COLORS["ce"]
+    assert fig.layout.width == 800 and fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.dtick == pytest.approx(np.log10(2))  # ~1.3 decades: 1, 2, 4, ...
+
+
+def test_manifold_grid_panels_hold_every_point_with_per_column_ranges():
+    g = np.random.default_rng(1)
+    labels = np.r_[np.repeat([0, 1], 10), [-1] * 5]
+    panels = {o: {"steps": [0, 5, 50], "xy": g.standard_normal((3, 25, 2)) * (1 + i),
+                  "labels": labels} for i, o in enumerate(["ce", "tfsd"])}
+    ranges = [F.common_ranges(*(p["xy"][s] for p in panels.values())) for s in range(3)]
+    fig = F.manifold_grid(panels, ["a", "b"], ranges)
+    assert len(fig.data) == 2 * 3 * 3  # objectives × steps × (2 classes + OOD)
+    assert sum(len(t.x) for t in fig.data) == 2 * 3 * 25
+    np.testing.assert_allclose(fig.data[0].x, panels["ce"]["xy"][0][labels == -1, 0])
+    assert fig.layout.xaxis3.range == pytest.approx(ranges[2][0])
+    assert fig.layout.xaxis6.range == pytest.approx(ranges[2][0])  # row 2, same column
+    assert sorted({t.name for t in fig.data if t.showlegend}) == ["OOD", "a", "b"]
+
+
+def test_angle_radius_degrees_and_cumulative_attribution():
+    labels = np.r_[[0] * 5, [-1] * 2]
+    xy = np.c_[np.linspace(1, 7, 7), np.linspace(0, np.pi, 7)]
+    parts = [(np.array([1, 2, 3]), np.array([1.0, -0.5, 2.0]))]
+    fig = F.angle_radius({"ce": {"xy": xy, "labels": labels}}, {"ce": parts}, {"ce": parts},
+                         COLORS)
+    ind, ood = fig.data[0], fig.data[1]
+    np.testing.assert_allclose(ind.x, np.degrees(xy[:5, 1]))
+    np.testing.assert_allclose(ood.y, xy[5:, 0])
+    lines = [t for t in fig.data if t.mode == "lines"]
+    np.testing.assert_allclose(lines[0].y, [1.0, 0.5, 2.5])
+
+
+def test_ood_roc_matches_sklearn_and_metrics():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    g = np.random.default_rng(2)
+    cid, cood = g.normal(1, 1, 300), g.normal(0, 1, 200)
+    fig = F.ood({"ce": (cid, cood)}, {"ce": "0.7"}, "msp", COLORS)
+    roc = fig.data[0]
+    auc = float(np.sum(np.diff(roc.x) * (np.asarray(roc.y)[1:] + np.asarray(roc.y)[:-1]) / 2))
+    labels = np.r_[np.zeros(300), np.ones(200)]
+    assert auc == pytest.approx(sklearn.roc_auc_score(labels, -np.r_[cid, cood]), abs=1e-12)
+    assert auc == pytest.approx(ood_metrics(cid, cood)["auroc"], abs=1e-12)
+    hists = [t for t in fig.data if t.type == "histogram"]
+    assert [len(h.x) for h in hists] == [300, 200]
+    assert "AUROC 0.7" in roc.name
+
+
+def test_summary_table_cells_and_target_vs_bayes_traces():
+    fig = F.summary_table(["objective", "acc"], [["ce", "0.9 ± 0.01"], ["tfsd", "0.8"]],
+                          ["#000000", "#ffffff"])
+    assert list(fig.data[0].cells.values[1]) == ["0.9 ± 0.01", "0.8"]
+    x, y = np.array([0.1, 0.5]), np.array([0.0, 0.2])
+    fig = F.target_vs_bayes({"tfsd": {"target": (x, y), "pred": (x, y * 2)}}, COLORS)
+    np.testing.assert_allclose(fig.data[1].y, y * 2)
+    assert fig.data[-1].name == "= Bayes"
+
+
+def test_target_entropy_separates_groups_and_distance_panel():
+    g = np.random.default_rng(3)
+    ent = {"tfsd": {f"{a}.{b}": _seeds(g, 2) for a in ("easy", "hard")
+                    for b in ("target", "pred")}}
+    gaps = {"tfsd": {"anchor_gap": _seeds(g, 2), "nearest_negative": _seeds(g, 2)}}
+    fig = F.target_entropy(ent, gaps, COLORS)
+    lines = [t for t in fig.data if t.mode == "lines" and t.fill is None]
+    assert len(lines) == 6  # 2 groups × target/pred + 2 distances
+    assert {t.line.dash for t in lines} == {"solid", "dot", "dash"}
+    assert fig.layout.yaxis3.type == "log"
