@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DataError", "DataBundle", "DATASETS", "load_dataset", "cache_dir"]
+__all__ = ["DataError", "DataBundle", "DATASETS", "load_dataset", "cache_dir", "bayes_posterior"]
 
 DATASETS = ("mnist1d", "gaussians", "cifar10", "cifar100", "svhn")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -126,7 +126,29 @@ def _gaussians(num_classes: int = 10, dim: int = 32, n_train: int = 4000, n_test
     x_ood = (far + g.standard_normal((n_test, dim))).astype(np.float32)
     pairs = [[2 * p, 2 * p + 1] for p in range(hard_pairs)]
     return {"x": x, "y": y, "x_test": xt, "y_test": yt, "x_ood": x_ood, "hard_pairs": pairs,
-            "centres": centres}
+            "centres": centres, "hard_distance": hard_distance, "far_distance": far_distance}
+
+
+def bayes_posterior(name: str, seed: int, test_index: np.ndarray,
+                    held_out: list[int] | tuple[int, ...] = ()) -> np.ndarray:
+    """The true class posterior ``[N, C]`` of test examples ``test_index`` (ground truth).
+
+    Only the synthetic ``gaussians`` have one: classes are equally likely, unit-variance
+    isotropic Gaussians, so ``p(y=k | x) = softmax_k(-||x - c_k||^2 / 2)`` exactly.
+    With ``held_out`` classes, indices and columns are those of the trained classes
+    (as :func:`load_dataset` numbers them), and the posterior is conditioned on them.
+    """
+    if name != "gaussians":
+        raise DataError(f"{name} has no known posterior; only gaussians do")
+    raw = _gaussians(seed=seed)
+    keep = np.setdiff1d(np.arange(len(raw["centres"])), np.asarray(held_out, dtype=np.int64))
+    rows = np.flatnonzero(np.isin(raw["y_test"], keep))[np.asarray(test_index, dtype=np.int64)]
+    x = raw["x_test"][rows].astype(np.float64)  # [N, D]
+    d = ((x[:, None, :] - raw["centres"][keep][None]) ** 2).sum(-1)  # [N, C]
+    logits = -d / 2
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(1, keepdims=True)
 
 
 def _cifar_folder(data_dir: Path | None, name: str, sub: str, files: list[str]) -> Path:
@@ -220,7 +242,7 @@ def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
         if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
             raise DataError(f"{name} {split}: labels outside 0..{len(names) - 1}")
     x_ood, ood_name = raw.get("x_ood"), ("far blob" if "x_ood" in raw else None)
-    info = {k: raw[k] for k in ("hard_pairs",) if k in raw}
+    info = {k: raw[k] for k in ("hard_pairs", "hard_distance", "far_distance") if k in raw}
     held = sorted({int(c) for c in ood_classes})
     if held:
         bad = [c for c in held if not 0 <= c < len(names)]
