@@ -105,22 +105,9 @@ def _parse_list(text: str, cast=str) -> list:
 
 def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], root: Path,
              **overrides) -> Path:
-    from .data import load_dataset
-    from .train import train
+    from .study import train_grid
 
-    base = _config_from_args(args, **overrides)
-    cfgs = [dataclasses.replace(base, objective=o, seed=s, out=str(root / f"{o}-s{s}"),
-                                name=f"{root.name}/{o}-s{s}", resume=False)
-            for o in objectives for s in seeds]
-    for cfg in cfgs:
-        _check_objective(cfg)
-    bundles: dict[int, object] = {}
-    for cfg in cfgs:
-        if cfg.seed not in bundles:
-            bundles[cfg.seed] = load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes),
-                                             cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed)
-        print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}", flush=True)
-        train(cfg, bundles[cfg.seed])
+    train_grid(_config_from_args(args, **overrides), objectives, seeds, root)
     return root
 
 
@@ -205,6 +192,48 @@ def _cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from .export import export, parse_formats
+    from .figureset import build_figures, find_runs
+
+    formats = parse_formats(args.format)
+    names = _parse_list(args.only) if args.only else None
+    folders = find_runs(args.runs)
+    t0 = time.perf_counter()
+    figs = build_figures(folders, names, score=args.score, steps=args.steps,
+                         max_points=args.max_points)
+    built = time.perf_counter() - t0
+    for name, why in figs.skipped.items():
+        print(f"skipped {name}: {why}")
+    res = export(figs.figures, args.out, formats, args.width, args.scale)
+    print(f"{len(res.files)} files for {len(figs.figures)} figures from {len(folders)} runs "
+          f"in {args.out}: built in {built:.1f} s, exported in {res.total_seconds:.1f} s "
+          f"(static rendering {res.static_seconds:.1f} s, one browser)")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from .export import parse_formats
+    from .study import STUDY_OBJECTIVES, run_study
+
+    seeds = _parse_list(args.seeds, int)
+    objectives = _parse_list(args.objectives) if args.objectives else list(STUDY_OBJECTIVES)
+    formats = parse_formats(args.format)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
+                                   ("ood_dir", args.ood_dir), ("device", args.device),
+                                   ("progress", args.progress)) if v is not None}
+    import shlex
+
+    res = run_study(args.preset, seeds, args.out, objectives, overrides, tuple(formats),
+                    args.width, args.scale, shlex.join(["geomviz", *args.argv]))
+    grid = res["grid"]
+    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s, "
+          f"{len(grid.reused)} reused; {len(res['figures'].figures)} figures "
+          f"({len(res['export'].files)} files) in {Path(args.out) / 'figures'}; "
+          f"report: {res['report']}")
+    return 0
+
+
 def _cmd_objectives(args: argparse.Namespace) -> int:
     from .objectives import list_objectives, objective_info
 
@@ -259,6 +288,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="pca,aligned_umap,polar", help="comma-separated")
     p.add_argument("--umap-epochs", type=int, default=100)
     p.set_defaults(func=_cmd_project)
+    p = sub.add_parser("figures", help="export the publication figure set of some runs")
+    p.add_argument("runs", nargs="+", help="run folders or folders of runs")
+    p.add_argument("--out", default="figures", help="output folder (default figures)")
+    p.add_argument("--format", default="png,svg,html",
+                   help="comma-separated: png, svg, pdf, html (default png,svg,html)")
+    p.add_argument("--width", type=int, default=800, help="width in px (default 800)")
+    p.add_argument("--scale", type=float, default=2.0, help="pixel scale of PNGs (default 2)")
+    p.add_argument("--only", help="comma-separated figure names (default: all)")
+    p.add_argument("--score", default="msp", help="OOD score: msp, max_logit, energy, "
+                   "min_distance (default msp)")
+    p.add_argument("--steps", type=int, default=5, help="manifold steps (default 5)")
+    p.add_argument("--max-points", type=int, default=500,
+                   help="probe examples per manifold panel (default 500)")
+    p.set_defaults(func=_cmd_figures)
+    p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
+    p.add_argument("--preset", required=True, help="mnist1d, gaussians or cifar10")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
+    p.add_argument("--out", default="study", help="output folder (default study)")
+    p.add_argument("--objectives", help="comma-separated (default: ce, metric_ce, tfsd, "
+                   "label_smoothing, logitnorm, ce_zloss)")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--data-dir", help="dataset folder (cifar10)")
+    p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")
+    p.add_argument("--width", type=int, default=800)
+    p.add_argument("--scale", type=float, default=2.0)
+    p.set_defaults(func=_cmd_study)
     p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
     p.add_argument("name", nargs="?", help="show one objective only")
     p.set_defaults(func=_cmd_objectives)
@@ -271,11 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the exact command, for reports
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     from .data import DataError
+    from .export import ExportError
     from .store import StoreError
     from .train import Diverged
 
@@ -284,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     except Diverged as e:
         print(f"geomviz: run diverged: {e}", file=sys.stderr)
         return 3
-    except (UserError, ConfigError, DataError, StoreError, ValueError, ImportError) as e:
+    except (UserError, ConfigError, DataError, StoreError, ExportError, ValueError,
+            ImportError) as e:
         print(f"geomviz: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
               file=sys.stderr)
         return 2
