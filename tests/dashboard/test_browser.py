@@ -168,3 +168,22 @@ def test_aligned_umap_is_computed_in_the_background(server, browser):
     page.wait_for_function(
         f"() => JSON.stringify(Array.from({GD.format(side='left')}._fullData[0].x).slice(0, 5))"
         f" !== {json.dumps(json.dumps(pca_x))}", timeout=60_000)
+
+
+def test_download_figures_gives_the_cli_files(server, browser, tmp_path):
+    import zipfile
+
+    from geomviz.figureset import FIGURES
+
+    url, _ = server
+    page = _open_compare(browser, url)
+    with page.expect_download(timeout=120_000) as info:
+        page.click("#compare-download-button")
+    path = tmp_path / "figures.zip"
+    info.value.save_as(path)
+    names = set(zipfile.ZipFile(path).namelist())
+    drawn = set(FIGURES) - {"target_vs_bayes"}  # mnist1d runs: no known posterior
+    assert {f"{n}.{e}" for n in drawn for e in ("png", "svg", "html")} <= names
+    assert "plotly.min.js" in names and not any(n.startswith("target_vs_bayes") for n in names)
+    assert "target_vs_bayes" in page.inner_text("#compare-message")
+    page.close()

@@ -16,6 +16,7 @@ from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_updat
 from flask import current_app
 
 from ... import figures as F
+from ...figureset import FIGURES
 from ..data import PathError, manifold_data, ood_data, resolve_run, time_series
 from ..jobs import start_umap, umap_status
 
@@ -129,6 +130,14 @@ def layout(a: str | None = None, b: str | None = None, **_):
                          id="compare-color", clearable=False, style={"width": "260px"}),
             html.Button("play", id="compare-play", n_clicks=0),
             dcc.Interval(id="compare-ticker", interval=700, disabled=True),
+            dcc.Dropdown([{"label": "all figures", "value": "all"}] +
+                         [{"label": n, "value": n} for n in FIGURES], "all",
+                         id="compare-download-figure", clearable=False,
+                         style={"width": "190px"}),
+            dcc.Checklist(["png", "svg", "pdf", "html"], ["png", "svg", "html"],
+                          id="compare-download-format", inline=True),
+            html.Button("download figures", id="compare-download-button", n_clicks=0),
+            dcc.Download(id="compare-download"),
         ], className="controls"),
         html.Div(dcc.Slider(0, last, 1, value=last, marks=marks, id="compare-step",
                             updatemode="drag"), className="slider"),
@@ -140,6 +149,24 @@ def layout(a: str | None = None, b: str | None = None, **_):
         html.Div([html.Div(id=f"compare-{side}-ood", className="column") for side in SIDES],
                  className="columns"),
     ])
+
+
+@callback(Output("compare-download", "data"),
+          Output("compare-message", "children", allow_duplicate=True),
+          Input("compare-download-button", "n_clicks"), State("compare-download-figure", "value"),
+          State("compare-download-format", "value"), State("compare-runs", "data"),
+          prevent_initial_call=True)
+def _download(_n, figure, formats, runs):
+    """The publication figures of the two runs, as `geomviz figures` writes them, zipped."""
+    from ..download import figure_zip
+
+    if not formats:
+        return no_update, "choose at least one format to download"
+    root = current_app.config["GEOMVIZ_RUNS"]
+    folders = [resolve_run(root, r) for r in runs]
+    data, message = figure_zip(root, folders, None if figure == "all" else [figure], formats)
+    name = f"geomviz-{'-vs-'.join(f.name for f in folders)}-{figure}.zip"
+    return dcc.send_bytes(data, name), message
 
 
 def _ood_panel(root, run, score):
