@@ -30,6 +30,9 @@ class TrainConfig:
     ood_classes: list[int] = field(default_factory=list)
     ood_dataset: str | None = None
     ood_dir: str | None = None
+    # a second OOD set, scored at each evaluation (e.g. CIFAR-100 as near-OOD for CIFAR-10)
+    near_ood_dataset: str | None = None
+    near_ood_dir: str | None = None
     model: str = "auto"  # auto | mlp | resnet
     feature_dim: int = 128
     hidden: list[int] = field(default_factory=lambda: [256, 256])

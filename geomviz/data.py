@@ -50,6 +50,8 @@ class DataBundle:
     x_ood: Tensor | None = None
     ood_name: str | None = None
     info: dict = field(default_factory=dict)
+    x_ood_near: Tensor | None = None  # a second OOD set, scored but not snapshotted
+    near_ood_name: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -231,8 +233,11 @@ def _raw(name: str, data_dir: Path | None, seed: int) -> tuple[dict, list[str], 
 
 def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
                  ood_classes: tuple[int, ...] = (), ood_dataset: str | None = None,
-                 ood_dir: str | Path | None = None, seed: int = 0) -> DataBundle:
-    """Load ``name``; hold out ``ood_classes``; add ``ood_dataset``'s test split as OOD."""
+                 ood_dir: str | Path | None = None, seed: int = 0,
+                 near_ood_dataset: str | None = None,
+                 near_ood_dir: str | Path | None = None) -> DataBundle:
+    """Load ``name``; hold out ``ood_classes``; add ``ood_dataset``'s test split as OOD
+    and ``near_ood_dataset``'s as a second OOD set."""
     raw, names, kind = _raw(name, Path(data_dir) if data_dir else None, seed)
     x, y = np.asarray(raw["x"]), np.asarray(raw["y"]).astype(np.int64)
     xt, yt = np.asarray(raw["x_test"]), np.asarray(raw["y_test"]).astype(np.int64)
@@ -260,12 +265,16 @@ def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
         if "hard_pairs" in info:
             info["hard_pairs"] = [[int(remap[a]), int(remap[b])] for a, b in info["hard_pairs"]
                                   if remap[a] >= 0 and remap[b] >= 0]
-    if ood_dataset:
-        other = load_dataset(ood_dataset, ood_dir or data_dir, seed=seed)
+    def other_test(other_name: str, folder) -> np.ndarray:
+        other = load_dataset(other_name, folder or data_dir, seed=seed)
         if other.input_shape != tuple(x.shape[1:]):
-            raise DataError(f"{ood_dataset} inputs {other.input_shape} do not match "
+            raise DataError(f"{other_name} inputs {other.input_shape} do not match "
                             f"{name} inputs {tuple(x.shape[1:])}")
-        x_ood, ood_name = other.x_test.numpy(), ood_dataset
+        return other.x_test.numpy()
+
+    if ood_dataset:
+        x_ood, ood_name = other_test(ood_dataset, ood_dir), ood_dataset
+    x_near = other_test(near_ood_dataset, near_ood_dir) if near_ood_dataset else None
     dtype = np.uint8 if kind == "image" else np.float32
     return DataBundle(
         name=name, kind=kind, class_names=list(names),
@@ -273,4 +282,7 @@ def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
         y_train=torch.from_numpy(y), x_test=torch.from_numpy(np.ascontiguousarray(xt, dtype=dtype)),
         y_test=torch.from_numpy(yt),
         x_ood=None if x_ood is None else torch.from_numpy(np.ascontiguousarray(x_ood, dtype=dtype)),
-        ood_name=ood_name, info=info)
+        ood_name=ood_name, info=info,
+        x_ood_near=None if x_near is None else
+        torch.from_numpy(np.ascontiguousarray(x_near, dtype=dtype)),
+        near_ood_name=near_ood_dataset)

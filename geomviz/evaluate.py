@@ -46,8 +46,9 @@ def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_
     """``{"test": {...}, "ood": {...}, "train_eval": {...}}`` of scalar metrics.
 
     test: acc, nll, ece. ood: ``<score>.<metric>`` for MSP, max-logit, energy and
-    min-distance (Euclidean heads). train_eval: neural collapse on up to 5000
-    training examples (the first ones: the same examples for every run).
+    min-distance (Euclidean heads); ood_near: the same for the second OOD set.
+    train_eval: neural collapse on up to 5000 training examples (the first ones: the same
+    examples for every run).
     ``on_test(collected)`` receives the test split's features and logits (for probes);
     ``on_scores(conf_id, conf_ood)`` the per-sample confidence scores (for the OOD panel).
     """
@@ -66,6 +67,13 @@ def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_
                 on_scores(conf_id, conf_ood)
             out["ood"] = {f"{score}.{k}": v for score in conf_id
                           for k, v in M.ood_metrics(conf_id[score], conf_ood[score]).items()}
+        if bundle.x_ood_near is not None and len(bundle.x_ood_near):
+            conf_id = M.confidence_scores(test["logits"], test.get("distances"))
+            near = collect(model, bundle.x_ood_near, bundle, device, batch_size, amp_dtype)
+            conf_near = M.confidence_scores(near["logits"], near.get("distances"))
+            out["ood_near"] = {f"{score}.{k}": v for score in conf_id
+                               for k, v in M.ood_metrics(conf_id[score],
+                                                         conf_near[score]).items()}
         n = min(NC_SAMPLES, len(bundle.x_train))
         train = collect(model, bundle.x_train[:n], bundle, device, batch_size, amp_dtype)
         out["train_eval"] = {

@@ -16,7 +16,7 @@ import numpy as np
 from . import figures as F
 from .groundtruth import binned_mean, probe_entropies
 from .projection import load_snapshots, project
-from .results import METRICS, aggregate, fmt_stat, group_records, run_record
+from .results import aggregate, fmt_stat, group_records, present_metrics, run_record
 from .store import StoreError, list_runs, open_run
 
 __all__ = ["FIGURES", "CAPTIONS", "FigureSet", "find_runs", "build_figures"]
@@ -211,10 +211,11 @@ def _build(name, groups, first, colors, score, grouped, class_names, need_manifo
         auroc = {obj: fmt_stat(agg[obj]["auroc"], 3) for obj in scores}
         return F.ood(scores, auroc, score, colors)
     if name == "summary_table":
-        agg = aggregate([r for rs in grouped.values() for r in rs])
-        columns = ["objective", "seeds"] + [m.header for m in METRICS]
+        records = [r for rs in grouped.values() for r in rs]
+        agg, metrics = aggregate(records), present_metrics(records)
+        columns = ["objective", "seeds"] + [m.header for m in metrics]
         rows = [[obj, str(len(grouped[obj]))] + [fmt_stat(agg[obj][m.key], m.digits)
-                                                 for m in METRICS] for obj in agg]
+                                                 for m in metrics] for obj in agg]
         return F.summary_table(columns, rows, [colors[o] for o in agg])
     if name == "target_vs_bayes":
         curves = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .figureset import CAPTIONS, FIGURES, FigureSet
-from .results import METRICS, aggregate, fmt_stat, fmt_value, group_records
+from .results import aggregate, fmt_stat, fmt_value, group_records, present_metrics
 
 __all__ = ["write_report", "compare_lines", "results_table", "seed_table", "ground_truth"]
 
@@ -24,38 +24,40 @@ def results_table(records: list[dict]) -> str:
     """Mean ± sd per objective (Markdown)."""
     agg = aggregate(records)
     groups = group_records(records)
+    metrics = present_metrics(records)
     head = "| objective | seeds | " + " | ".join(
-        m.header + {"higher": " ↑", "lower": " ↓"}.get(m.better, "") for m in METRICS) + " |"
-    lines = [head, "|---|---:|" + "---:|" * len(METRICS)]
+        m.header + {"higher": " ↑", "lower": " ↓"}.get(m.better, "") for m in metrics) + " |"
+    lines = [head, "|---|---:|" + "---:|" * len(metrics)]
     for obj, row in agg.items():
         lines.append(f"| {obj} | {len(groups[obj])} | " +
-                     " | ".join(fmt_stat(row[m.key], m.digits) for m in METRICS) + " |")
+                     " | ".join(fmt_stat(row[m.key], m.digits) for m in metrics) + " |")
     return "\n".join(lines)
 
 
 def seed_table(records: list[dict]) -> str:
     """One row per run (Markdown), the values as stored."""
-    lines = ["| objective | seed | status | " + " | ".join(m.header for m in METRICS) + " |",
-             "|---|---:|---|" + "---:|" * len(METRICS)]
+    metrics = present_metrics(records)
+    lines = ["| objective | seed | status | " + " | ".join(m.header for m in metrics) + " |",
+             "|---|---:|---|" + "---:|" * len(metrics)]
     for obj, members in group_records(records).items():
         for r in members:
             lines.append(f"| {obj} | {r['seed']} | {r['status']} | " +
-                         " | ".join(fmt_value(r[m.key], m.digits) for m in METRICS) + " |")
+                         " | ".join(fmt_value(r.get(m.key), m.digits) for m in metrics) + " |")
     return "\n".join(lines)
 
 
-def ood_table(records: list[dict]) -> str:
-    """AUROC of every OOD score each objective recorded, mean ± sd (Markdown); '' if none."""
+def ood_table(records: list[dict], key: str = "auroc_by_score") -> str:
+    """AUROC of every OOD score each objective recorded, mean ± sd (Markdown); '' if none.
+    ``key``: ``auroc_by_score`` (the main OOD set) or ``auroc_near_by_score``."""
     groups = group_records(records)
-    scores = sorted({k for r in records for k in r["auroc_by_score"]})
+    scores = sorted({k for r in records for k in r.get(key, {})})
     if not scores:
         return ""
     lines = ["| objective | " + " | ".join(scores) + " |", "|---|" + "---:|" * len(scores)]
     for obj, members in groups.items():
         cells = []
         for sc in scores:
-            v = np.array([r["auroc_by_score"][sc] for r in members if sc in r["auroc_by_score"]],
-                         dtype=float)
+            v = np.array([r[key][sc] for r in members if sc in r.get(key, {})], dtype=float)
             cells.append(fmt_stat((float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0,
                                    len(v)), 4) if len(v) else "–")
         lines.append(f"| {obj} | " + " | ".join(cells) + " |")
@@ -72,7 +74,7 @@ def compare_lines(records: list[dict], subject: str = "tfsd", baseline: str = "c
     if subject not in agg or baseline not in agg:
         return []
     out = []
-    for m in METRICS:
+    for m in present_metrics(records):
         a, b = agg[subject][m.key], agg[baseline][m.key]
         if a is None or b is None:
             continue
@@ -192,10 +194,17 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
              "set at the last step, ‖x‖ growth its ratio to step 0; NC1 on 5000 training "
              "examples.", "", "### TFSD against CE", "",
              *(compare_lines(records) or ["- (a TFSD and a CE run are both needed)"]), "",
+             "### TFSD against metric-CE (the same distance head, one-hot target)", "",
+             "What the zero-anchor target adds over the distance head alone.", "",
+             *(compare_lines(records, "tfsd", "metric_ce") or
+               ["- (a TFSD and a metric_ce run are both needed)"]), "",
              "### OOD AUROC by score", "",
              "Each score ranks inputs by the model's ID confidence; min_distance (minus the "
              "smallest s·d_j) exists only for distance heads.", "",
              ood_table(records) or "(no OOD split)", "",
+             *(["### OOD AUROC by score, second OOD set", "",
+                ood_table(records, "auroc_near_by_score"), ""]
+               if ood_table(records, "auroc_near_by_score") else []),
              "## Every seed", "", seed_table(records), "", ground_truth(figs),
              "## Figures", ""]
     for name in FIGURES:
@@ -220,4 +229,6 @@ def _ood_name(record: dict) -> str:
     if not record:
         return "none"
     with open_run(record["folder"]) as run:
-        return str(run.meta.get("ood_name") or "none")
+        meta = run.meta
+    near = meta.get("near_ood_name")
+    return str(meta.get("ood_name") or "none") + (f"; second OOD set: {near}" if near else "")

@@ -14,8 +14,8 @@ import numpy as np
 
 from .store import open_run
 
-__all__ = ["METRICS", "Metric", "run_record", "group_records", "aggregate", "fmt_value",
-           "fmt_stat", "objective_order"]
+__all__ = ["METRICS", "Metric", "present_metrics", "run_record", "group_records", "aggregate",
+           "fmt_value", "fmt_stat", "objective_order"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ METRICS = [
     Metric("ece", "ECE", "lower", 3),
     Metric("auroc", "AUROC", "higher", 4),
     Metric("fpr95", "FPR95", "lower", 3),
+    Metric("auroc_near", "AUROC (2nd OOD set)", "higher", 4),
+    Metric("fpr95_near", "FPR95 (2nd OOD set)", "lower", 3),
     Metric("final_norm", "final ‖x‖", "", 4),
     Metric("norm_growth", "‖x‖ growth", "lower", 3),
     Metric("nc1", "NC1", "lower", 3),
@@ -65,6 +67,7 @@ def run_record(folder: str | Path, score: str = "msp") -> dict:
         final = meta.get("final") or {}
         final_norm, growth = _snapshot_norms(run)
     test, ood, train = final.get("test", {}), final.get("ood", {}), final.get("train_eval", {})
+    near = final.get("ood_near", {})
     if final_norm is None:
         final_norm = train.get("feature_norm")
     return {"folder": str(folder), "objective": meta.get("objective", "?"),
@@ -72,9 +75,17 @@ def run_record(folder: str | Path, score: str = "msp") -> dict:
             "status": meta.get("status"), "epochs": meta.get("epochs_done"),
             "acc": test.get("acc"), "nll": test.get("nll"), "ece": test.get("ece"),
             "auroc": ood.get(f"{score}.auroc"), "fpr95": ood.get(f"{score}.fpr95"),
+            "auroc_near": near.get(f"{score}.auroc"), "fpr95_near": near.get(f"{score}.fpr95"),
             "final_norm": final_norm, "norm_growth": growth, "nc1": train.get("nc1"),
             "score": score, "auroc_by_score": {k.split(".")[0]: v for k, v in ood.items()
-                                               if k.endswith(".auroc")}}
+                                               if k.endswith(".auroc")},
+            "auroc_near_by_score": {k.split(".")[0]: v for k, v in near.items()
+                                    if k.endswith(".auroc")}}
+
+
+def present_metrics(records: list[dict]) -> list[Metric]:
+    """The metrics at least one run recorded (a second OOD set only where there is one)."""
+    return [m for m in METRICS if any(r.get(m.key) is not None for r in records)]
 
 
 def objective_order(names) -> list[str]:
@@ -100,7 +111,8 @@ def aggregate(records: list[dict]) -> dict[str, dict[str, tuple[float, float, in
     for name, members in group_records(records).items():
         row = {}
         for m in METRICS:
-            vals = np.array([r[m.key] for r in members if r[m.key] is not None], dtype=float)
+            vals = np.array([r[m.key] for r in members if r.get(m.key) is not None],
+                            dtype=float)
             vals = vals[np.isfinite(vals)]
             row[m.key] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                           len(vals)) if len(vals) else None

@@ -45,18 +45,21 @@ class StudyResult:
     train_seconds: float = 0.0
 
 
-def _cifar_ood(data_dir: str | None, ood_dir: str | None) -> tuple[str | None, str | None]:
-    """SVHN (far-OOD) if its test file is there, else CIFAR-100 (near-OOD), else none."""
+def _cifar_ood(data_dir: str | None, ood_dir: str | None) -> dict[str, str]:
+    """The OOD sets present beside CIFAR-10: SVHN (far) and CIFAR-100 (near). The first
+    found is the main OOD split (snapshotted, in the table); the other is scored too."""
     if not data_dir:
-        return None, None
-    base = Path(data_dir)
+        return {}
+    base, found = Path(data_dir), {}
     for cand in [Path(ood_dir)] if ood_dir else [base / "svhn", base]:
         if (cand / "test_32x32.mat").exists():
-            return "svhn", str(cand)
+            found["svhn"] = str(cand)
+            break
     for cand in (base / "cifar-100-python", base):
         if (cand / "test").exists() and (cand / "meta").exists():
-            return "cifar100", str(base)
-    return None, None
+            found["cifar100"] = str(base)
+            break
+    return found
 
 
 def preset_config(preset: str, overrides: dict | None = None) -> TrainConfig:
@@ -65,9 +68,11 @@ def preset_config(preset: str, overrides: dict | None = None) -> TrainConfig:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[preset], **(overrides or {})}
     if preset == "cifar10" and not values.get("ood_dataset"):
-        name, folder = _cifar_ood(values.get("data_dir"), values.get("ood_dir"))
-        if name:
-            values.update(ood_dataset=name, ood_dir=folder)
+        found = list(_cifar_ood(values.get("data_dir"), values.get("ood_dir")).items())
+        if found:
+            values.update(ood_dataset=found[0][0], ood_dir=found[0][1])
+        if len(found) > 1:
+            values.update(near_ood_dataset=found[1][0], near_ood_dir=found[1][1])
     return resolve_config({}, values)
 
 
@@ -126,7 +131,9 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
             continue
         if cfg.seed not in bundles:
             bundles[cfg.seed] = load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes),
-                                             cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed)
+                                             cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed,
+                                             near_ood_dataset=cfg.near_ood_dataset,
+                                             near_ood_dir=cfg.near_ood_dir)
         print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}"
               f"{' (resumed)' if plan == 'resume' else ''}", flush=True)
         train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])

@@ -121,7 +121,9 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
                                                          device.type == "cuda")) else None
     out = Path(cfg.out)
     bundle = bundle or load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes),
-                                    cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed)
+                                    cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed,
+                                    near_ood_dataset=cfg.near_ood_dataset,
+                                    near_ood_dir=cfg.near_ood_dir)
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg.model, bundle.input_shape, cfg.feature_dim, tuple(cfg.hidden),
                               cfg.width)
@@ -159,8 +161,9 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
         start_epoch, step = state["epoch"] + 1, state["step"]
     meta = {"name": cfg.name or out.name, "objective": cfg.objective, "dataset": cfg.dataset,
             "seed": cfg.seed, "config": dataclasses.asdict(cfg), "class_names": bundle.class_names,
-            "ood_name": bundle.ood_name, "data_info": bundle.info, "steps_per_epoch":
-            steps_per_epoch, "total_steps": total, **provenance(device, world)}
+            "ood_name": bundle.ood_name, "near_ood_name": bundle.near_ood_name,
+            "data_info": bundle.info, "steps_per_epoch": steps_per_epoch, "total_steps": total,
+            **provenance(device, world)}
     writer = (RunWriter(out, meta, resume=cfg.resume, drop_after_step=step if cfg.resume else None)
               if rank == 0 else NullWriter())
     x_all, y_all = bundle.x_train.to(device), bundle.y_train.to(device)

@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from scipy.io import savemat
 
 from geomviz.data import DataError, load_dataset
@@ -36,26 +37,41 @@ def test_cifar10_reads_the_python_pickle_format(tmp_path):
     assert x.dtype.is_floating_point and x.shape == (2, 3, 32, 32)
 
 
-def test_cifar100_and_svhn_formats(tmp_path):
-    d = tmp_path / "cifar-100-python"
-    d.mkdir()
+def _cifar100(root, n_train=8, n_test=4):
+    d = root / "cifar-100-python"
+    d.mkdir(parents=True)
     rng = np.random.default_rng(1)
-    for split, n in (("train", 8), ("test", 4)):
+    for split, n in (("train", n_train), ("test", n_test)):
         (d / split).write_bytes(pickle.dumps({b"data": rng.integers(0, 256, (n, 3072),
                                                                     dtype=np.uint8),
                                               b"fine_labels": list(rng.integers(0, 100, n))}))
     (d / "meta").write_bytes(pickle.dumps({b"fine_label_names": [b"c%d" % i for i in range(100)]}))
-    svhn = tmp_path / "svhn"
-    svhn.mkdir()
-    for split, n in (("train", 5), ("test", 3)):
+    return d
+
+
+def _svhn(root, n_train=5, n_test=3):
+    svhn = root / "svhn"
+    svhn.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for split, n in (("train", n_train), ("test", n_test)):
         savemat(svhn / f"{split}_32x32.mat",
                 {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
-                 "y": np.array([[10], [1], [2], [3], [4]][:n], dtype=np.uint8)})
+                 "y": (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)})
+    return svhn
+
+
+def test_cifar100_and_svhn_formats(tmp_path):
+    _cifar100(tmp_path)
+    svhn = _svhn(tmp_path)
     b = load_dataset("cifar100", tmp_path, ood_dataset="svhn", ood_dir=svhn)
     assert b.num_classes == 100 and b.x_train.shape == (8, 3, 32, 32)
     assert b.ood_name == "svhn" and b.x_ood.shape == (3, 3, 32, 32)
     s = load_dataset("svhn", svhn)
-    assert s.y_train.tolist() == [0, 1, 2, 3, 4]  # label 10 is the digit 0
+    assert s.y_train.tolist() == [1, 2, 3, 4, 5]  # labels 1..10, where 10 is the digit 0
+    both = load_dataset("cifar100", tmp_path, ood_dataset="svhn", ood_dir=svhn,
+                        near_ood_dataset="cifar100", near_ood_dir=tmp_path)
+    assert both.x_ood.shape == (3, 3, 32, 32) and both.near_ood_name == "cifar100"
+    assert torch.equal(both.x_ood_near, both.x_test)
 
 
 @pytest.mark.parametrize("name,expect", [("cifar10", "cifar-10-batches-py"),

@@ -13,10 +13,12 @@ from geomviz.results import METRICS
 from geomviz.store import list_runs, open_run
 
 
-def _table(text: str, heading: str) -> list[list[str]]:
+def _table(text: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the first table after ``heading``; arrows dropped from the header."""
     block = text.split(heading, 1)[1].split("\n\n", 2)[1]
-    rows = [r.strip("|").split("|") for r in block.splitlines() if r.startswith("|")]
-    return [[c.strip() for c in r] for r in rows[2:]]  # skip header and rule
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in block.splitlines()
+            if r.startswith("|")]
+    return [h.rstrip(" ↑↓") for h in rows[0]], rows[2:]  # skip the rule
 
 
 def _close(cell: str, value: float, digits: int) -> bool:
@@ -45,16 +47,20 @@ def test_report_tables_equal_the_store(tiny_study):
     out, _ = tiny_study
     text = (out / "report.md").read_text()
     stored = {(s["objective"], s["seed"]): s for s in map(_stored, list_runs(out / "runs"))}
-    rows = _table(text, "## Every seed")
+    by_header = {m.header: m for m in METRICS}
+    header, rows = _table(text, "## Every seed")
+    # gaussians have one OOD set: no second-set columns, every other metric present
+    assert header[3:] == [m.header for m in METRICS if "2nd" not in m.header]
     assert len(rows) == len(stored) == 12
     for row in rows:
         s = stored[(row[0], int(row[1]))]
         assert row[2] == "finished"
-        for m, cell in zip(METRICS, row[3:], strict=True):
+        for m, cell in zip((by_header[h] for h in header[3:]), row[3:], strict=True):
             assert _close(cell, s[m.key], m.digits), (row[0], m.key, cell, s[m.key])
-    for row in _table(text, "## Results (mean ± sd over seeds)"):
+    header, rows = _table(text, "## Results (mean ± sd over seeds)")
+    for row in rows:
         assert row[1] == "2"
-        for m, cell in zip(METRICS, row[2:], strict=True):
+        for m, cell in zip((by_header[h] for h in header[2:]), row[2:], strict=True):
             vals = [s[m.key] for (o, _), s in stored.items() if o == row[0]]
             mean, _, sd = cell.partition(" ± ")
             assert _close(mean, float(np.mean(vals)), m.digits), (row[0], m.key)

@@ -103,7 +103,7 @@ def _band(fig, series: SeedSeries, name: str, color: str, row=None, col=None,
     where = {} if row is None else {"row": row, "col": col}
     if len(band_steps):
         fig.add_trace(go.Scatter(x=np.r_[band_steps, band_steps[::-1]], y=np.r_[hi, lo[::-1]],
-                                 fill="toself", fillcolor=_rgba(color, 0.18), mode="lines",
+                                 fill="toself", fillcolor=_rgba(color, 0.12), mode="lines",
                                  line={"width": 0}, hoverinfo="skip", showlegend=False,
                                  legendgroup=name), **where)
     fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines", name=name, legendgroup=name,
