@@ -299,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", default="msp", help="OOD score: msp, max_logit, energy, "
                    "min_distance (default msp)")
     p.add_argument("--steps", type=int, default=5, help="manifold steps (default 5)")
-    p.add_argument("--max-points", type=int, default=500,
-                   help="probe examples per manifold panel (default 500)")
+    p.add_argument("--max-points", type=int, default=300,
+                   help="probe examples per manifold panel (default 300)")
     p.set_defaults(func=_cmd_figures)
     p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
     p.add_argument("--preset", required=True, help="mnist1d, gaussians or cifar10")

@@ -128,7 +128,7 @@ def _manifold(first: dict[str, Path], steps: int, max_points: int, cache_root: P
 
 
 def build_figures(folders: list[Path], names: list[str] | None = None, score: str = "msp",
-                  steps: int = 5, max_points: int = 500,
+                  steps: int = 5, max_points: int = 300,
                   cache_root: Path | None = None) -> FigureSet:
     """Build the named figures (all by default) for ``folders``; figures the runs cannot
     support (no snapshots, no OOD split, no known posterior) are listed in ``skipped``."""

@@ -153,22 +153,36 @@ def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
     fig = _subplots(len(names), cols, horizontal_spacing=0.015, vertical_spacing=0.03,
                     column_titles=[f"step {s}" for s in panels[names[0]]["steps"]],
                     row_titles=names)
-    seen: set = set()
+    # one trace per panel and marker kind (points coloured by class): far fewer traces to
+    # render than one per class and panel; the legend comes from marker-less key traces
+    all_labels: set[int] = set()
     for r, name in enumerate(names, start=1):
         p = panels[name]
         labels = np.asarray(p["labels"])
+        all_labels |= set(np.unique(labels).tolist())
+        ind, ood = labels >= 0, labels < 0
+        # class index through a stepped colour scale: numbers, not 15k colour strings
+        k = len(PALETTE)
+        scale = [[v, PALETTE[i]] for i in range(k) for v in (i / k, (i + 1) / k)]
+        colours = {"color": labels[ind] % k, "colorscale": scale, "cmin": -0.5,
+                   "cmax": k - 0.5}
         for c, xy in enumerate(np.asarray(p["xy"]), start=1):
-            for cls in np.unique(labels):
-                m = labels == cls
-                ood = cls < 0
-                label = "OOD" if ood else (class_names[cls] if class_names and
-                                           cls < len(class_names) else str(cls))
-                marker = ({"size": 4, "symbol": "x", "color": OOD_COLOR} if ood else
-                          {"size": 3, "color": PALETTE[int(cls) % len(PALETTE)]})
-                fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=label,
-                                         legendgroup=label, showlegend=label not in seen,
-                                         marker={**marker, "opacity": 0.7}), r, c)
-                seen.add(label)
+            fig.add_trace(go.Scatter(x=xy[ind, 0], y=xy[ind, 1], mode="markers",
+                                     showlegend=False, name=name, hoverinfo="skip",
+                                     marker={"size": 3, "opacity": 0.7, **colours}),
+                          r, c)
+            if ood.any():
+                fig.add_trace(go.Scatter(x=xy[ood, 0], y=xy[ood, 1], mode="markers",
+                                         showlegend=False, name=f"{name} OOD", hoverinfo="skip",
+                                         marker={"size": 4, "symbol": "x", "color": OOD_COLOR,
+                                                 "opacity": 0.7}), r, c)
+    for cls in sorted(all_labels, key=lambda c: (c >= 0, c)):  # legend keys: OOD, classes
+        label = "OOD" if cls < 0 else (class_names[cls] if class_names and
+                                       cls < len(class_names) else str(cls))
+        marker = ({"size": 8, "symbol": "x", "color": OOD_COLOR} if cls < 0 else
+                  {"size": 8, "color": PALETTE[int(cls) % len(PALETTE)]})
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
+                                 marker=marker), 1, 1)
     fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
     fig.update_yaxes(showticklabels=False, ticks="", showgrid=False)
     for c, rng in enumerate(ranges or [], start=1):

@@ -61,12 +61,17 @@ def test_manifold_grid_panels_hold_every_point_with_per_column_ranges():
                   "labels": labels} for i, o in enumerate(["ce", "tfsd"])}
     ranges = [F.common_ranges(*(p["xy"][s] for p in panels.values())) for s in range(3)]
     fig = F.manifold_grid(panels, ["a", "b"], ranges)
-    assert len(fig.data) == 2 * 3 * 3  # objectives × steps × (2 classes + OOD)
-    assert sum(len(t.x) for t in fig.data) == 2 * 3 * 25
-    np.testing.assert_allclose(fig.data[0].x, panels["ce"]["xy"][0][labels == -1, 0])
+    points = [t for t in fig.data if t.x[0] is not None]
+    assert len(points) == 2 * 3 * 2  # objectives × steps × (ID, OOD)
+    assert sum(len(t.x) for t in points) == 2 * 3 * 25
+    ce0_ind, ce0_ood = points[0], points[1]
+    np.testing.assert_allclose(ce0_ind.x, panels["ce"]["xy"][0][labels >= 0, 0])
+    np.testing.assert_allclose(ce0_ood.y, panels["ce"]["xy"][0][labels < 0, 1])
+    assert list(ce0_ind.marker.color) == list(labels[labels >= 0])  # class index...
+    assert [c for _, c in ce0_ind.marker.colorscale[::2]] == F.PALETTE  # ...through the palette
     assert fig.layout.xaxis3.range == pytest.approx(ranges[2][0])
     assert fig.layout.xaxis6.range == pytest.approx(ranges[2][0])  # row 2, same column
-    assert sorted({t.name for t in fig.data if t.showlegend}) == ["OOD", "a", "b"]
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["OOD", "a", "b"]
 
 
 def test_angle_radius_degrees_and_cumulative_attribution():
