@@ -114,19 +114,7 @@ def ground_truth(figs: FigureSet) -> str:
                     f"{t['anchor_easy_median']:.3g} | {t['negative_hard_median']:.3g} / "
                     f"{t['negative_easy_median']:.3g} |")
         if obj.startswith("tfsd"):
-            flatter = t["p_flatter"] < 0.01 and t["target_hard"] > t["target_easy"]
-            share = t["target_hard"] / t["bayes_hard"] if t["bayes_hard"] > 0 else float("nan")
-            verdicts.append(
-                f"**{obj}: hard-pair targets are {'' if flatter else 'not '}flatter than "
-                f"easy-class targets** (mean H(p) {t['target_hard']:.3g} vs "
-                f"{t['target_easy']:.3g} nats, one-sided Mann-Whitney p = "
-                f"{t['p_flatter']:.2g}). They carry {share:.1%} of the Bayes posterior's entropy "
-                f"on the hard pairs ({t['bayes_hard']:.3g} nats); Spearman ρ between H(p) and "
-                f"the Bayes entropy is {t['rho_target_bayes']:.2f}. The median anchor gap s·d_y "
-                f"on hard pairs is {t['anchor_hard_median']:.3g} against a nearest negative of "
-                f"{t['negative_hard_median']:.3g}: the zero anchor sets the true class "
-                f"e^{{s·d_y}} ≈ e^{{{t['anchor_hard_median']:.3g}}} times above where the "
-                "model puts it, which is why the target is as sharp as it is.")
+            verdicts.append(_verdict(obj, t))
     if not rows:
         return ""
     with open_run(figs.records[0]["folder"]) as run:
@@ -143,6 +131,35 @@ def ground_truth(figs: FigureSet) -> str:
                       "snapshot, probe set pooled over seeds. Hard = a class of an "
                       "overlapping pair.", "", *verdicts, "",
                       head, *rows, ""])
+
+
+# a target entropy below this share of the Bayes entropy carries no usable uncertainty
+FLAT_SHARE = 0.01
+
+
+def _verdict(obj: str, t: dict) -> str:
+    """The claim's answer for one objective, from :func:`groundtruth.claim_test`'s numbers."""
+    share = t["target_hard"] / t["bayes_hard"] if t["bayes_hard"] > 0 else float("nan")
+    ranked = (f"one-sided Mann-Whitney p = {t['p_flatter']:.2g} for hard > easy, Spearman ρ "
+              f"with the Bayes entropy {t['rho_target_bayes']:.2f}")
+    if not share >= FLAT_SHARE:
+        head = (f"**{obj}: the targets stay one-hot on the hard pairs.** Their mean H(p) is "
+                f"{t['target_hard']:.3g} nats, {share:.2%} of the Bayes posterior's "
+                f"{t['bayes_hard']:.3g} nats (easy classes: {t['target_easy']:.3g}); any ranking "
+                f"of such values ({ranked}) is at the level of float rounding.")
+    elif t["p_flatter"] < 0.01 and t["target_hard"] > t["target_easy"]:
+        head = (f"**{obj}: hard-pair targets are flatter than easy-class targets** (mean H(p) "
+                f"{t['target_hard']:.3g} vs {t['target_easy']:.3g} nats, {share:.1%} of the "
+                f"Bayes entropy on the hard pairs; {ranked}).")
+    else:
+        head = (f"**{obj}: hard-pair targets are not flatter than easy-class targets** (mean "
+                f"H(p) {t['target_hard']:.3g} vs {t['target_easy']:.3g} nats; {ranked}).")
+    return (head + f" On the hard pairs the median anchor gap s·d_y is "
+            f"{t['anchor_hard_median']:.3g} and the nearest negative s·d_neg "
+            f"{t['negative_hard_median']:.3g}: with the true class's distance set to 0, the "
+            "target puts the true class e^(s·d_neg) ≈ "
+            f"e^{t['negative_hard_median']:.3g} times above the nearest other class, so it is "
+            "one-hot unless s·d_neg is of order 1.")
 
 
 def _provenance(records: list[dict]) -> list[str]:
@@ -168,12 +185,20 @@ def _provenance(records: list[dict]) -> list[str]:
 
 
 def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: Path,
-                 command: str, grid=None) -> Path:
-    """Write the Markdown report at ``path``; figures are linked relative to it."""
+                 command: str, files: list[Path] | None = None) -> Path:
+    """Write the Markdown report at ``path``; figures are linked relative to it. ``files``:
+    the figure files written with it (default: whatever exists in ``fig_dir``), so a stale
+    image from an earlier export is never embedded."""
     path = Path(path)
     records = figs.records
     rel = Path(fig_dir).resolve().relative_to(path.parent.resolve()) \
         if Path(fig_dir).resolve().is_relative_to(path.parent.resolve()) else Path(fig_dir)
+    fresh = None if files is None else {Path(f).resolve() for f in files}
+
+    def written(rel_path: Path) -> bool:
+        full = (path.parent / rel_path).resolve()
+        return full.exists() and (fresh is None or full in fresh)
+
     c = dataclasses.asdict(cfg)
     with_seeds = sorted({r["seed"] for r in records if r["seed"] is not None})
     ood = next((r for r in records), {})
@@ -211,9 +236,9 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
         if name in figs.figures:
             png, html = rel / f"{name}.png", rel / f"{name}.html"
             lines += [f"### {name}", "", CAPTIONS[name], ""]
-            if (path.parent / png).exists():
+            if written(png):
                 lines += [f"![{name}]({png.as_posix()})", ""]
-            if (path.parent / html).exists():
+            if written(html):
                 lines += [f"[interactive]({html.as_posix()})", ""]
         elif name in figs.skipped:
             lines += [f"### {name}", "", f"Not drawn: {figs.skipped[name]}.", ""]

@@ -162,11 +162,13 @@ def run_study(preset: str, seeds: list[int], out: str | Path, objectives: list[s
     error = None
     try:
         exported = export(figs.figures, out / "figures", list(formats), width, scale)
-    except ExportError as e:  # the report still gets written, linking what exists
+        files = exported.files
+    except ExportError as e:  # the report still gets written, linking the HTML written
         error, exported = e, None
+        files = [out / "figures" / f"{n}.html" for n in figs.figures] if "html" in formats \
+            else []
     report = write_report(out / "report.md", preset, base, figs, out / "figures",
-                          command or shlex.join(["geomviz", *sys.argv[1:]]),
-                          grid)
+                          command or shlex.join(["geomviz", *sys.argv[1:]]), files)
     if error is not None:
         raise error
     return {"grid": grid, "figures": figs, "export": exported, "report": report,

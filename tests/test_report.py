@@ -72,7 +72,8 @@ def test_report_has_command_figures_ground_truth_and_provenance(tiny_study):
     text = (out / "report.md").read_text()
     assert "    geomviz " + " ".join(argv) + "\n" in text
     assert "## Ground truth: are hard samples' targets flatter?" in text
-    assert re.search(r"\*\*tfsd: hard-pair targets are (not )?flatter", text)
+    assert re.search(r"\*\*tfsd: (the targets stay one-hot|hard-pair targets are (not )?"
+                     r"flatter)", text)
     for name in ("norm_growth", "manifold_grid", "target_vs_bayes"):
         assert f"({'figures/' + name}.html)" in text
     assert "torch" in text and "commit" in text and "cpu_count" in text
@@ -93,3 +94,32 @@ def test_compare_lines_say_worse_when_worse_and_unclear_within_spread():
     one = [_rec("ce", 0, 0.5), _rec("tfsd", 0, 0.6)]
     assert "better (one seed" in compare_lines(one)[0]
     assert compare_lines([_rec("ce", 0, 0.5)]) == []
+
+
+def test_report_embeds_only_the_files_written_with_it(tiny_study, tmp_path):
+    from geomviz.figureset import build_figures, find_runs
+    from geomviz.report import write_report
+    from geomviz.study import preset_config
+
+    out, _ = tiny_study
+    figs = build_figures(find_runs([out / "runs"]), ["gradient_split"])
+    path = write_report(out / "other.md", "gaussians", preset_config("gaussians"), figs,
+                        out / "figures", "geomviz study", files=[])
+    text = path.read_text()
+    assert "### gradient_split" in text and "](figures/" not in text  # stale files: unlinked
+    path = write_report(out / "other.md", "gaussians", preset_config("gaussians"), figs,
+                        out / "figures", "geomviz study",
+                        files=[out / "figures" / "gradient_split.html"])
+    assert "[interactive](figures/gradient_split.html)" in path.read_text()
+    assert "![gradient_split]" not in path.read_text()
+
+
+def test_verdict_follows_the_numbers():
+    from geomviz.report import _verdict
+
+    base = {"bayes_hard": 0.6, "target_easy": 0.01, "rho_target_bayes": 0.5,
+            "anchor_hard_median": 3.0, "negative_hard_median": 4.0}
+    assert "stay one-hot" in _verdict("tfsd", {**base, "target_hard": 1e-9, "p_flatter": 1e-9})
+    assert "are flatter" in _verdict("tfsd", {**base, "target_hard": 0.3, "p_flatter": 1e-4})
+    assert "are not flatter" in _verdict("tfsd", {**base, "target_hard": 0.3, "p_flatter": 0.2})
+    assert "e^4" in _verdict("tfsd", {**base, "target_hard": 0.3, "p_flatter": 0.2})
