@@ -279,10 +279,10 @@ def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
     per_row = 3
     hist_rows = max(1, math.ceil(len(names) / per_row))
     specs = [[{"colspan": per_row}] + [None] * (per_row - 1)] + [[{}] * per_row] * hist_rows
-    titles = [f"ROC, score: {score_name}"] + names + [""] * (hist_rows * per_row - len(names))
+    titles = [f"ROC, OOD positive (x: false, y: true positive rate); score {score_name}"] + \
+        names + [""] * (hist_rows * per_row - len(names))
     fig = _subplots(1 + hist_rows, per_row, specs=specs, subplot_titles=titles,
-                    row_heights=[1.6] + [1.0] * hist_rows,
-                    vertical_spacing=0.2 if hist_rows == 1 else 0.12)
+                    row_heights=[1.6] + [1.0] * hist_rows, vertical_spacing=0.08)
     for i, name in enumerate(names):
         cid, cood = (np.asarray(a, dtype=np.float64) for a in scores[name])
         fpr, tpr = roc_curve(cid, cood)
@@ -297,28 +297,36 @@ def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
                                        showlegend=False), r, c)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                              line={"dash": "dash", "color": "#999", "width": 1}), 1, 1)
-    fig.update_xaxes(title_text="false positive rate", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(title_text="true positive rate", range=[0, 1.02], row=1, col=1)
+    fig.update_xaxes(range=[0, 1], row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_layout(barmode="overlay")
     fig = _finish(fig, f"OOD detection (histograms: ID coloured, OOD grey; {score_name})",
                   360 + 220 * hist_rows)
-    fig.update_layout(legend={"orientation": "v", "x": 1.0, "xanchor": "right", "y": 0.62,
-                              "yanchor": "bottom"})
+    roc_bottom = fig.layout.yaxis.domain[0]  # the legend sits inside the ROC panel
+    fig.update_layout(legend={"orientation": "v", "x": 0.99, "xanchor": "right",
+                              "y": roc_bottom + 0.02, "yanchor": "bottom", "yref": "paper",
+                              "bgcolor": "rgba(255,255,255,0.85)"},
+                      margin={"b": 50})
     return fig
 
 
 def summary_table(columns: list[str], rows: list[list[str]], colors: list[str]):
-    """A results table (already formatted cells); the first column is tinted per row."""
+    """A results table (already formatted cells, ``mean ± sd`` shown on two lines); the
+    first column is tinted per row. The height fits every row, so nothing is cut off."""
     go = _go()
+    rows = [[c.replace(" ± ", "<br>± ") for c in r] for r in rows]
     cells = list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in columns]
     fill = [[_rgba(c, 0.18) for c in colors]] + [["white"] * len(rows)] * (len(columns) - 1)
+    lines = max([c.count("<br>") + 1 for r in rows for c in r] or [1])
+    row_h = 8 + 18 * lines
     fig = go.Figure(go.Table(
         columnwidth=[1.6] + [1.0] * (len(columns) - 1),
         header={"values": [f"<b>{c}</b>" for c in columns], "fill_color": "#f2f2f2",
-                "align": "left", "font": {"size": 12}, "height": 30},
+                "align": "left", "font": {"size": 12}, "height": 44},
         cells={"values": cells, "fill_color": fill, "align": "left", "font": {"size": 12},
-               "height": 26}))
-    fig = _finish(fig, "Summary: mean ± sd over seeds", 110 + 30 * (len(rows) + 1), legend=False)
+               "height": row_h}))
+    fig = _finish(fig, "Summary: mean ± sd over seeds", 90 + 50 + row_h * len(rows),
+                  legend=False)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 

@@ -105,7 +105,8 @@ def test_ood_roc_matches_sklearn_and_metrics():
 def test_summary_table_cells_and_target_vs_bayes_traces():
     fig = F.summary_table(["objective", "acc"], [["ce", "0.9 ± 0.01"], ["tfsd", "0.8"]],
                           ["#000000", "#ffffff"])
-    assert list(fig.data[0].cells.values[1]) == ["0.9 ± 0.01", "0.8"]
+    assert list(fig.data[0].cells.values[1]) == ["0.9<br>± 0.01", "0.8"]  # sd on line 2
+    assert fig.layout.height == 90 + 50 + 2 * (8 + 18 * 2)  # every row fits
     x, y = np.array([0.1, 0.5]), np.array([0.0, 0.2])
     fig = F.target_vs_bayes({"tfsd": {"target": (x, y), "pred": (x, y * 2)}}, COLORS)
     np.testing.assert_allclose(fig.data[1].y, y * 2)
