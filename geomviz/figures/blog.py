@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .panels import OOD_COLOR, PALETTE, _go
-from .theme import WIDTH, template
+from .theme import WIDTH, log_ticks, template
 
 __all__ = ["norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
            "ood", "summary_table", "target_vs_bayes", "SeedSeries"]
@@ -35,37 +35,8 @@ def _finish(fig, title: str, height: int, legend: bool = True):
                               "yref": "container", "yanchor": "bottom"},
                       margin={"t": 85, "b": 105 if legend else 50})
     fig.update_annotations(font_size=14)  # subplot titles
-    _log_ticks(fig)
+    log_ticks(fig)
     return fig
-
-
-def _log_ticks(fig) -> None:
-    """Readable log axes: ticks at powers of two (1, 2, 4, 8, ...) over up to ~2.7 decades,
-    at powers of ten beyond; plotly's default labels minor ticks with a bare digit."""
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
-    for tr in fig.data:
-        for axis in ("x", "y"):
-            values = getattr(tr, axis, None)
-            ref = getattr(tr, f"{axis}axis", None) or axis
-            if values is None or isinstance(values, str):
-                continue
-            v = np.asarray(values, dtype=object)
-            v = np.array([float(a) for a in v.ravel() if isinstance(a, int | float | np.number)])
-            v = v[np.isfinite(v) & (v > 0)]
-            if len(v):
-                name = ref.replace("x", "xaxis").replace("y", "yaxis")
-                lo[name] = min(lo.get(name, np.inf), float(v.min()))
-                hi[name] = max(hi.get(name, 0.0), float(v.max()))
-    for name in lo:
-        axis = fig.layout[name] if name in fig.layout else None
-        if axis is None or axis.type != "log":
-            continue
-        decades = np.log10(hi[name] / lo[name])
-        if decades <= 2.7:
-            axis.update(dtick=float(np.log10(2)), tickformat=".3~g")
-        else:
-            axis.update(dtick=1)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .theme import log_ticks
+
 __all__ = [
     "manifold", "trace_masks", "common_ranges", "norm_heatmap", "series", "decomposition",
     "entropy", "loss_accuracy", "ood_scores", "PALETTE",
@@ -123,6 +125,7 @@ def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
                       xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40},
                       legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom",
                               "xanchor": "left"})
+    log_ticks(fig)
     return fig
 
 

@@ -6,7 +6,9 @@ that tick labels stay readable when the image is shown at that width.
 
 from __future__ import annotations
 
-__all__ = ["OBJECTIVE_COLORS", "objective_colors", "template", "FONT", "WIDTH"]
+import numpy as np
+
+__all__ = ["OBJECTIVE_COLORS", "objective_colors", "template", "log_ticks", "FONT", "WIDTH"]
 
 WIDTH = 800
 FONT = "Helvetica Neue, Helvetica, Arial, DejaVu Sans, sans-serif"
@@ -47,3 +49,32 @@ def template():
         "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
         "hoverlabel": {"font": {"family": FONT}},
     })
+
+
+def log_ticks(fig) -> None:
+    """Readable log axes: ticks at powers of two (1, 2, 4, 8, ...) over up to ~2.7 decades,
+    at powers of ten beyond; plotly's default labels minor ticks with a bare digit."""
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    for tr in fig.data:
+        for axis in ("x", "y"):
+            values = getattr(tr, axis, None)
+            ref = getattr(tr, f"{axis}axis", None) or axis
+            if values is None or isinstance(values, str):
+                continue
+            v = np.asarray(values, dtype=object)
+            v = np.array([float(a) for a in v.ravel() if isinstance(a, int | float | np.number)])
+            v = v[np.isfinite(v) & (v > 0)]
+            if len(v):
+                name = ref.replace("x", "xaxis").replace("y", "yaxis")
+                lo[name] = min(lo.get(name, np.inf), float(v.min()))
+                hi[name] = max(hi.get(name, 0.0), float(v.max()))
+    for name in lo:
+        axis = fig.layout[name] if name in fig.layout else None
+        if axis is None or axis.type != "log":
+            continue
+        decades = np.log10(hi[name] / lo[name])
+        if decades <= 2.7:
+            axis.update(dtick=float(np.log10(2)), tickformat=".3~g")
+        else:
+            axis.update(dtick=1)
