@@ -37,9 +37,12 @@ def test_overlapping_pairs_are_the_uncertain_ones():
     assert h[hard].mean() > 0.3 > 0.05 > h[~hard].mean()
 
 
-@given(st.lists(st.floats(0, 10), min_size=20, max_size=200), st.integers(1, 10))
+@given(st.lists(st.floats(0, 10, allow_subnormal=False), min_size=20, max_size=200),
+       st.integers(1, 10))
 def test_binned_mean_matches_scipy(xs, bins):
-    x = np.array(xs)
+    # entropies to 1e-6 nats: scipy's own bin assignment rounds positions by the bin width's
+    # decimals, which breaks down for bins only a few subnormals wide
+    x = np.round(np.array(xs), 6)
     y = np.sin(x) + x
     mx, my = binned_mean(x, y, bins)
     edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
