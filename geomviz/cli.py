@@ -205,6 +205,8 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     built = time.perf_counter() - t0
     for name, why in figs.skipped.items():
         print(f"skipped {name}: {why}")
+    if not figs.figures:
+        raise UserError("none of the figures asked for can be drawn from these runs")
     res = export(figs.figures, args.out, formats, args.width, args.scale)
     print(f"{len(res.files)} files for {len(figs.figures)} figures from {len(folders)} runs "
           f"in {args.out}: built in {built:.1f} s, exported in {res.total_seconds:.1f} s "

@@ -67,9 +67,7 @@ def run_record(folder: str | Path, score: str = "msp") -> dict:
         final = meta.get("final") or {}
         final_norm, growth = _snapshot_norms(run)
     test, ood, train = final.get("test", {}), final.get("ood", {}), final.get("train_eval", {})
-    near = final.get("ood_near", {})
-    if final_norm is None:
-        final_norm = train.get("feature_norm")
+    near = final.get("ood_near", {})  # no snapshots: no final norm (never another definition)
     return {"folder": str(folder), "objective": meta.get("objective", "?"),
             "dataset": meta.get("dataset", "?"), "seed": meta.get("seed"),
             "status": meta.get("status"), "epochs": meta.get("epochs_done"),

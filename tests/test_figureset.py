@@ -7,6 +7,7 @@ import pytest
 
 from geomviz.cli import main
 from geomviz.figureset import _pick_steps, build_figures, find_runs
+from geomviz.results import run_record
 from geomviz.store import StoreError, open_run
 
 
@@ -35,6 +36,9 @@ def test_figures_skip_what_runs_cannot_show(tmp_path, monkeypatch):
     figs = build_figures([tmp_path / "r"])
     assert {"manifold_grid", "angle_radius", "ood", "target_vs_bayes"} <= set(figs.skipped)
     assert {"norm_growth", "gradient_split", "summary_table"} <= set(figs.figures)
+    assert run_record(tmp_path / "r")["final_norm"] is None  # no snapshots, no probe-set norm
+    assert main(["figures", str(tmp_path / "r"), "--only", "ood", "--format", "html",
+                 "--out", str(tmp_path / "f")]) == 2
     with pytest.raises(ValueError, match="unknown figure 'nope'"):
         build_figures([tmp_path / "r"], ["nope"])
     with pytest.raises(StoreError, match="no runs"):
