@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -80,17 +81,11 @@ def _config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
 
 
 # ----------------------------------------------------------------------------- commands
-def _check_objective(cfg: TrainConfig) -> None:
-    from .objectives import create_objective
-
-    create_objective(cfg.objective, 4, 3, **cfg.objective_kw)  # names and values, before data
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train import check_objective, train
 
     cfg = _config_from_args(args)
-    _check_objective(cfg)
+    check_objective(cfg)
     out = train(cfg)
     print(f"run written to {out}")
     return 0
@@ -224,8 +219,6 @@ def _cmd_study(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
                                    ("ood_dir", args.ood_dir), ("device", args.device),
                                    ("progress", args.progress)) if v is not None}
-    import shlex
-
     res = run_study(args.preset, seeds, args.out, objectives, overrides, tuple(formats),
                     args.width, args.scale, shlex.join(["geomviz", *args.argv]))
     grid = res["grid"]

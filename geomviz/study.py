@@ -110,16 +110,14 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
     """Train ``objectives × seeds`` under ``root/<objective>-s<seed>``, sharing one data
     bundle per seed. With ``reuse``, finished runs of the same config are kept and
     crashed ones resumed from their checkpoint."""
-    from .data import load_dataset
-    from .objectives import create_objective
-    from .train import train
+    from .train import check_objective, load_bundle, train
 
     result = StudyResult(root)
     cfgs = [dataclasses.replace(base, objective=o, seed=s, out=str(root / f"{o}-s{s}"),
                                 name=f"{root.name}/{o}-s{s}", resume=False)
             for o in objectives for s in seeds]
     for cfg in cfgs:  # every name and value checked before the first run starts
-        create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
+        check_objective(cfg)
     plans = [_plan(c) if reuse else "train" for c in cfgs]
     bundles: dict[int, object] = {}
     t0 = time.perf_counter()
@@ -130,10 +128,7 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
             result.reused.append(Path(cfg.out))
             continue
         if cfg.seed not in bundles:
-            bundles[cfg.seed] = load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes),
-                                             cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed,
-                                             near_ood_dataset=cfg.near_ood_dataset,
-                                             near_ood_dir=cfg.near_ood_dir)
+            bundles[cfg.seed] = load_bundle(cfg)
         print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}"
               f"{' (resumed)' if plan == 'resume' else ''}", flush=True)
         train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])

@@ -34,7 +34,7 @@ from .probing import Probing
 from .provenance import provenance
 from .store import NullWriter, RunWriter
 
-__all__ = ["train", "Diverged", "CHECKPOINT"]
+__all__ = ["train", "check_objective", "load_bundle", "Diverged", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -108,6 +108,18 @@ def _dist() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def check_objective(cfg: TrainConfig) -> None:
+    """Fail on a bad objective name or hyperparameter before any data is loaded."""
+    create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
+
+
+def load_bundle(cfg: TrainConfig) -> DataBundle:
+    """The data ``cfg`` asks for: dataset, held-out classes and both OOD sets."""
+    return load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes), cfg.ood_dataset,
+                        cfg.ood_dir, seed=cfg.seed, near_ood_dataset=cfg.near_ood_dataset,
+                        near_ood_dir=cfg.near_ood_dir)
+
+
 def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
     """Train one run; returns its folder. Raises :class:`Diverged` on a non-finite loss."""
     cfg.validate()
@@ -120,10 +132,7 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
     amp_dtype = torch.bfloat16 if (cfg.amp == "bf16" or (cfg.amp == "auto" and
                                                          device.type == "cuda")) else None
     out = Path(cfg.out)
-    bundle = bundle or load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes),
-                                    cfg.ood_dataset, cfg.ood_dir, seed=cfg.seed,
-                                    near_ood_dataset=cfg.near_ood_dataset,
-                                    near_ood_dir=cfg.near_ood_dir)
+    bundle = bundle or load_bundle(cfg)
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg.model, bundle.input_shape, cfg.feature_dim, tuple(cfg.hidden),
                               cfg.width)
