@@ -59,21 +59,16 @@ def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_
         if on_test is not None:
             on_test(test)
         out = {"test": M.classification_metrics(test["logits"], bundle.y_test)}
-        if bundle.x_ood is not None and len(bundle.x_ood):
-            ood = collect(model, bundle.x_ood, bundle, device, batch_size, amp_dtype)
-            conf_id = M.confidence_scores(test["logits"], test.get("distances"))
+        conf_id = M.confidence_scores(test["logits"], test.get("distances"))
+        for split, x_ood in (("ood", bundle.x_ood), ("ood_near", bundle.x_ood_near)):
+            if x_ood is None or not len(x_ood):
+                continue
+            ood = collect(model, x_ood, bundle, device, batch_size, amp_dtype)
             conf_ood = M.confidence_scores(ood["logits"], ood.get("distances"))
-            if on_scores is not None:
+            if split == "ood" and on_scores is not None:  # the main set feeds the OOD panel
                 on_scores(conf_id, conf_ood)
-            out["ood"] = {f"{score}.{k}": v for score in conf_id
+            out[split] = {f"{score}.{k}": v for score in conf_id
                           for k, v in M.ood_metrics(conf_id[score], conf_ood[score]).items()}
-        if bundle.x_ood_near is not None and len(bundle.x_ood_near):
-            conf_id = M.confidence_scores(test["logits"], test.get("distances"))
-            near = collect(model, bundle.x_ood_near, bundle, device, batch_size, amp_dtype)
-            conf_near = M.confidence_scores(near["logits"], near.get("distances"))
-            out["ood_near"] = {f"{score}.{k}": v for score in conf_id
-                               for k, v in M.ood_metrics(conf_id[score],
-                                                         conf_near[score]).items()}
         n = min(NC_SAMPLES, len(bundle.x_train))
         train = collect(model, bundle.x_train[:n], bundle, device, batch_size, amp_dtype)
         out["train_eval"] = {
