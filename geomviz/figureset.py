@@ -153,23 +153,17 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
             manifold = _manifold(first, steps, max_points, cache_root)
         return manifold
 
+    agg = aggregate(records)  # once, for the OOD legend and the summary table
     for name in names:
         try:
-            fig = _build(name, groups, first, colors, score, grouped, class_names,
-                         need_manifold)
+            out.figures[name] = _build(name, groups, first, colors, score, records, agg,
+                                       class_names, need_manifold)
         except (ValueError, KeyError) as e:
             out.skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
-            continue
-        if fig is None:
-            continue
-        out.figures[name] = fig
-    for name in names:
-        if name not in out.figures and name not in out.skipped:
-            out.skipped[name] = "not applicable to these runs"
     return out
 
 
-def _build(name, groups, first, colors, score, grouped, class_names, need_manifold):
+def _build(name, groups, first, colors, score, records, agg, class_names, need_manifold):
     if name == "norm_growth":
         hists = {}
         for obj, f in first.items():
@@ -207,14 +201,12 @@ def _build(name, groups, first, colors, score, grouped, class_names, need_manifo
                 scores[obj] = (ids[max(ids)], oods[max(oods)])
         if not scores:
             raise ValueError(f"no OOD split with score {score!r} in these runs")
-        agg = aggregate([r for rs in grouped.values() for r in rs])
         auroc = {obj: fmt_stat(agg[obj]["auroc"], 3) for obj in scores}
         return F.ood(scores, auroc, score, colors)
     if name == "summary_table":
-        records = [r for rs in grouped.values() for r in rs]
-        agg, metrics = aggregate(records), present_metrics(records)
+        metrics = present_metrics(records)
         columns = ["objective", "seeds"] + [m.header for m in metrics]
-        rows = [[obj, str(len(grouped[obj]))] + [fmt_stat(agg[obj][m.key], m.digits)
+        rows = [[obj, str(len(groups[obj]))] + [fmt_stat(agg[obj][m.key], m.digits)
                                                  for m in metrics] for obj in agg]
         return F.summary_table(columns, rows, [colors[o] for o in agg])
     if name == "target_vs_bayes":

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .figureset import CAPTIONS, FIGURES, FigureSet
-from .results import aggregate, fmt_stat, fmt_value, group_records, present_metrics
+from .results import aggregate, fmt_stat, fmt_value, group_records, present_metrics, seed_stat
 
 __all__ = ["write_report", "compare_lines", "results_table", "seed_table", "ground_truth"]
 
@@ -55,11 +55,8 @@ def ood_table(records: list[dict], key: str = "auroc_by_score") -> str:
         return ""
     lines = ["| objective | " + " | ".join(scores) + " |", "|---|" + "---:|" * len(scores)]
     for obj, members in groups.items():
-        cells = []
-        for sc in scores:
-            v = np.array([r[key][sc] for r in members if sc in r.get(key, {})], dtype=float)
-            cells.append(fmt_stat((float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                                   len(v)), 4) if len(v) else "–")
+        cells = [fmt_stat(seed_stat(r.get(key, {}).get(sc) for r in members), 4)
+                 for sc in scores]
         lines.append(f"| {obj} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -194,6 +191,7 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
     rel = Path(fig_dir).resolve().relative_to(path.parent.resolve()) \
         if Path(fig_dir).resolve().is_relative_to(path.parent.resolve()) else Path(fig_dir)
     fresh = None if files is None else {Path(f).resolve() for f in files}
+    near = ood_table(records, "auroc_near_by_score")
 
     def written(rel_path: Path) -> bool:
         full = (path.parent / rel_path).resolve()
@@ -227,9 +225,7 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
              "Each score ranks inputs by the model's ID confidence; min_distance (minus the "
              "smallest s·d_j) exists only for distance heads.", "",
              ood_table(records) or "(no OOD split)", "",
-             *(["### OOD AUROC by score, second OOD set", "",
-                ood_table(records, "auroc_near_by_score"), ""]
-               if ood_table(records, "auroc_near_by_score") else []),
+             *(["### OOD AUROC by score, second OOD set", "", near, ""] if near else []),
              "## Every seed", "", seed_table(records), "", ground_truth(figs),
              "## Figures", ""]
     for name in FIGURES:

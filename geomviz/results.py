@@ -14,8 +14,8 @@ import numpy as np
 
 from .store import open_run
 
-__all__ = ["METRICS", "Metric", "present_metrics", "run_record", "group_records", "aggregate",
-           "fmt_value", "fmt_stat", "objective_order"]
+__all__ = ["METRICS", "Metric", "present_metrics", "run_record", "group_records", "seed_stat",
+           "aggregate", "fmt_value", "fmt_stat", "objective_order"]
 
 
 @dataclass(frozen=True)
@@ -103,19 +103,20 @@ def group_records(records: list[dict]) -> dict[str, list[dict]]:
             for k in objective_order(groups)}
 
 
+def seed_stat(values) -> tuple[float, float, int] | None:
+    """``(mean, sd, n)`` of the finite values given (``None`` entries skipped); sd is the
+    sample sd, 0 for one value; ``None`` when nothing is left."""
+    vals = np.array([v for v in values if v is not None], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return None
+    return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals)
+
+
 def aggregate(records: list[dict]) -> dict[str, dict[str, tuple[float, float, int] | None]]:
-    """``{objective: {metric: (mean, sd, n)}}``; sd is the sample sd (0 for one seed)."""
-    out = {}
-    for name, members in group_records(records).items():
-        row = {}
-        for m in METRICS:
-            vals = np.array([r[m.key] for r in members if r.get(m.key) is not None],
-                            dtype=float)
-            vals = vals[np.isfinite(vals)]
-            row[m.key] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                          len(vals)) if len(vals) else None
-        out[name] = row
-    return out
+    """``{objective: {metric: (mean, sd, n)}}`` over seeds, by :func:`seed_stat`."""
+    return {name: {m.key: seed_stat(r.get(m.key) for r in members) for m in METRICS}
+            for name, members in group_records(records).items()}
 
 
 def fmt_value(v: float | None, digits: int = 4) -> str:

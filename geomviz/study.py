@@ -141,7 +141,7 @@ def run_study(preset: str, seeds: list[int], out: str | Path, objectives: list[s
               overrides: dict | None = None, formats: tuple[str, ...] = ("png", "svg", "html"),
               width: int = 800, scale: float = 2.0, command: str | None = None) -> dict:
     """Train (or reuse) the grid, export the figure set to ``out/figures`` and write
-    ``out/report.md``. Returns what was done, with timings."""
+    ``out/report.md``. Returns what was done (the grid holds the training time)."""
     from .export import ExportError, export
     from .figureset import build_figures
     from .report import write_report
@@ -152,7 +152,6 @@ def run_study(preset: str, seeds: list[int], out: str | Path, objectives: list[s
         raise ConfigError("a study needs at least one seed and one objective")
     base = preset_config(preset, overrides)
     grid = train_grid(base, objectives, seeds, out / "runs", reuse=True)
-    t0 = time.perf_counter()
     figs = build_figures(grid.runs, cache_root=out / "runs")
     error = None
     try:
@@ -166,5 +165,4 @@ def run_study(preset: str, seeds: list[int], out: str | Path, objectives: list[s
                           command or shlex.join(["geomviz", *sys.argv[1:]]), files)
     if error is not None:
         raise error
-    return {"grid": grid, "figures": figs, "export": exported, "report": report,
-            "figure_seconds": time.perf_counter() - t0}
+    return {"grid": grid, "figures": figs, "export": exported, "report": report}
