@@ -16,6 +16,7 @@ import numpy as np
 from . import figures as F
 from .groundtruth import binned_mean, probe_entropies
 from .projection import load_snapshots, project
+from .projection import polar as polar_view
 from .results import aggregate, fmt_stat, group_records, present_metrics, run_record
 from .store import StoreError, list_runs, open_run
 
@@ -110,20 +111,15 @@ def _manifold(first: dict[str, Path], steps: int, max_points: int, cache_root: P
         raise ValueError("the runs share no snapshot step")
     chosen = _pick_steps(common, steps)
     xy = project(list(first.values()), "pca", cache_root=cache_root)
-    panels = {}
+    panels, polar = {}, {}
     for (obj, snap), arr in zip(snaps.items(), xy, strict=True):
         keep = _subsample(snap.labels, max_points)
         pos = [int(np.flatnonzero(snap.steps == s)[0]) for s in chosen]
         panels[obj] = {"steps": chosen, "xy": arr[pos][:, keep], "labels": snap.labels[keep]}
+        end = int(np.flatnonzero(snap.steps == common[-1])[0])
+        polar[obj] = {"xy": polar_view(snap)[end][keep], "labels": snap.labels[keep]}
     ranges = [F.common_ranges(*(p["xy"][i] for p in panels.values()))
               for i in range(len(chosen))]
-    polar = {}
-    for obj, snap in snaps.items():
-        keep = _subsample(snap.labels, max_points)
-        pos = int(np.flatnonzero(snap.steps == common[-1])[0])
-        rad = np.stack([snap.extra["norm"][pos], np.arccos(np.clip(snap.extra["cos_true"][pos],
-                                                                   -1, 1))], -1)
-        polar[obj] = {"xy": rad[keep], "labels": snap.labels[keep]}
     return panels, ranges, polar
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .panels import OOD_COLOR, PALETTE, _go
+from .panels import OOD_COLOR, PALETTE, _go, log_centres
 from .theme import WIDTH, log_ticks, template
 
 __all__ = ["norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
@@ -97,8 +97,7 @@ def norm_growth(p50: dict[str, SeedSeries], p5: dict[str, SeedSeries],
             edges, counts = final_hist[name]
             counts = np.asarray(counts, dtype=np.float64)
             share = counts / max(counts.sum(), 1)
-            lo = np.where(edges[:-1] > 0, edges[:-1], edges[1] / 10)
-            centres = np.sqrt(lo * edges[1:])
+            centres = log_centres(edges)
             used = np.flatnonzero(share > 0)
             if len(used):
                 sl = slice(max(used[0] - 1, 0), used[-1] + 2)

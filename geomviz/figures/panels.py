@@ -108,9 +108,7 @@ def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
     go = _go()
     counts = np.asarray(counts, dtype=np.float64)
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    edges = np.asarray(edges, dtype=np.float64)
-    lo = np.where(edges[:-1] > 0, edges[:-1], edges[1] / 10)
-    centres = np.sqrt(lo * edges[1:])
+    centres = log_centres(edges)
     used = counts.sum(0) > 0
     if used.any():  # only the band of bins that ever held a sample
         first, last = np.flatnonzero(used)[[0, -1]]
@@ -127,6 +125,14 @@ def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
                               "xanchor": "left"})
     log_ticks(fig)
     return fig
+
+
+def log_centres(edges: np.ndarray) -> np.ndarray:
+    """Geometric centres of histogram bins ``edges[B + 1]``; a bin starting at 0 is taken
+    to start a decade below its upper edge."""
+    edges = np.asarray(edges, dtype=np.float64)
+    lo = np.where(edges[:-1] > 0, edges[:-1], edges[1] / 10)
+    return np.sqrt(lo * edges[1:])
 
 
 def _marker(fig, step):
