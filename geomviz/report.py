@@ -164,12 +164,7 @@ def _provenance(records: list[dict]) -> list[str]:
 
     with open_run(records[0]["folder"]) as run:
         meta = run.meta
-    durations = []
-    for r in records:
-        with open_run(r["folder"]) as run:
-            m = run.meta
-        if m.get("ended") and m.get("created"):
-            durations.append(float(m["ended"]) - float(m["created"]))
+    durations = [r["seconds"] for r in records if r.get("seconds") is not None]
     git = meta.get("git") or {}
     return [f"- code: geomviz {meta.get('versions', {}).get('geomviz', '?')}, commit "
             f"`{git.get('commit', '?')}`{' (uncommitted changes)' if git.get('dirty') else ''}",

@@ -71,6 +71,8 @@ def run_record(folder: str | Path, score: str = "msp") -> dict:
     return {"folder": str(folder), "objective": meta.get("objective", "?"),
             "dataset": meta.get("dataset", "?"), "seed": meta.get("seed"),
             "status": meta.get("status"), "epochs": meta.get("epochs_done"),
+            "seconds": float(meta["ended"]) - float(meta["created"])
+            if meta.get("ended") and meta.get("created") else None,  # store creation to close
             "acc": test.get("acc"), "nll": test.get("nll"), "ece": test.get("ece"),
             "auroc": ood.get(f"{score}.auroc"), "fpr95": ood.get(f"{score}.fpr95"),
             "auroc_near": near.get(f"{score}.auroc"), "fpr95_near": near.get(f"{score}.fpr95"),
