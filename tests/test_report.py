@@ -77,6 +77,7 @@ def test_report_has_command_figures_ground_truth_and_provenance(tiny_study):
     for name in ("norm_growth", "manifold_grid", "target_vs_bayes"):
         assert f"({'figures/' + name}.html)" in text
     assert "torch" in text and "commit" in text and "cpu_count" in text
+    assert re.search(r"training time: \d+ s over 12 runs", text)
 
 
 def _rec(obj, seed, acc):

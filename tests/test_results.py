@@ -29,6 +29,9 @@ def test_run_record_is_the_stores_final_evaluation(tiny_study):
     assert rec["norm_growth"] == pytest.approx(rec["final_norm"] /
                                                norms[0][ind].astype(np.float64).mean())
     assert run_record(folder, "min_distance")["auroc"] == final["ood"]["min_distance.auroc"]
+    with open_run(folder) as run:
+        meta = run.meta
+    assert rec["seconds"] == pytest.approx(meta["ended"] - meta["created"]) and rec["seconds"] > 0
 
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
