@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geomviz.export import browser_path, export  # noqa: E402
-from geomviz.figureset import build_figures, find_runs  # noqa: E402
-from geomviz.study import STUDY_OBJECTIVES, preset_config, train_grid  # noqa: E402
+from geomviz.study.export import browser_path, export  # noqa: E402
+from geomviz.study.figureset import build_figures, find_runs  # noqa: E402
+from geomviz.study.runner import STUDY_OBJECTIVES, preset_config, train_grid  # noqa: E402
 
 UNBATCHED_FILES = 4
 

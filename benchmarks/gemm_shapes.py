@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geomviz import fused_triton
+from geomviz.objectives import fused_triton
 
 
 def bench(fn, iters=5, warmup=2) -> float:

@@ -35,9 +35,9 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
-from geomviz.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
-from geomviz.heads import squared_distances
-from geomviz.losses import tfsd_loss
+from geomviz.objectives.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
+from geomviz.objectives.heads import squared_distances
+from geomviz.objectives.losses import tfsd_loss
 
 PRESETS = {
     "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",

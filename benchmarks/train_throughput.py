@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import geomviz.train as T  # noqa: E402
-from geomviz.config import resolve_config  # noqa: E402
+import geomviz.training.train as T  # noqa: E402
 from geomviz.data import DataBundle, load_dataset  # noqa: E402
 from geomviz.store import NullWriter  # noqa: E402
+from geomviz.training.config import resolve_config  # noqa: E402
 
 
 def random_cifar(n: int = 20_000, seed: int = 0) -> DataBundle:

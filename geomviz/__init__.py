@@ -1,15 +1,26 @@
-"""geomviz: see the geometry of deep-learning training (CE vs TFSD and ablations)."""
+"""geomviz: see the geometry of deep-learning training (CE vs TFSD and ablations).
 
-from .fused import fused_ce_loss, fused_tfsd_loss
-from .heads import EuclideanHead, Head, LinearHead
-from .losses import (
+Layers, in the direction data flows: ``data`` and ``models`` feed ``training`` (with the
+hook-based ``probes`` package), which writes a run ``store``; ``projection``, ``study`` and
+``figures`` read stores into pure figures; ``dashboard`` serves them; ``cli`` drives it all.
+"""
+
+from .objectives import (
+    EuclideanHead,
+    Head,
+    LinearHead,
+    Objective,
+    create_objective,
     cross_entropy,
+    fused_ce_loss,
+    fused_tfsd_loss,
     label_smoothing_loss,
+    list_objectives,
     logitnorm_loss,
+    objective_info,
     tfsd_loss,
     zloss_cross_entropy,
 )
-from .objectives import Objective, create_objective, list_objectives, objective_info
 
 __version__ = "0.1.0"
 

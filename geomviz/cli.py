@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, load_config_file, resolve_config
+from .training.config import ConfigError, TrainConfig, load_config_file, resolve_config
 
 DEMO_EPOCHS = 20
 
@@ -82,7 +82,7 @@ def _config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
 
 # ----------------------------------------------------------------------------- commands
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import check_objective, train
+    from .training.train import check_objective, train
 
     cfg = _config_from_args(args)
     check_objective(cfg)
@@ -100,7 +100,7 @@ def _parse_list(text: str, cast=str) -> list:
 
 def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], root: Path,
              **overrides) -> Path:
-    from .study import train_grid
+    from .study.runner import train_grid
 
     train_grid(_config_from_args(args, **overrides), objectives, seeds, root)
     return root
@@ -188,8 +188,8 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from .export import export, parse_formats
-    from .figureset import build_figures, find_runs
+    from .study.export import export, parse_formats
+    from .study.figureset import build_figures, find_runs
 
     formats = parse_formats(args.format)
     names = _parse_list(args.only) if args.only else None
@@ -210,8 +210,8 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from .export import parse_formats
-    from .study import STUDY_OBJECTIVES, run_study
+    from .study.export import parse_formats
+    from .study.runner import STUDY_OBJECTIVES, run_study
 
     seeds = _parse_list(args.seeds, int)
     objectives = _parse_list(args.objectives) if args.objectives else list(STUDY_OBJECTIVES)
@@ -331,9 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from .data import DataError
-    from .export import ExportError
     from .store import StoreError
-    from .train import Diverged
+    from .study.export import ExportError
+    from .training.train import Diverged
 
     try:
         return int(args.func(args))

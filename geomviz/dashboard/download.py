@@ -11,8 +11,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..export import ExportError, export
-from ..figureset import build_figures
+from ..study.export import ExportError, export
+from ..study.figureset import build_figures
 
 __all__ = ["figure_zip"]
 

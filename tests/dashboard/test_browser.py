@@ -173,7 +173,7 @@ def test_aligned_umap_is_computed_in_the_background(server, browser):
 def test_download_figures_gives_the_cli_files(server, browser, tmp_path):
     import zipfile
 
-    from geomviz.figureset import FIGURES
+    from geomviz.study.figureset import FIGURES
 
     url, _ = server
     page = _open_compare(browser, url)

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geomviz.heads import EuclideanHead, LinearHead
-from geomviz.losses import label_smoothing_loss, tfsd_loss
+from geomviz.objectives.heads import EuclideanHead, LinearHead
+from geomviz.objectives.losses import label_smoothing_loss, tfsd_loss
 from probes.stats import NORM_EDGES, QUANTILES, batch_stats, grad_stats, layout
 from probes.summary import decompose, shapley3, summarize
 

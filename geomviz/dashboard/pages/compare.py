@@ -16,7 +16,7 @@ from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_updat
 from flask import current_app
 
 from ... import figures as F
-from ...figureset import FIGURES
+from ...study.figureset import FIGURES
 from ..data import PathError, manifold_data, ood_data, resolve_run, time_series
 from ..jobs import start_umap, umap_status
 

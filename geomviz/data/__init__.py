@@ -1,0 +1,13 @@
+"""Datasets, one module per family; every loader returns a :class:`DataBundle`.
+
+Nothing is downloaded at run time: generated sets are made offline from a seed and
+cached under ``$GEOMVIZ_CACHE`` (default ``~/.cache/geomviz``); the others are read
+from local files.
+"""
+
+from .base import CIFAR_MEAN, CIFAR_STD, DataBundle, DataError, cache_dir
+from .load import DATASETS, load_dataset
+from .vectors import bayes_posterior
+
+__all__ = ["CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DataBundle", "DataError", "bayes_posterior",
+           "cache_dir", "load_dataset"]

@@ -1,0 +1,101 @@
+"""Datasets: each gives train/test splits, class names and, where one exists, an OOD split.
+
+Nothing is downloaded at run time:
+
+* ``mnist1d`` is generated offline by the ``mnist1d`` package (``make_dataset``)
+  and cached under ``$GEOMVIZ_CACHE`` (default ``~/.cache/geomviz``);
+* ``cifar10`` / ``cifar100`` are read from the standard python-pickle folders,
+  ``svhn`` from ``train_32x32.mat`` / ``test_32x32.mat``, all under ``--data-dir``;
+* ``gaussians`` is a synthetic mixture with deliberately overlapping class pairs
+  (``info["hard_pairs"]``), for ground-truth checks of the target-entropy claim.
+
+OOD: ``ood_classes`` holds classes out of training (their test examples become the
+OOD split and the remaining labels are renumbered), and ``ood_dataset`` adds a
+dataset-level OOD split (e.g. SVHN for CIFAR-10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import DataBundle, DataError
+from .images import cifar, svhn
+from .vectors import gaussians, mnist1d
+
+__all__ = ["DATASETS", "load_dataset"]
+
+DATASETS = ("mnist1d", "gaussians", "cifar10", "cifar100", "svhn")
+
+
+def _raw(name: str, data_dir: Path | None, seed: int) -> tuple[dict, list[str], str]:
+    if name == "mnist1d":
+        return mnist1d(), [str(i) for i in range(10)], "vector"
+    if name == "gaussians":
+        raw = gaussians(seed=seed)
+        return raw, [f"g{i}" for i in range(len(raw["centres"]))], "vector"
+    if name in ("cifar10", "cifar100"):
+        raw = cifar(data_dir, name)
+        return raw, raw["names"], "image"
+    if name == "svhn":
+        return svhn(data_dir), [str(i) for i in range(10)], "image"
+    raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
+                 ood_classes: tuple[int, ...] = (), ood_dataset: str | None = None,
+                 ood_dir: str | Path | None = None, seed: int = 0,
+                 near_ood_dataset: str | None = None,
+                 near_ood_dir: str | Path | None = None) -> DataBundle:
+    """Load ``name``; hold out ``ood_classes``; add ``ood_dataset``'s test split as OOD
+    and ``near_ood_dataset``'s as a second OOD set."""
+    raw, names, kind = _raw(name, Path(data_dir) if data_dir else None, seed)
+    x, y = np.asarray(raw["x"]), np.asarray(raw["y"]).astype(np.int64)
+    xt, yt = np.asarray(raw["x_test"]), np.asarray(raw["y_test"]).astype(np.int64)
+    for split, labels, inputs in (("train", y, x), ("test", yt, xt)):
+        if len(labels) != len(inputs):
+            raise DataError(f"{name} {split}: {len(inputs)} inputs but {len(labels)} labels")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+            raise DataError(f"{name} {split}: labels outside 0..{len(names) - 1}")
+    x_ood, ood_name = raw.get("x_ood"), ("far blob" if "x_ood" in raw else None)
+    info = {k: raw[k] for k in ("hard_pairs", "hard_distance", "far_distance") if k in raw}
+    held = sorted({int(c) for c in ood_classes})
+    if held:
+        bad = [c for c in held if not 0 <= c < len(names)]
+        if bad or len(held) >= len(names) - 1:
+            raise DataError(f"--ood-classes {held}: need classes in 0..{len(names) - 1} "
+                            "and at least 2 left to train on")
+        keep = [c for c in range(len(names)) if c not in held]
+        remap = np.full(len(names), -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        x_ood, ood_name = xt[np.isin(yt, held)], f"held-out classes {held}"
+        x, y = x[remap[y] >= 0], remap[y][remap[y] >= 0]
+        xt, yt = xt[remap[yt] >= 0], remap[yt][remap[yt] >= 0]
+        names = [names[c] for c in keep]
+        info["held_out_classes"] = held
+        if "hard_pairs" in info:
+            info["hard_pairs"] = [[int(remap[a]), int(remap[b])] for a, b in info["hard_pairs"]
+                                  if remap[a] >= 0 and remap[b] >= 0]
+    def other_test(other_name: str, folder) -> np.ndarray:
+        other = load_dataset(other_name, folder or data_dir, seed=seed)
+        if other.input_shape != tuple(x.shape[1:]):
+            raise DataError(f"{other_name} inputs {other.input_shape} do not match "
+                            f"{name} inputs {tuple(x.shape[1:])}")
+        return other.x_test.numpy()
+
+    if ood_dataset:
+        x_ood, ood_name = other_test(ood_dataset, ood_dir), ood_dataset
+    x_near = other_test(near_ood_dataset, near_ood_dir) if near_ood_dataset else None
+    dtype = np.uint8 if kind == "image" else np.float32
+    return DataBundle(
+        name=name, kind=kind, class_names=list(names),
+        x_train=torch.from_numpy(np.ascontiguousarray(x, dtype=dtype)),
+        y_train=torch.from_numpy(y), x_test=torch.from_numpy(np.ascontiguousarray(xt, dtype=dtype)),
+        y_test=torch.from_numpy(yt),
+        x_ood=None if x_ood is None else torch.from_numpy(np.ascontiguousarray(x_ood, dtype=dtype)),
+        ood_name=ood_name, info=info,
+        x_ood_near=None if x_near is None else
+        torch.from_numpy(np.ascontiguousarray(x_near, dtype=dtype)),
+        near_ood_name=near_ood_dataset)

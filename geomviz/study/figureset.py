@@ -1,0 +1,219 @@
+"""The named publication figure set: what each figure reads from the runs.
+
+Reads runs through the reader API (``geomviz.store``, cached projections), turns
+them into plain arrays and hands them to the pure builders in
+``geomviz.figures.blog``. Runs are grouped by objective; seeds of one objective are
+drawn as a mean with a band. Writing files is ``geomviz.export``'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import figures as F
+from ..projection import load_snapshots, project
+from ..projection import polar as polar_view
+from ..store import StoreError, list_runs, open_run
+from .groundtruth import binned_mean, probe_entropies
+from .results import aggregate, fmt_stat, group_records, present_metrics, run_record
+
+__all__ = ["FIGURES", "CAPTIONS", "FigureSet", "find_runs", "build_figures"]
+
+FIGURES = ("norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
+           "ood", "summary_table", "target_vs_bayes")
+
+CAPTIONS = {
+    "norm_growth": "Median penultimate feature norm ‖x‖ of the training batches (line: mean "
+                   "over seeds; band: mean p5–p95), and its distribution at the last log.",
+    "manifold_grid": "The fixed probe set (test examples, OOD as ×) on one PCA basis fitted "
+                     "jointly to every run and step shown (first seed of each objective). "
+                     "Axes are shared within a column (one step), not across steps.",
+    "angle_radius": "Top: the probe set at the end as angle to the true class vector vs "
+                    "radius. Bottom: the change of the mean true-class logit between logs, "
+                    "attributed exactly (Shapley) to the radius and the angle, summed over "
+                    "training.",
+    "gradient_split": "Share of the feature gradient's squared norm along x (radial); the "
+                      "rest is tangential.",
+    "target_entropy": "Target and prediction entropy of easy (p_y ≥ 0.9) and hard "
+                      "(p_y < 0.5) training samples; for distance heads, the median anchor "
+                      "gap s·d_y and nearest-negative distance s·d_neg.",
+    "ood": "ID vs OOD confidence histograms and ROC curves (OOD is the positive class), "
+           "first seed; AUROC: mean ± sd over seeds.",
+    "summary_table": "Final test metrics, mean ± sd over seeds.",
+    "target_vs_bayes": "Gaussians only: mean target and prediction entropy of the probe set in "
+                       "bins of the exact Bayes posterior's entropy (all seeds pooled).",
+}
+
+
+@dataclass
+class FigureSet:
+    figures: dict = field(default_factory=dict)  # name -> plotly Figure
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not drawn
+    records: list[dict] = field(default_factory=list)
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run folders given directly or found under folders of runs, in order, de-duplicated."""
+    out: list[Path] = []
+    for p in paths:
+        for folder in list_runs(p):
+            if folder.resolve() not in [o.resolve() for o in out]:
+                out.append(folder)
+    if not out:
+        raise StoreError(f"no runs under {', '.join(map(str, paths))}")
+    return out
+
+
+def _series(folders: list[Path], name: str, split: str = "train") -> list[tuple]:
+    out = []
+    for f in folders:
+        with open_run(f) as run:
+            d = run.scalars(name, split=split)
+        if len(d["step"]):
+            out.append((d["step"], d["value"]))
+    return out
+
+
+def _per_objective(groups: dict[str, list[Path]], name: str, split: str = "train") -> dict:
+    out = {obj: _series(fs, name, split) for obj, fs in groups.items()}
+    return {k: v for k, v in out.items() if v}
+
+
+def _pick_steps(steps: list[int], k: int) -> list[int]:
+    """``k`` steps spread evenly in log(step + 1) from the first to the last."""
+    if len(steps) <= k:
+        return list(steps)
+    arr = np.asarray(steps)
+    targets = np.geomspace(arr[0] + 1, arr[-1] + 1, k) - 1
+    chosen = sorted({int(arr[np.argmin(np.abs(arr - t))]) for t in targets})
+    for s in steps:  # nearest-neighbour picks can collide early on: fill in order
+        if len(chosen) >= k:
+            break
+        if s not in chosen:
+            chosen = sorted([*chosen, s])
+    return chosen
+
+
+def _subsample(labels: np.ndarray, n: int) -> np.ndarray:
+    """The same ``n`` probe examples for every run (a fixed permutation), in index order."""
+    if len(labels) <= n:
+        return np.arange(len(labels))
+    return np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
+
+
+def _manifold(first: dict[str, Path], steps: int, max_points: int, cache_root: Path):
+    snaps = {o: load_snapshots(f, features=False) for o, f in first.items()}
+    common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps.values())))
+    if not common:
+        raise ValueError("the runs share no snapshot step")
+    chosen = _pick_steps(common, steps)
+    xy = project(list(first.values()), "pca", cache_root=cache_root)
+    panels, polar = {}, {}
+    for (obj, snap), arr in zip(snaps.items(), xy, strict=True):
+        keep = _subsample(snap.labels, max_points)
+        pos = [int(np.flatnonzero(snap.steps == s)[0]) for s in chosen]
+        panels[obj] = {"steps": chosen, "xy": arr[pos][:, keep], "labels": snap.labels[keep]}
+        end = int(np.flatnonzero(snap.steps == common[-1])[0])
+        polar[obj] = {"xy": polar_view(snap)[end][keep], "labels": snap.labels[keep]}
+    ranges = [F.common_ranges(*(p["xy"][i] for p in panels.values()))
+              for i in range(len(chosen))]
+    return panels, ranges, polar
+
+
+def build_figures(folders: list[Path], names: list[str] | None = None, score: str = "msp",
+                  steps: int = 5, max_points: int = 300,
+                  cache_root: Path | None = None) -> FigureSet:
+    """Build the named figures (all by default) for ``folders``; figures the runs cannot
+    support (no snapshots, no OOD split, no known posterior) are listed in ``skipped``."""
+    names = list(names or FIGURES)
+    bad = [n for n in names if n not in FIGURES]
+    if bad:
+        raise ValueError(f"unknown figure {bad[0]!r}; choose from {', '.join(FIGURES)}")
+    records = [run_record(f, score) for f in folders]
+    grouped = group_records(records)
+    groups = {obj: [Path(r["folder"]) for r in rs] for obj, rs in grouped.items()}
+    colors = F.objective_colors(list(groups))
+    first = {obj: fs[0] for obj, fs in groups.items()}
+    cache_root = cache_root or Path(folders[0]).resolve().parent
+    with open_run(folders[0]) as run:
+        class_names = run.meta.get("class_names")
+    out = FigureSet(records=records)
+    manifold = None
+
+    def need_manifold():
+        nonlocal manifold
+        if manifold is None:
+            manifold = _manifold(first, steps, max_points, cache_root)
+        return manifold
+
+    agg = aggregate(records)  # once, for the OOD legend and the summary table
+    for name in names:
+        try:
+            out.figures[name] = _build(name, groups, first, colors, score, records, agg,
+                                       class_names, need_manifold)
+        except (ValueError, KeyError) as e:
+            out.skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return out
+
+
+def _build(name, groups, first, colors, score, records, agg, class_names, need_manifold):
+    if name == "norm_growth":
+        hists = {}
+        for obj, f in first.items():
+            with open_run(f) as run:
+                h = run.histograms("penultimate.norm", split="train")
+            if len(h.counts):
+                hists[obj] = (h.edges, h.counts[-1])
+        return F.norm_growth(_per_objective(groups, "penultimate.norm.p50"),
+                             _per_objective(groups, "penultimate.norm.p5"),
+                             _per_objective(groups, "penultimate.norm.p95"), hists, colors)
+    if name == "manifold_grid":
+        panels, ranges, _ = need_manifold()
+        return F.manifold_grid(panels, class_names, ranges)
+    if name == "angle_radius":
+        _, _, polar = need_manifold()
+        return F.angle_radius(polar, _per_objective(groups, "decomp.radial"),
+                              _per_objective(groups, "decomp.angular"), colors)
+    if name == "gradient_split":
+        return F.gradient_split(_per_objective(groups, "grad.radial_fraction"), colors)
+    if name == "target_entropy":
+        ent = {obj: {f"{g}.{k}": _series(fs, f"entropy.{g}.{k}") for g in ("easy", "hard")
+                     for k in ("target", "pred")} for obj, fs in groups.items()}
+        gaps = {}
+        for obj, fs in groups.items():
+            parts = {k: _series(fs, f"head.{k}.p50") for k in ("anchor_gap", "nearest_negative")}
+            if any(parts.values()):
+                gaps[obj] = parts
+        return F.target_entropy(ent, gaps, colors)
+    if name == "ood":
+        scores = {}
+        for obj, f in first.items():
+            with open_run(f) as run:
+                ids, oods = (run.arrays(f"eval.confidence.{score}.{s}") for s in ("id", "ood"))
+            if ids and oods:
+                scores[obj] = (ids[max(ids)], oods[max(oods)])
+        if not scores:
+            raise ValueError(f"no OOD split with score {score!r} in these runs")
+        auroc = {obj: fmt_stat(agg[obj]["auroc"], 3) for obj in scores}
+        return F.ood(scores, auroc, score, colors)
+    if name == "summary_table":
+        metrics = present_metrics(records)
+        columns = ["objective", "seeds"] + [m.header for m in metrics]
+        rows = [[obj, str(len(groups[obj]))] + [fmt_stat(agg[obj][m.key], m.digits)
+                                                 for m in metrics] for obj in agg]
+        return F.summary_table(columns, rows, [colors[o] for o in agg])
+    if name == "target_vs_bayes":
+        curves = {}
+        for obj, fs in groups.items():
+            per_run = [e for e in (probe_entropies(f) for f in fs) if e is not None]
+            if not per_run:
+                continue
+            pooled = {k: np.concatenate([e[k] for e in per_run]) for k in per_run[0]}
+            curves[obj] = {k: binned_mean(pooled["bayes"], pooled[k]) for k in ("target", "pred")}
+        if not curves:
+            raise ValueError("needs runs on the gaussians data (known posterior)")
+        return F.target_vs_bayes(curves, colors)
+    raise AssertionError(name)

@@ -1,0 +1,168 @@
+"""A reproducible multi-objective, multi-seed study: train the grid, then figures and report.
+
+The grid is every objective × seed with the same data, initialisation and schedule.
+Runs already finished with the same configuration are kept, so running the same
+command again only rebuilds what changed: the figures and the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..store import StoreError, open_run
+from ..training.config import ConfigError, TrainConfig, resolve_config
+
+__all__ = ["PRESETS", "STUDY_OBJECTIVES", "StudyResult", "preset_config", "train_grid",
+           "run_study"]
+
+STUDY_OBJECTIVES = ("ce", "metric_ce", "tfsd", "label_smoothing", "logitnorm", "ce_zloss")
+
+PRESETS: dict[str, dict] = {
+    # CPU, minutes: digits 8 and 9 held out as the OOD split
+    "mnist1d": {"dataset": "mnist1d", "ood_classes": [8, 9], "epochs": 20},
+    # ground truth for the target-entropy claim: overlapping class pairs, a far OOD blob
+    "gaussians": {"dataset": "gaussians", "epochs": 20},
+    # GPU: ResNet on local CIFAR-10 files; SVHN (far) or CIFAR-100 (near) as OOD if present
+    "cifar10": {"dataset": "cifar10", "model": "resnet", "epochs": 30, "batch_size": 256,
+                "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 2.0},
+}
+
+# fields that do not change what a run computes: a finished run is reused across them
+_IRRELEVANT = ("out", "name", "resume", "progress", "flush_every", "eval_batch_size", "device")
+
+
+@dataclass
+class StudyResult:
+    root: Path
+    runs: list[Path] = field(default_factory=list)
+    trained: list[Path] = field(default_factory=list)
+    reused: list[Path] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+def _cifar_ood(data_dir: str | None, ood_dir: str | None) -> dict[str, str]:
+    """The OOD sets present beside CIFAR-10: SVHN (far) and CIFAR-100 (near). The first
+    found is the main OOD split (snapshotted, in the table); the other is scored too."""
+    if not data_dir:
+        return {}
+    base, found = Path(data_dir), {}
+    for cand in [Path(ood_dir)] if ood_dir else [base / "svhn", base]:
+        if (cand / "test_32x32.mat").exists():
+            found["svhn"] = str(cand)
+            break
+    for cand in (base / "cifar-100-python", base):
+        if (cand / "test").exists() and (cand / "meta").exists():
+            found["cifar100"] = str(base)
+            break
+    return found
+
+
+def preset_config(preset: str, overrides: dict | None = None) -> TrainConfig:
+    """The preset's config with ``overrides`` (CLI flags) on top, validated."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    values = {**PRESETS[preset], **(overrides or {})}
+    if preset == "cifar10" and not values.get("ood_dataset"):
+        found = list(_cifar_ood(values.get("data_dir"), values.get("ood_dir")).items())
+        if found:
+            values.update(ood_dataset=found[0][0], ood_dir=found[0][1])
+        if len(found) > 1:
+            values.update(near_ood_dataset=found[1][0], near_ood_dir=found[1][1])
+    return resolve_config({}, values)
+
+
+def _differences(stored: dict, cfg: TrainConfig) -> list[str]:
+    want = dataclasses.asdict(cfg)
+    return [k for k in want if k not in _IRRELEVANT and stored.get(k) != want[k]]
+
+
+def _plan(cfg: TrainConfig) -> str:
+    """``train``, ``reuse`` or ``resume`` for the run folder ``cfg.out``; refuses to overwrite."""
+    out = Path(cfg.out)
+    if not (out / "run.sqlite").exists():
+        return "train"
+    try:
+        with open_run(out) as run:
+            meta = run.meta
+    except StoreError as e:
+        raise StoreError(f"{out} holds an unreadable run ({e}); move it away to retrain") \
+            from None
+    diff = _differences(meta.get("config", {}), cfg)
+    if diff:
+        raise ConfigError(f"{out} was trained with a different config ({', '.join(diff)}); "
+                          "use another --out or move that run away")
+    if meta["status"] == "finished":
+        return "reuse"
+    if meta["status"] in ("crashed", "running") and (out / "checkpoint.pt").exists():
+        if meta["status"] == "running":
+            raise StoreError(f"{out} is still being written by another process")
+        return "resume"
+    raise StoreError(f"{out} holds a {meta['status']} run; move it away to retrain")
+
+
+def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root: Path,
+               reuse: bool = False) -> StudyResult:
+    """Train ``objectives × seeds`` under ``root/<objective>-s<seed>``, sharing one data
+    bundle per seed. With ``reuse``, finished runs of the same config are kept and
+    crashed ones resumed from their checkpoint."""
+    from ..training.train import check_objective, load_bundle, train
+
+    result = StudyResult(root)
+    cfgs = [dataclasses.replace(base, objective=o, seed=s, out=str(root / f"{o}-s{s}"),
+                                name=f"{root.name}/{o}-s{s}", resume=False)
+            for o in objectives for s in seeds]
+    for cfg in cfgs:  # every name and value checked before the first run starts
+        check_objective(cfg)
+    plans = [_plan(c) if reuse else "train" for c in cfgs]
+    bundles: dict[int, object] = {}
+    t0 = time.perf_counter()
+    for cfg, plan in zip(cfgs, plans, strict=True):
+        result.runs.append(Path(cfg.out))
+        if plan == "reuse":
+            print(f"== {cfg.objective} seed {cfg.seed}: finished run kept ({cfg.out})")
+            result.reused.append(Path(cfg.out))
+            continue
+        if cfg.seed not in bundles:
+            bundles[cfg.seed] = load_bundle(cfg)
+        print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}"
+              f"{' (resumed)' if plan == 'resume' else ''}", flush=True)
+        train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])
+        result.trained.append(Path(cfg.out))
+    result.train_seconds = time.perf_counter() - t0
+    return result
+
+
+def run_study(preset: str, seeds: list[int], out: str | Path, objectives: list[str] | None = None,
+              overrides: dict | None = None, formats: tuple[str, ...] = ("png", "svg", "html"),
+              width: int = 800, scale: float = 2.0, command: str | None = None) -> dict:
+    """Train (or reuse) the grid, export the figure set to ``out/figures`` and write
+    ``out/report.md``. Returns what was done (the grid holds the training time)."""
+    from .export import ExportError, export
+    from .figureset import build_figures
+    from .report import write_report
+
+    out = Path(out)
+    objectives = list(objectives or STUDY_OBJECTIVES)
+    if not seeds or not objectives:
+        raise ConfigError("a study needs at least one seed and one objective")
+    base = preset_config(preset, overrides)
+    grid = train_grid(base, objectives, seeds, out / "runs", reuse=True)
+    figs = build_figures(grid.runs, cache_root=out / "runs")
+    error = None
+    try:
+        exported = export(figs.figures, out / "figures", list(formats), width, scale)
+        files = exported.files
+    except ExportError as e:  # the report still gets written, linking the HTML written
+        error, exported = e, None
+        files = [out / "figures" / f"{n}.html" for n in figs.figures] if "html" in formats \
+            else []
+    report = write_report(out / "report.md", preset, base, figs, out / "figures",
+                          command or shlex.join(["geomviz", *sys.argv[1:]]), files)
+    if error is not None:
+        raise error
+    return {"grid": grid, "figures": figs, "export": exported, "report": report}

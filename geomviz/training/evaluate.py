@@ -1,0 +1,81 @@
+"""Evaluation of a model on the test and OOD splits: the numbers a run records per epoch.
+
+Runs outside the training step, so moving results to the host here is fine.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import metrics as M
+from ..data import DataBundle
+from ..models import Classifier
+from ..objectives.heads import squared_distances
+
+__all__ = ["collect", "evaluate"]
+
+NC_SAMPLES = 5000
+
+
+@torch.no_grad()
+def collect(model: Classifier, x: Tensor, bundle: DataBundle, device: torch.device,
+            batch_size: int = 1024, amp_dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """Features, logits and (Euclidean heads) squared distances of ``x``, on the CPU in fp32."""
+    feats, logits, dists = [], [], []
+    head = model.head
+    for i in range(0, len(x), batch_size):
+        xb = bundle.prepare(x[i : i + batch_size].to(device, non_blocking=True))
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                            enabled=amp_dtype is not None):
+            f = model.features(xb)
+            z = head(f)
+        feats.append(f.float().cpu())
+        logits.append(z.float().cpu())
+        if head.metric == "euclidean":
+            dists.append(squared_distances(f.float(), head.centers.float()).cpu())
+    out = {"features": torch.cat(feats), "logits": torch.cat(logits)}
+    if dists:
+        out["distances"] = torch.cat(dists)
+    return out
+
+
+def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_size: int = 1024,
+             amp_dtype: torch.dtype | None = None, on_test=None,
+             on_scores=None) -> dict[str, dict[str, float]]:
+    """``{"test": {...}, "ood": {...}, "train_eval": {...}}`` of scalar metrics.
+
+    test: acc, nll, ece. ood: ``<score>.<metric>`` for MSP, max-logit, energy and
+    min-distance (Euclidean heads); ood_near: the same for the second OOD set.
+    train_eval: neural collapse on up to 5000 training examples (the first ones: the same
+    examples for every run).
+    ``on_test(collected)`` receives the test split's features and logits (for probes);
+    ``on_scores(conf_id, conf_ood)`` the per-sample confidence scores (for the OOD panel).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        test = collect(model, bundle.x_test, bundle, device, batch_size, amp_dtype)
+        if on_test is not None:
+            on_test(test)
+        out = {"test": M.classification_metrics(test["logits"], bundle.y_test)}
+        conf_id = M.confidence_scores(test["logits"], test.get("distances"))
+        for split, x_ood in (("ood", bundle.x_ood), ("ood_near", bundle.x_ood_near)):
+            if x_ood is None or not len(x_ood):
+                continue
+            ood = collect(model, x_ood, bundle, device, batch_size, amp_dtype)
+            conf_ood = M.confidence_scores(ood["logits"], ood.get("distances"))
+            if split == "ood" and on_scores is not None:  # the main set feeds the OOD panel
+                on_scores(conf_id, conf_ood)
+            out[split] = {f"{score}.{k}": v for score in conf_id
+                          for k, v in M.ood_metrics(conf_id[score], conf_ood[score]).items()}
+        n = min(NC_SAMPLES, len(bundle.x_train))
+        train = collect(model, bundle.x_train[:n], bundle, device, batch_size, amp_dtype)
+        out["train_eval"] = {
+            **M.neural_collapse(train["features"], bundle.y_train[:n], bundle.num_classes),
+            "acc": M.accuracy(train["logits"], bundle.y_train[:n]),
+            "feature_norm": float(train["features"].double().norm(dim=1).mean()),
+        }
+        return out
+    finally:
+        model.train(was_training)

@@ -1,0 +1,289 @@
+"""Training: one run of one objective, written to a crash-safe store as it goes.
+
+The training step never synchronises with the device: loss, accuracy, the
+non-finite flag and the gradient norm accumulate in one device tensor that is
+moved to the host once per flush (every ``flush_every`` steps and at epoch end),
+all-reduced first under DDP. A non-finite loss is therefore noticed at the next
+flush; the run then stops with status ``diverged``.
+
+Seeds: the backbone is initialised from ``seed`` and the head from ``seed + 1``,
+and epoch ``e`` shuffles with ``(seed, e)``, so every objective of a comparison
+starts from the same backbone, the same class vectors (linear weights and
+Euclidean centres share their initial distribution and draws) and sees the same
+batches, also after ``--resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..data import DataBundle, load_dataset
+from ..models import Classifier, build_backbone
+from ..objectives.registry import _FusedObjective, create_objective
+from ..store import NullWriter, RunWriter
+from .config import ConfigError, TrainConfig
+from .evaluate import evaluate
+from .probing import Probing
+from .provenance import provenance
+
+__all__ = ["train", "check_objective", "load_bundle", "Diverged", "CHECKPOINT"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the run was closed with status ``diverged``."""
+
+
+class _Step(nn.Module):
+    """What DDP wraps: ``(x, y) -> (loss, detached logits)``."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        obj = self.model.objective
+        f = self.model.features(x)
+        if isinstance(obj, _FusedObjective):  # loss straight from features; logits for accuracy
+            loss = obj(f, y)
+            with torch.no_grad():
+                logits = obj.head(f)
+        else:
+            logits = obj.head(f)
+            loss = obj.loss(logits, y)
+        return loss, logits.detach()
+
+
+def select_device(spec: str, local_rank: int = 0) -> torch.device:
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {spec!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Random 4-pixel-padded crop and horizontal flip of uint8 images ``[B, C, H, W]``."""
+    b, _, h, w = x.shape
+    shift = torch.randint(0, 9, (2, b), generator=gen, device=gen.device).to(x.device)
+    flip = torch.rand(b, generator=gen, device=gen.device).to(x.device) < 0.5
+    padded = F.pad(x, (4, 4, 4, 4))
+    rows = (shift[0][:, None] + torch.arange(h, device=x.device))[:, :, None]  # [B, H, 1]
+    cols = shift[1][:, None] + torch.arange(w, device=x.device)  # [B, W]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]  # [B, 1, W]
+    out = padded[torch.arange(b, device=x.device)[:, None, None], :, rows, cols]  # [B,H,W,C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def _lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return f
+
+
+def _save_checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
+
+
+def _dist() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def check_objective(cfg: TrainConfig) -> None:
+    """Fail on a bad objective name or hyperparameter before any data is loaded."""
+    create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
+
+
+def load_bundle(cfg: TrainConfig) -> DataBundle:
+    """The data ``cfg`` asks for: dataset, held-out classes and both OOD sets."""
+    return load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes), cfg.ood_dataset,
+                        cfg.ood_dir, seed=cfg.seed, near_ood_dataset=cfg.near_ood_dataset,
+                        near_ood_dir=cfg.near_ood_dir)
+
+
+def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
+    """Train one run; returns its folder. Raises :class:`Diverged` on a non-finite loss."""
+    cfg.validate()
+    rank, world, local_rank = _dist()
+    device = select_device(cfg.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    amp_dtype = torch.bfloat16 if (cfg.amp == "bf16" or (cfg.amp == "auto" and
+                                                         device.type == "cuda")) else None
+    out = Path(cfg.out)
+    bundle = bundle or load_bundle(cfg)
+    torch.manual_seed(cfg.seed)
+    backbone = build_backbone(cfg.model, bundle.input_shape, cfg.feature_dim, tuple(cfg.hidden),
+                              cfg.width)
+    torch.manual_seed(cfg.seed + 1)  # the head: same draws for every objective
+    # labels were range-checked when the data was loaded: no per-step device sync
+    objective = create_objective(cfg.objective, cfg.feature_dim, bundle.num_classes,
+                                 **{"validate": False, **cfg.objective_kw})
+    model = Classifier(backbone, objective).to(device)
+    step_module: nn.Module = _Step(model)
+    if world > 1:
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        step_module = torch.compile(step_module)
+
+    steps_per_epoch = math.ceil(len(bundle.x_train) / world / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    params = model.parameters()
+    opt = (torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+           if cfg.optimizer == "adamw" else
+           torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, nesterov=True))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(round(cfg.warmup_epochs * steps_per_epoch), total))
+
+    start_epoch, step = 0, 0
+    ckpt_path = out / CHECKPOINT
+    if cfg.resume:
+        if not ckpt_path.exists():
+            raise ConfigError(f"--resume: no {CHECKPOINT} in {out} to continue from")
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start_epoch, step = state["epoch"] + 1, state["step"]
+    meta = {"name": cfg.name or out.name, "objective": cfg.objective, "dataset": cfg.dataset,
+            "seed": cfg.seed, "config": dataclasses.asdict(cfg), "class_names": bundle.class_names,
+            "ood_name": bundle.ood_name, "near_ood_name": bundle.near_ood_name,
+            "data_info": bundle.info, "steps_per_epoch": steps_per_epoch, "total_steps": total,
+            **provenance(device, world)}
+    writer = (RunWriter(out, meta, resume=cfg.resume, drop_after_step=step if cfg.resume else None)
+              if rank == 0 else NullWriter())
+    x_all, y_all = bundle.x_train.to(device), bundle.y_train.to(device)
+    bar = _progress(cfg, rank, total, step)
+    probing = Probing(cfg, model, bundle, writer, device, rank, total)
+    try:
+        probing.__enter__()
+        if not cfg.resume:
+            probing.after_step(0)  # the initial geometry
+        for epoch in range(start_epoch, cfg.epochs):
+            step = _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch,
+                              step, device, amp_dtype, rank, world, model, bar)
+            if rank == 0:
+                res = evaluate(model, bundle, device, cfg.eval_batch_size, amp_dtype,
+                               on_test=probing.on_test(step, epoch),
+                               on_scores=_score_writer(writer, step))
+                for split, values in res.items():
+                    writer.scalars(step, values, split=split, epoch=epoch)
+                writer.flush()
+                _save_checkpoint(ckpt_path, model=model.state_dict(), opt=opt.state_dict(),
+                                 sched=sched.state_dict(), epoch=epoch, step=step,
+                                 config=dataclasses.asdict(cfg))
+                writer.set_meta(epochs_done=epoch + 1, final=res)
+            if world > 1:
+                dist.barrier()
+    except Diverged as e:
+        writer.close("diverged", str(e))
+        raise
+    except BaseException as e:
+        writer.close("crashed", f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        probing.__exit__(None, None, None)
+        if bar is not None:
+            bar.close()
+    writer.close("finished")
+    return out
+
+
+def _score_writer(writer, step: int):
+    """Per-sample ID/OOD confidence scores of this evaluation, for the OOD panel."""
+    def write(conf_id: dict, conf_ood: dict) -> None:
+        for score in conf_id:
+            writer.array(step, f"eval.confidence.{score}.id", conf_id[score].astype("float32"))
+            writer.array(step, f"eval.confidence.{score}.ood", conf_ood[score].astype("float32"))
+
+    return write
+
+
+def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch, step,
+               device, amp_dtype, rank, world, model, bar) -> int:
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    perm = torch.randperm(len(x_all), generator=gen)[rank::world].to(device)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch + rank)
+    acc = torch.zeros(6, device=device)  # loss·n, correct, n, non-finite, grad norm, steps
+    n_batches = math.ceil(len(perm) / cfg.batch_size)
+    step_module.train()
+    for b in range(n_batches):
+        idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        xb, yb = x_all[idx], y_all[idx]
+        if bundle.kind == "image" and cfg.augment:
+            xb = _augment(xb, aug_gen)
+        probing.before_step(step + 1, yb, force=b == n_batches - 1)  # record at every flush
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                            enabled=amp_dtype is not None):
+            loss, logits = step_module(bundle.prepare(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = cfg.grad_clip if cfg.grad_clip else float("inf")
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        opt.step()
+        sched.step()
+        step += 1
+        n = torch.tensor(float(len(yb)), device=device)
+        acc += torch.stack([loss.detach().float() * n, (logits.argmax(1) == yb).sum().float(), n,
+                            (~torch.isfinite(loss.detach())).float(), gnorm.float(),
+                            torch.ones((), device=device)])
+        if bar is not None:
+            bar.update(1)
+        if step % cfg.flush_every == 0 or b == n_batches - 1:
+            acc = _flush(acc, probing, step, epoch, sched, bar)
+        probing.after_step(step)
+    return step
+
+
+def _flush(acc: Tensor, probing, step: int, epoch: int, sched, bar) -> Tensor:
+    # the one device->host transfer per flush: probe statistics and these sums together,
+    # all-reduced across DDP ranks first
+    host = probing.flush(step, epoch, acc, loss_fn=lambda h: h[0] / max(h[2], 1.0))
+    loss_n, correct, n, bad, gnorm, steps = host.tolist()
+    writer = probing.writer
+    if steps == 0:
+        return torch.zeros_like(acc)
+    values = {"loss": loss_n / n, "acc": correct / n, "grad_norm": gnorm / steps,
+              "lr": sched.get_last_lr()[0]}
+    writer.scalars(step, values, split="train", epoch=epoch)
+    writer.flush()
+    if bar is not None:
+        bar.set_postfix(epoch=epoch + 1, loss=f"{values['loss']:.4f}", acc=f"{values['acc']:.3f}",
+                        refresh=False)
+    if bad > 0:
+        raise Diverged(f"loss became non-finite by step {step} (epoch {epoch}); "
+                       "the run is kept with status 'diverged'")
+    return torch.zeros_like(acc)
+
+
+def _progress(cfg: TrainConfig, rank: int, total: int, done: int):
+    """One bar per run (stderr), live loss and accuracy refreshed at each flush."""
+    if not cfg.progress or rank != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc=cfg.name or cfg.objective, unit="step",
+                mininterval=1.0, dynamic_ncols=True)

@@ -1,0 +1,241 @@
+"""Fused chunked TFSD / CE against the unfused head + loss (float64, CPU)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from geomviz.objectives.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
+from geomviz.objectives.heads import EuclideanHead
+from geomviz.objectives.losses import cross_entropy, tfsd_loss
+from tests.helpers import PeakStorage, cuda
+
+N, D, V = 23, 6, 13  # N is not a multiple of any chunk size below but 1 and 23
+
+
+def _data(seed=0, dtype=torch.float64, spread=1.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, D, generator=g, dtype=dtype) * spread
+    c = torch.randn(V, D, generator=g, dtype=dtype) * spread
+    y = torch.randint(0, V, (N,), generator=g)
+    y[[2, 9, 17]] = -100
+    return x.requires_grad_(), c.requires_grad_(), y
+
+
+def _grads(out, reduction, inputs):
+    w = torch.linspace(0.3, 1.7, N, dtype=out.dtype) if reduction == "none" else 1.7
+    return torch.autograd.grad((out * w).sum(), inputs)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("chunk", [1, 4, 7, 16, 23, 64, None])
+@pytest.mark.parametrize("scale", [1.0, 0.05])
+def test_fused_tfsd_matches_unfused(reduction, chunk, scale):
+    x, c, y = _data(spread=3.0)
+    head = EuclideanHead(D, V, scale=scale).double()
+    with torch.no_grad():
+        head.centers.copy_(c)
+    ref = tfsd_loss(head(x), y, reduction=reduction)
+    out = fused_tfsd_loss(x, c, y, scale=scale, chunk_size=chunk, reduction=reduction)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    gx, gc = _grads(out, reduction, (x, c))
+    rx, rc = _grads(ref, reduction, (x, head.centers))
+    torch.testing.assert_close(gx, rx, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gc, rc, rtol=1e-10, atol=1e-12)
+    assert gx[[2, 9, 17]].abs().max() == 0  # ignored rows get no gradient
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("chunk", [1, 5, 23, None])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_ce_matches_unfused(reduction, chunk, bias):
+    x, w, y = _data(seed=1)
+    b = torch.randn(V, dtype=torch.float64, requires_grad=True) if bias else None
+    ref = cross_entropy(torch.nn.functional.linear(x, w, b), y, reduction=reduction)
+    out = fused_ce_loss(x, w, y, bias=b, chunk_size=chunk, reduction=reduction)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    inputs = (x, w, b) if bias else (x, w)
+    for a, r in zip(_grads(out, reduction, inputs), _grads(ref, reduction, inputs), strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_accepts_token_sequences_and_partial_grads():
+    x, c, y = _data()
+    x3, y3 = x.detach().reshape(1, N, D), y.reshape(1, N)
+    rows = fused_tfsd_loss(x3, c, y3, reduction="none", chunk_size=5)
+    assert rows.shape == (1, N)
+    torch.testing.assert_close(rows.reshape(N), fused_tfsd_loss(x, c, y, reduction="none"))
+    (gc,) = torch.autograd.grad(fused_tfsd_loss(x3, c, y3), c)  # features need no grad
+    assert torch.isfinite(gc).all()
+    (gx,) = torch.autograd.grad(fused_ce_loss(x, c.detach(), y), x)
+    assert torch.isfinite(gx).all()
+
+
+def test_fused_never_holds_all_logits():
+    n, d, v, chunk = 256, 16, 512, 32
+    x = torch.randn(n, d, requires_grad=True)
+    c = torch.randn(v, d, requires_grad=True)
+    y = torch.randint(0, v, (n,))
+    for fn in (fused_tfsd_loss, fused_ce_loss):
+        with PeakStorage() as mode:
+            fn(x, c, y, chunk_size=chunk).backward()
+        assert mode.peak <= 4 * max(chunk * v, n * d, v * d), fn.__name__
+    with PeakStorage() as unfused:
+        tfsd_loss(EuclideanHead(d, v)(x), y).backward()
+    assert unfused.peak >= 4 * n * v  # the tracker sees the full logits when they exist
+
+
+def test_default_chunk_size_keeps_the_working_set_flat():
+    bf16 = torch.bfloat16
+    budget = 192 * 2**20
+    for backend, per_logit in (("eager", 6), ("triton", 2)):
+        for v in (2**15, 2**17, 2**18):  # the chunk's logits stay within [budget/4, budget]
+            rows = default_chunk_size(8192, v, 4096, bf16, "cuda", backend)
+            assert rows & (rows - 1) == 0 and budget / 4 <= rows * v * per_logit <= budget
+    # GEMM-friendly chunks at LM sizes with the Triton backend (the default on GPU)
+    assert default_chunk_size(8192, 131072, 4096, bf16, "cuda", "triton") == 512
+    assert default_chunk_size(8192, 32768, 4096, bf16, "cuda", "triton") == 1024
+    for v in (8192, 65536):
+        rows = default_chunk_size(4096, v, 64, torch.float32, "cpu")
+        assert 8 * 2**20 <= rows * v * 8 <= 32 * 2**20
+    assert default_chunk_size(10, 100, 8, torch.float32) == 10
+    assert default_chunk_size(0, 100, 8, torch.float32) == 1
+
+
+def test_fused_tfsd_cpu_bf16_and_autocast_are_close_to_fp32():
+    torch.manual_seed(0)
+    x, c = torch.randn(64, 32), torch.randn(50, 32) * 0.5
+    y = torch.randint(0, 50, (64,))
+    ref = fused_tfsd_loss(x, c, y, scale=0.1)
+    low = fused_tfsd_loss(x.bfloat16(), c.bfloat16(), y, scale=0.1)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, ref, rtol=3e-2, atol=1e-3)
+    xg, cg = x.clone().requires_grad_(), c.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fused_tfsd_loss(xg, cg, y, scale=0.1)
+    out.backward()
+    assert xg.grad.dtype == torch.float32 and cg.grad.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=3e-2, atol=1e-3)
+
+
+def test_fused_bad_inputs():
+    x, c, y = _data()
+    with pytest.raises(ValueError, match="scale"):
+        fused_tfsd_loss(x, c, y, scale=float("inf"))
+    with pytest.raises(ValueError, match=r"\[\.\.\., 6\]"):
+        fused_tfsd_loss(x[:, :4], c, y)
+    with pytest.raises(ValueError, match="centers must be"):
+        fused_tfsd_loss(x, c[None], y)
+    with pytest.raises(ValueError, match="out of range"):
+        fused_tfsd_loss(x, c, torch.full((N,), V))
+    with pytest.raises(ValueError, match="does not match"):
+        fused_ce_loss(x, c, y[:-1])
+    with pytest.raises(ValueError, match="chunk_size"):
+        fused_tfsd_loss(x, c, y, chunk_size=0)
+    with pytest.raises(ValueError, match="bias"):
+        fused_ce_loss(x, c, y, bias=torch.zeros(V + 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="reduction"):
+        fused_ce_loss(x, c, y, reduction="avg")
+
+
+TRITON_CHECK = """
+import torch
+from geomviz.objectives.fused import fused_ce_loss, fused_tfsd_loss
+torch.manual_seed(0)
+for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/sum
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(11, 6).to(dtype).requires_grad_()
+        c = torch.randn(v, 6).to(dtype).requires_grad_()
+        b = torch.randn(v).requires_grad_()
+        y = torch.randint(0, v, (11,)); y[4] = -100
+        with torch.no_grad():  # some rows sit on their centre: tiny d_y, near-zero gradients
+            x[:5] = (c[y[:5].clamp_min(0)].float() + 1e-3 * torch.randn(5, 6)).to(dtype)
+        for red, loss in [(r, l) for r in ("mean", "none") for l in ("tfsd", "ce", "ce_bias")]:
+            outs = []
+            for backend in ("eager", "triton"):
+                if loss == "tfsd":
+                    out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red,
+                                          backend=backend)
+                else:
+                    bias = b if loss == "ce_bias" else None
+                    out = fused_ce_loss(x, c, y, bias, chunk_size=4, reduction=red, backend=backend)
+                outs.append((out, *torch.autograd.grad(out.sum(), (x, c))))
+            fp32 = dtype == torch.float32
+            tol = dict(rtol=1e-5, atol=1e-6) if fp32 else dict(rtol=2e-2, atol=2e-2)
+            for got, want in zip(*outs):
+                torch.testing.assert_close(got.float(), want.float(), **tol)
+print("ok")
+"""
+
+
+def test_triton_kernels_match_eager_in_the_interpreter():
+    """The Triton kernels' logic, checked on CPU under TRITON_INTERPRET=1."""
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    r = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_backend_errors():
+    x, c, y = _data(dtype=torch.float32)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fused_tfsd_loss(x, c, y, backend="cuda")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        with pytest.raises(ValueError, match="triton"):
+            fused_tfsd_loss(x, c, y, backend="triton")  # CPU tensors, no interpreter
+    x64, c64, y64 = _data()
+    assert torch.isfinite(fused_tfsd_loss(x64, c64, y64, backend="auto"))  # auto -> eager on CPU
+
+
+@cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
+    if backend == "triton":
+        pytest.importorskip("triton")
+    torch.manual_seed(0)
+    n, d, v = 1000, 128, 10000
+    x = (torch.randn(n, d, device="cuda") * 0.5).bfloat16().requires_grad_()
+    c = (torch.randn(v, d, device="cuda") * 0.5).bfloat16().requires_grad_()
+    y = torch.randint(0, v, (n,), device="cuda")
+    y[::7] = -100
+    out = fused_tfsd_loss(x, c, y, scale=0.05, chunk_size=256, backend=backend)
+    out.backward()
+    x64, c64 = x.detach().double().requires_grad_(), c.detach().double().requires_grad_()
+    head = EuclideanHead(d, v, scale=0.05).double().cuda()
+    with torch.no_grad():
+        head.centers.copy_(c64)
+    ref = tfsd_loss(head(x64), y)
+    ref.backward()
+    torch.testing.assert_close(out.double(), ref, rtol=2e-2, atol=1e-3)
+    for got, want in ((x.grad, None), (c.grad, head.centers.grad)):
+        if want is None:
+            continue
+        cos = torch.nn.functional.cosine_similarity(got.double().flatten(), want.flatten(), dim=0)
+        assert cos > 0.99
+    assert x.grad[::7].abs().max() == 0
+
+
+@cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+def test_fused_ce_cuda_matches_torch(backend):
+    if backend == "triton":
+        pytest.importorskip("triton")
+    torch.manual_seed(0)
+    x = torch.randn(512, 64, device="cuda", requires_grad=True)
+    w = torch.randn(10000, 64, device="cuda", requires_grad=True)
+    b = torch.randn(10000, device="cuda", requires_grad=True)
+    y = torch.randint(0, 10000, (512,), device="cuda")
+    out = fused_ce_loss(x, w, y, b, chunk_size=100, backend=backend)
+    ref = torch.nn.functional.cross_entropy(torch.nn.functional.linear(x, w, b), y)
+    got = torch.autograd.grad(out, (x, w, b))
+    want = torch.autograd.grad(ref, (x, w, b))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    for g, r in zip(got, want, strict=True):  # TF32 matmuls on both sides
+        torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-4)

@@ -1,0 +1,70 @@
+"""`geomviz study`: presets, the grid, reuse of finished runs, refusal to overwrite."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from geomviz.cli import main
+from geomviz.store import open_run
+from geomviz.study.runner import _cifar_ood, preset_config
+from geomviz.training.config import ConfigError
+from tests.data.test_load import _cifar10, _cifar100, _svhn
+
+
+def test_rerun_reuses_finished_runs_and_refuses_a_changed_config(tiny_study, capsys):
+    out, argv = tiny_study
+    before = {p: p.stat().st_mtime for p in (out / "runs").rglob("run.sqlite")}
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "0 runs trained" in printed and "12 reused" in printed
+    assert before == {p: p.stat().st_mtime for p in (out / "runs").rglob("run.sqlite")}
+    changed = [a if a != "1" else "2" for a in argv]  # --epochs 2
+    assert main(changed) == 2
+    err = capsys.readouterr().err
+    assert "different config (epochs)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_presets_and_bad_input(tmp_path, capsys):
+    cfg = preset_config("mnist1d", {"epochs": 3})
+    assert cfg.ood_classes == [8, 9] and cfg.epochs == 3
+    assert preset_config("gaussians").dataset == "gaussians"
+    with pytest.raises(ConfigError, match="unknown preset 'imagenet'"):
+        preset_config("imagenet")
+    assert main(["study", "--preset", "gaussians", "--objectives", "ce,nope", "--seeds", "0",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())
+
+
+def test_cifar10_preset_finds_svhn_and_cifar100(tmp_path):
+    assert _cifar_ood(None, None) == {}
+    _cifar100(tmp_path)
+    assert _cifar_ood(str(tmp_path), None) == {"cifar100": str(tmp_path)}
+    cfg = preset_config("cifar10", {"data_dir": str(tmp_path)})
+    assert (cfg.ood_dataset, cfg.near_ood_dataset) == ("cifar100", None)
+    svhn = _svhn(tmp_path)
+    cfg = preset_config("cifar10", {"data_dir": str(tmp_path)})
+    assert (cfg.ood_dataset, cfg.ood_dir) == ("svhn", str(svhn))  # far-OOD first
+    assert (cfg.near_ood_dataset, cfg.model) == ("cifar100", "resnet")
+    assert dataclasses.asdict(cfg)["optimizer"] == "sgd"
+
+
+def test_cifar10_study_scores_both_ood_sets(tmp_path, monkeypatch):
+    """The cifar10 preset end to end on tiny files in the real formats (CPU, 1 epoch)."""
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    _cifar10(tmp_path, n=24)
+    _cifar100(tmp_path, n_test=16)
+    _svhn(tmp_path, n_test=16)
+    out = tmp_path / "study"
+    assert main(["study", "--preset", "cifar10", "--data-dir", str(tmp_path), "--seeds", "0",
+                 "--objectives", "ce,tfsd", "--epochs", "1", "--out", str(out),
+                 "--format", "html", "--no-progress"]) == 0
+    with open_run(out / "runs" / "tfsd-s0") as run:
+        meta = run.meta
+    assert meta["ood_name"] == "svhn" and meta["near_ood_name"] == "cifar100"
+    assert {"msp.auroc", "min_distance.auroc"} <= set(meta["final"]["ood_near"])
+    text = (out / "report.md").read_text()
+    assert "OOD: svhn; second OOD set: cifar100" in text
+    assert "AUROC (2nd OOD set)" in text and "OOD AUROC by score, second OOD set" in text
