@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,14 @@ class DataError(Exception):
 
 @dataclass
 class DataBundle:
-    """In-memory splits. Images are uint8 ``[N, 3, 32, 32]``; vectors float32 ``[N, D]``."""
+    """In-memory splits. Images are uint8 ``[N, 3, 32, 32]``; vectors float32 ``[N, D]``;
+    token sequences (``kind="tokens"``) int64 inputs ``[N, T]`` with next-token targets
+    ``y[N, T]`` (-100 where ignored) and OOD inputs ``x_ood[M, T]``, one class per vocabulary
+    entry (``class_names`` are the token strings).
+
+    ``truth``, where a generated language knows it, maps input tokens ``[B, T]`` to the exact
+    next-token law ``[B, T, V]`` (float64) given everything the model sees.
+    """
 
     name: str
     x_train: Tensor
@@ -29,12 +37,13 @@ class DataBundle:
     x_test: Tensor
     y_test: Tensor
     class_names: list[str]
-    kind: str  # "vector" | "image"
+    kind: str  # "vector" | "image" | "tokens"
     x_ood: Tensor | None = None
     ood_name: str | None = None
     info: dict = field(default_factory=dict)
     x_ood_near: Tensor | None = None  # a second OOD set, scored but not snapshotted
     near_ood_name: str | None = None
+    truth: Callable[[Tensor], Tensor] | None = None  # tokens [B, T] -> law [B, T, V]
 
     @property
     def num_classes(self) -> int:
@@ -46,6 +55,8 @@ class DataBundle:
 
     def prepare(self, x: Tensor) -> Tensor:
         """A batch as the model sees it: float32, images scaled and normalised per channel."""
+        if self.kind == "tokens":
+            return x
         if self.kind != "image":
             return x.float()
         mean = torch.tensor(CIFAR_MEAN, device=x.device).view(1, 3, 1, 1)

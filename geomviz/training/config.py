@@ -33,7 +33,25 @@ class TrainConfig:
     # a second OOD set, scored at each evaluation (e.g. CIFAR-100 as near-OOD for CIFAR-10)
     near_ood_dataset: str | None = None
     near_ood_dir: str | None = None
-    model: str = "auto"  # auto | mlp | resnet
+    # language-model data: dataset "synonyms" (a generated language with a known law) or
+    # "text" (any UTF-8 file); sequences of seq_len input tokens, next-token targets
+    data_path: str | None = None  # text: the UTF-8 file
+    ood_data_path: str | None = None  # text: another file, scored as OOD
+    tokenizer: str = "bpe"  # text: bpe (Hugging Face tokenizers, trained offline) | bytes
+    vocab_size: int | None = None  # text: BPE vocabulary (default 4096); synonyms: tokens (256)
+    seq_len: int = 64
+    train_tokens: int = 262_144  # synonyms: generated training tokens
+    test_tokens: int = 32_768  # synonyms: test tokens, and as many OOD tokens
+    concepts: int = 96  # synonyms: concepts the vocabulary is grouped into
+    max_synonyms: int = 4  # synonyms: K, every concept has 1..K tokens
+    order: int = 2  # synonyms: Markov order of the concept chain (1 or 2)
+    emission: str = "uniform"  # synonyms: uniform | zipf, the law of a token within its concept
+    model: str = "auto"  # auto (gpt for tokens, resnet for images, else mlp) | mlp | resnet | gpt
+    gpt_size: str = "tiny"  # tiny (CPU: 2 layers, 4 heads) | small (GPU: 12 layers, 12 heads)
+    block_size: int = 256  # gpt: the longest context (position embeddings)
+    qk_layernorm: bool = False  # gpt: LayerNorm on queries and keys
+    tie_embeddings: bool = False  # gpt: unembedding = token embedding (linear heads only)
+    fused: str = "auto"  # auto (fused head + loss when the vocabulary is >= 8192) | on | off
     feature_dim: int = 128
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     width: int = 32
@@ -85,6 +103,18 @@ class TrainConfig:
              "snapshot counts must be >= 0")
         need(self.feature_dim >= 1, f"feature_dim must be >= 1, got {self.feature_dim}")
         need(isinstance(self.objective_kw, dict), "objective_kw must be a mapping")
+        need(self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}")
+        need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
+             f"model's context (block_size {self.block_size})")
+        need(self.tokenizer in ("bpe", "bytes"), f"tokenizer must be bpe or bytes, got "
+             f"{self.tokenizer!r}")
+        need(self.order in (1, 2), f"order must be 1 or 2, got {self.order}")
+        need(self.emission in ("uniform", "zipf"), f"emission must be uniform or zipf, got "
+             f"{self.emission!r}")
+        need(self.gpt_size in ("tiny", "small"), f"gpt_size must be tiny or small, got "
+             f"{self.gpt_size!r}")
+        need(self.fused in ("auto", "on", "off"), f"fused must be auto, on or off, got "
+             f"{self.fused!r}")
         return self
 
 
@@ -123,7 +153,7 @@ def _coerce(key: str, value: Any) -> Any:
         return bool(value)
     if isinstance(default, int) and not isinstance(default, bool):
         return int(value)
-    if key == "probe_every":
+    if key in ("probe_every", "vocab_size"):
         return int(value)
     if isinstance(default, float) or key in ("grad_clip",):
         return float(value)
