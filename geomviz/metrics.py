@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "accuracy", "nll", "ece", "confidence_scores", "ood_metrics", "roc_curve", "neural_collapse",
-    "classification_metrics",
+    "accuracy", "nll", "ece", "ece_from_confidence", "confidence_scores", "ood_metrics",
+    "roc_curve", "neural_collapse", "classification_metrics",
 ]
 
 
@@ -36,14 +36,19 @@ def ece(logits: Tensor, y: Tensor, n_bins: int = 15) -> float:
     """Top-label expected calibration error with ``n_bins`` equal-width bins (lo, hi]."""
     probs = torch.softmax(logits.double(), 1)
     conf, pred = probs.max(1)
-    correct = (pred == y).double()
+    return ece_from_confidence(conf, pred == y, n_bins)
+
+
+def ece_from_confidence(conf, correct, n_bins: int = 15) -> float:
+    """ECE from each sample's top-label confidence and whether that label was right (for
+    evaluations in chunks, where the logits are never held together)."""
+    conf = torch.as_tensor(_np(conf))
+    correct = torch.as_tensor(_np(correct))
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     bins = torch.bucketize(conf, edges[1:-1], right=False)  # conf in (lo, hi] -> bin
-    total = torch.zeros(n_bins, dtype=torch.float64)
     gap = torch.zeros(n_bins, dtype=torch.float64)
-    total.index_add_(0, bins, torch.ones_like(conf))
     gap.index_add_(0, bins, conf - correct)
-    return float(gap.abs().sum() / max(len(y), 1))
+    return float(gap.abs().sum() / max(len(conf), 1))
 
 
 def confidence_scores(logits: Tensor, distances: Tensor | None = None) -> dict[str, np.ndarray]:

@@ -73,7 +73,7 @@ class ProbeSession:
     def __init__(self, model: nn.Module, head: nn.Module | str | None = None, writer=None,
                  every: int = 50, target: str = "onehot", smoothing: float = 0.0,
                  easy: float = 0.9, hard: float = 0.5, spike_k: float = 3.0,
-                 spike_window: int = 20) -> None:
+                 spike_window: int = 20, ignore_index: int = -100) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if not 0.0 <= hard <= easy <= 1.0:
@@ -83,6 +83,7 @@ class ProbeSession:
         self.writer, self.every = writer, int(every)
         self.target, self.smoothing, self.easy, self.hard = target, smoothing, easy, hard
         self.spike_k, self._losses = spike_k, deque(maxlen=spike_window)
+        self.ignore_index = int(ignore_index)
         self._handles: list = []
         self._armed, self._y = False, None
         self._pending: list[dict[str, Tensor]] = []
@@ -106,6 +107,10 @@ class ProbeSession:
         self._armed = force or step % self.every == 0
         self._y = y if self._armed else None
 
+    @property
+    def armed(self) -> bool:
+        return self._armed
+
     def _on_head(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
         if not self._armed or self._y is None:
             return
@@ -113,18 +118,21 @@ class ProbeSession:
         x = inputs[0]
         d = x.shape[-1]
         xf, zf, y = x.reshape(-1, d), output.reshape(-1, output.shape[-1]), self._y.reshape(-1)
+        if xf.shape[0] != y.shape[0]:  # the head saw a subset of rows (fused heads' probe rows)
+            y = y[: xf.shape[0]]
         _, vectors, bias, _ = _head_geometry(module)
         with torch.no_grad():
             rec = batch_stats(xf.detach(), zf.detach(), y, vectors.detach(),
                               None if bias is None else bias.detach(), self.metric, self.target,
-                              self.smoothing, self.easy, self.hard)
+                              self.smoothing, self.easy, self.hard, self.ignore_index)
         self._pending.append(rec)
-        if x.requires_grad:
-            xd, rows = xf.detach(), float(xf.shape[0])
+        if x.requires_grad and torch.is_grad_enabled():
+            xd, keep = xf.detach(), y != self.ignore_index
+            rows = keep.sum().clamp_min(1).float()  # the mean reduction's divisor, on device
 
             def on_grad(g: Tensor) -> None:
                 with torch.no_grad():  # per-sample ∂ℓ_i/∂x_i under a mean-reduced loss
-                    rec.update(grad_stats(g.reshape(-1, d), xd, rows))
+                    rec.update(grad_stats(g.reshape(-1, d), xd, rows, keep))
 
             x.register_hook(on_grad)
 
@@ -203,7 +211,8 @@ class ProbeSession:
         with torch.no_grad():
             rec = batch_stats(features, logits, y, vectors.detach().to(features.device),
                               None if bias is None else bias.detach().to(features.device),
-                              self.metric, self.target, self.smoothing, self.easy, self.hard)
+                              self.metric, self.target, self.smoothing, self.easy, self.hard,
+                              self.ignore_index)
         saved, self._pending = self._pending, [rec]
         try:
             self.flush(step, epoch, split="test", reduce=False)

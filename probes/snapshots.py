@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .stats import target_distribution
+from .stats import softmax_entropy, target_entropy
 
 __all__ = ["select_probe_set", "snapshot_steps", "snapshot_arrays"]
 
@@ -45,10 +45,11 @@ def snapshot_steps(total: int, n: int = 40) -> list[int]:
 
 @torch.no_grad()
 def snapshot_arrays(features: Tensor, logits: Tensor, labels: Tensor, vectors: Tensor,
-                    metric: str, target: str = "onehot", smoothing: float = 0.0
-                    ) -> dict[str, np.ndarray]:
+                    metric: str, target: str = "onehot", smoothing: float = 0.0,
+                    keep_logits: bool = True) -> dict[str, np.ndarray]:
     """Per-sample arrays for one snapshot. OOD rows have label -1 (their geometry is taken
-    against the predicted class, since they have no true one)."""
+    against the predicted class, since they have no true one). ``keep_logits=False`` leaves
+    the ``[P, C]`` logits out (large vocabularies)."""
     x, z = features.half().float(), logits.float()  # geometry of exactly what is stored
     y = torch.where(labels >= 0, labels, z.argmax(1))
     r = torch.linalg.vector_norm(x, dim=1)
@@ -56,16 +57,16 @@ def snapshot_arrays(features: Tensor, logits: Tensor, labels: Tensor, vectors: T
     cos = (x * wy).sum(1) / (r * torch.linalg.vector_norm(wy, dim=1)).clamp_min(1e-12)
     zy = z.gather(1, y[:, None]).squeeze(1)
     top_neg = z.scatter(1, y[:, None], float("-inf")).amax(1)
-    logq = torch.log_softmax(z, 1)
-    p = target_distribution(z, y, target, smoothing)
     out = {
         "features": x.half(), "logits": z.half(), "norm": r, "cos_true": cos,
         "true": -zy if metric == "euclidean" else zy,
         "top_negative": -top_neg if metric == "euclidean" else top_neg,
         "margin": zy - top_neg,
-        "entropy_pred": -(logq.exp() * logq).sum(1),
-        "entropy_target": -torch.special.xlogy(p, p).sum(1),
+        "entropy_pred": softmax_entropy(z, z.argmax(1)),
+        "entropy_target": target_entropy(z, y, target, smoothing),
     }
+    if not keep_logits:
+        del out["logits"]
     return {k: v.cpu().numpy() for k, v in out.items()}
 
 

@@ -6,8 +6,9 @@ from local files.
 """
 
 from .base import CIFAR_MEAN, CIFAR_STD, DataBundle, DataError, cache_dir
-from .load import DATASETS, load_dataset
+from .load import DATASETS, TOKEN_DATASETS, load_dataset, load_tokens
 from .vectors import bayes_posterior
 
-__all__ = ["CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DataBundle", "DataError", "bayes_posterior",
+__all__ = ["CIFAR_MEAN", "CIFAR_STD", "DATASETS", "TOKEN_DATASETS", "DataBundle", "DataError",
+           "bayes_posterior", "load_tokens",
            "cache_dir", "load_dataset"]

@@ -25,9 +25,10 @@ from .base import DataBundle, DataError
 from .images import cifar, svhn
 from .vectors import gaussians, mnist1d
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "TOKEN_DATASETS", "load_dataset", "load_tokens"]
 
-DATASETS = ("mnist1d", "gaussians", "cifar10", "cifar100", "svhn")
+DATASETS = ("mnist1d", "gaussians", "cifar10", "cifar100", "svhn", "synonyms", "text")
+TOKEN_DATASETS = ("synonyms", "text")
 
 
 def _raw(name: str, data_dir: Path | None, seed: int) -> tuple[dict, list[str], str]:
@@ -42,6 +43,28 @@ def _raw(name: str, data_dir: Path | None, seed: int) -> tuple[dict, list[str], 
     if name == "svhn":
         return svhn(data_dir), [str(i) for i in range(10)], "image"
     raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def load_tokens(name: str, seed: int = 0, *, data_path: str | None = None,
+                ood_data_path: str | None = None, tokenizer: str = "bpe",
+                vocab_size: int | None = None, seq_len: int = 64, train_tokens: int = 262_144,
+                test_tokens: int = 32_768, concepts: int = 96, max_synonyms: int = 4,
+                order: int = 2, emission: str = "uniform") -> DataBundle:
+    """A language-model dataset: ``synonyms`` (generated from ``seed``, with its exact
+    next-token law) or ``text`` (the UTF-8 file ``data_path``, BPE or bytes)."""
+    if name == "synonyms":
+        from .synonyms import synonyms
+
+        return synonyms(seed, vocab_size or 256, concepts, max_synonyms, order, emission,
+                        seq_len, train_tokens, test_tokens)
+    if name == "text":
+        if not data_path:
+            raise DataError("--dataset text needs --data-path FILE (any UTF-8 text file)")
+        from .text import text
+
+        return text(data_path, ood_data_path, tokenizer, vocab_size or 4096, seq_len)
+    raise DataError(f"{name!r} is not a token dataset; choose one of: "
+                    f"{', '.join(TOKEN_DATASETS)}")
 
 
 def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..objectives import Objective, create_objective
+from .gpt import GPT, GPT_SIZES
 from .mlp import MLP
 from .resnet import ResNet
 
-__all__ = ["Classifier", "build_backbone", "build_model", "MODELS"]
+__all__ = ["Classifier", "build_backbone", "build_model", "tie_embeddings", "MODELS"]
 
-MODELS = ("auto", "mlp", "resnet")
+MODELS = ("auto", "mlp", "resnet", "gpt")
 
 class Classifier(nn.Module):
     """Backbone + objective. The objective's head is ``self.head`` (probes read it)."""
@@ -39,22 +40,47 @@ class Classifier(nn.Module):
 
 
 def build_backbone(arch: str, input_shape: tuple[int, ...], feature_dim: int = 128,
-                   hidden: tuple[int, ...] = (256, 256), width: int = 32) -> nn.Module:
-    """``arch`` "auto" picks the MLP for vectors and the ResNet for ``[C, H, W]`` images."""
+                   hidden: tuple[int, ...] = (256, 256), width: int = 32, *,
+                   vocab_size: int | None = None, gpt_size: str = "tiny", block_size: int = 256,
+                   qk_layernorm: bool = False) -> nn.Module:
+    """``arch`` "auto" picks the GPT for token sequences (``vocab_size`` given), the ResNet
+    for ``[C, H, W]`` images and the MLP otherwise. A GPT's width is ``feature_dim``."""
     if arch not in MODELS:
         raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(MODELS)}")
     if arch == "auto":
-        arch = "resnet" if len(input_shape) == 3 else "mlp"
+        arch = "gpt" if vocab_size else "resnet" if len(input_shape) == 3 else "mlp"
+    if (arch == "gpt") != bool(vocab_size):
+        raise ValueError("the gpt model takes token sequences, and token sequences need the "
+                         "gpt model" if vocab_size else "the gpt model needs token sequences "
+                         "(--dataset synonyms or text)")
+    if arch == "gpt":
+        if gpt_size not in GPT_SIZES:
+            raise ValueError(f"unknown gpt size {gpt_size!r}; choose one of: "
+                             f"{', '.join(GPT_SIZES)}")
+        n_layer, n_head = GPT_SIZES[gpt_size]
+        return GPT(int(vocab_size), block_size, n_layer, n_head, feature_dim, qk_layernorm)
     if arch == "resnet":
         if len(input_shape) != 3:
             raise ValueError(f"resnet needs image inputs [C, H, W], got {input_shape}")
-        backbone: nn.Module = ResNet(input_shape[0], width, feature_dim=feature_dim)
-    else:
-        in_dim = 1
-        for s in input_shape:
-            in_dim *= s
-        backbone = MLP(in_dim, tuple(hidden), feature_dim)
-    return backbone
+        return ResNet(input_shape[0], width, feature_dim=feature_dim)
+    in_dim = 1
+    for s in input_shape:
+        in_dim *= s
+    return MLP(in_dim, tuple(hidden), feature_dim)
+
+
+def tie_embeddings(backbone: nn.Module, objective: Objective) -> None:
+    """Share the GPT's token embedding with the head's class vectors: the unembedding rows
+    of a linear head, or the centres of a Euclidean head (then a token's embedding is the
+    point its prediction is pulled to)."""
+    if not isinstance(backbone, GPT):
+        raise ValueError("tie_embeddings needs the gpt model")
+    head = objective.head
+    name = "centers" if head.metric == "euclidean" else "weight"
+    if getattr(head, name).shape != backbone.tok.weight.shape:
+        raise ValueError("tie_embeddings: the head's class vectors and the token embedding "
+                         "differ in shape")
+    setattr(head, name, backbone.tok.weight)
 
 
 def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, objective: str,

@@ -13,6 +13,8 @@ from probes import attach, target_kind
 from probes.session import to_host
 from probes.snapshots import run_model, select_probe_set, snapshot_arrays, snapshot_steps
 
+from .token_probes import MAX_SNAPSHOT_VOCAB, TokenProbeSet
+
 __all__ = ["Probing"]
 
 
@@ -26,6 +28,7 @@ class Probing(contextlib.AbstractContextManager):
         self._stack = contextlib.ExitStack()
         self.steps = set(snapshot_steps(total_steps, cfg.snapshots)) if cfg.snapshots else set()
         self.probe_x: Tensor | None = None
+        self.tokens: TokenProbeSet | None = None
 
     def __enter__(self) -> Probing:
         if not self.enabled:
@@ -38,7 +41,13 @@ class Probing(contextlib.AbstractContextManager):
             target=kind, smoothing=smoothing))
         self.writer.set_meta(probes=self.session.settings)
         if self.rank == 0 and self.steps:
-            self._make_probe_set()
+            if self.bundle.kind == "tokens":
+                self.tokens = TokenProbeSet(self.bundle, self.cfg.snapshot_size,
+                                            self.cfg.snapshot_ood, self.device)
+                for name, value in self.tokens.arrays.items():
+                    self.writer.array(0, f"snapshot.{name}", value)
+            else:
+                self._make_probe_set()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -64,16 +73,31 @@ class Probing(contextlib.AbstractContextManager):
         if self.session is not None:
             self.session.before_step(step, y, force)
 
+    @property
+    def armed(self) -> bool:
+        """Whether the coming step is a probe step (a host-side flag)."""
+        return self.session is not None and self.session.armed
+
     def after_step(self, step: int) -> None:
         """Snapshot the probe set if ``step`` is a snapshot step (rank 0; outside the step)."""
-        if self.session is None or self.probe_x is None or step not in self.steps:
+        if self.session is None or step not in self.steps:
             return
         head = self.session.head
-        feats, logits = run_model(self.model, head, self.probe_x, self.bundle.prepare,
-                                  self.cfg.eval_batch_size)
-        arrays = snapshot_arrays(feats, logits, self.probe_y, head.class_vectors.detach(),
-                                 self.session.metric, self.session.target,
-                                 self.session.smoothing)
+        if self.tokens is not None:
+            feats, logits, labels = self.tokens.run(self.model)
+            arrays = snapshot_arrays(feats, logits, labels, head.class_vectors.detach(),
+                                     self.session.metric, self.session.target,
+                                     self.session.smoothing,
+                                     keep_logits=self.bundle.num_classes <= MAX_SNAPSHOT_VOCAB)
+            arrays["class_vectors"] = self.tokens.class_vectors(head)
+        elif self.probe_x is not None:
+            feats, logits = run_model(self.model, head, self.probe_x, self.bundle.prepare,
+                                      self.cfg.eval_batch_size)
+            arrays = snapshot_arrays(feats, logits, self.probe_y, head.class_vectors.detach(),
+                                     self.session.metric, self.session.target,
+                                     self.session.smoothing)
+        else:
+            return
         for name, value in arrays.items():
             self.writer.array(step, f"snapshot.{name}", value)
 
@@ -85,7 +109,8 @@ class Probing(contextlib.AbstractContextManager):
     def on_test(self, step: int, epoch: int):
         def record(collected: dict) -> None:
             if self.session is not None:
-                self.session.record_eval(collected["features"], collected["logits"],
-                                         self.bundle.y_test, step, epoch)
+                y = collected.get("y", self.bundle.y_test)
+                self.session.record_eval(collected["features"], collected["logits"], y, step,
+                                         epoch)
 
         return record

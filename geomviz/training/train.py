@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -25,18 +26,23 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import DataBundle, load_dataset
-from ..models import Classifier, build_backbone
+from ..data import TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
+from ..models import Classifier, build_backbone, tie_embeddings
 from ..objectives.registry import _FusedObjective, create_objective
 from ..store import NullWriter, RunWriter
 from .config import ConfigError, TrainConfig
 from .evaluate import evaluate
+from .evaluate_tokens import evaluate_tokens
 from .probing import Probing
 from .provenance import provenance
 
 __all__ = ["train", "check_objective", "load_bundle", "Diverged", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.pt"
+FUSED_MIN_VOCAB = 8192  # --fused auto: fused head + loss from this many classes on
+FUSED = {"ce": "ce_fused", "tfsd": "tfsd_fused"}
+PROBE_ROWS = 4096  # rows a fused run's head sees on a probe step
+IGNORE_INDEX = -100
 
 
 class Diverged(RuntimeError):
@@ -44,23 +50,29 @@ class Diverged(RuntimeError):
 
 
 class _Step(nn.Module):
-    """What DDP wraps: ``(x, y) -> (loss, detached logits)``."""
+    """What DDP wraps: ``(x, y, probe) -> (loss, detached logits or None)``.
 
-    def __init__(self, model: Classifier) -> None:
+    A fused objective computes the loss straight from the features and never holds the
+    ``[B·T, V]`` logits; it then returns no logits (no training accuracy), and on a probe
+    step runs the head on the first ``probe_rows`` rows only, for the probes' hooks.
+    """
+
+    def __init__(self, model: Classifier, probe_rows: int = PROBE_ROWS) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.probe_rows = model, probe_rows
 
-    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, y: Tensor, probe: bool = False) -> tuple[Tensor, Tensor | None]:
         obj = self.model.objective
-        f = self.model.features(x)
-        if isinstance(obj, _FusedObjective):  # loss straight from features; logits for accuracy
-            loss = obj(f, y)
-            with torch.no_grad():
-                logits = obj.head(f)
-        else:
-            logits = obj.head(f)
-            loss = obj.loss(logits, y)
-        return loss, logits.detach()
+        f = self.model.features(x)  # [B, D] or [B, T, D]
+        if isinstance(obj, _FusedObjective):
+            ff = f.reshape(-1, f.shape[-1])  # [B·T, D]
+            loss = obj(ff, y.reshape(-1))
+            if probe:
+                with torch.no_grad():
+                    obj.head(ff[: self.probe_rows])
+            return loss, None
+        logits = obj.head(f)  # [B, C] or [B, T, V]
+        return obj.loss(logits, y), logits.detach()
 
 
 def select_device(spec: str, local_rank: int = 0) -> torch.device:
@@ -111,10 +123,29 @@ def _dist() -> tuple[int, int, int]:
 def check_objective(cfg: TrainConfig) -> None:
     """Fail on a bad objective name or hyperparameter before any data is loaded."""
     create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
+    if cfg.fused == "on" and cfg.objective not in FUSED and cfg.objective not in FUSED.values():
+        raise ConfigError(f"--fused on: {cfg.objective} has no fused form; fused objectives: "
+                          f"{', '.join(FUSED)}")
+    if cfg.tie_embeddings and cfg.model not in ("auto", "gpt"):
+        raise ConfigError("--tie-embeddings needs the gpt model")
+
+
+def objective_name(cfg: TrainConfig, num_classes: int) -> str:
+    """The registered objective to build: the fused form of ``ce``/``tfsd`` with ``--fused
+    on``, or with ``auto`` from ``FUSED_MIN_VOCAB`` classes on (same loss, chunked)."""
+    fuse = cfg.fused == "on" or (cfg.fused == "auto" and num_classes >= FUSED_MIN_VOCAB)
+    return FUSED.get(cfg.objective, cfg.objective) if fuse else cfg.objective
 
 
 def load_bundle(cfg: TrainConfig) -> DataBundle:
     """The data ``cfg`` asks for: dataset, held-out classes and both OOD sets."""
+    if cfg.dataset in TOKEN_DATASETS:
+        return load_tokens(cfg.dataset, cfg.seed, data_path=cfg.data_path,
+                           ood_data_path=cfg.ood_data_path, tokenizer=cfg.tokenizer,
+                           vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
+                           train_tokens=cfg.train_tokens, test_tokens=cfg.test_tokens,
+                           concepts=cfg.concepts, max_synonyms=cfg.max_synonyms,
+                           order=cfg.order, emission=cfg.emission)
     return load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes), cfg.ood_dataset,
                         cfg.ood_dir, seed=cfg.seed, near_ood_dataset=cfg.near_ood_dataset,
                         near_ood_dir=cfg.near_ood_dir)
@@ -134,12 +165,21 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
     out = Path(cfg.out)
     bundle = bundle or load_bundle(cfg)
     torch.manual_seed(cfg.seed)
-    backbone = build_backbone(cfg.model, bundle.input_shape, cfg.feature_dim, tuple(cfg.hidden),
-                              cfg.width)
+    tokens = bundle.kind == "tokens"
+    try:
+        backbone = build_backbone(cfg.model, bundle.input_shape, cfg.feature_dim,
+                                  tuple(cfg.hidden), cfg.width,
+                                  vocab_size=bundle.num_classes if tokens else None,
+                                  gpt_size=cfg.gpt_size, block_size=cfg.block_size,
+                                  qk_layernorm=cfg.qk_layernorm)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     torch.manual_seed(cfg.seed + 1)  # the head: same draws for every objective
     # labels were range-checked when the data was loaded: no per-step device sync
-    objective = create_objective(cfg.objective, cfg.feature_dim, bundle.num_classes,
-                                 **{"validate": False, **cfg.objective_kw})
+    objective = create_objective(objective_name(cfg, bundle.num_classes), cfg.feature_dim,
+                                 bundle.num_classes, **{"validate": False, **cfg.objective_kw})
+    if cfg.tie_embeddings:
+        tie_embeddings(backbone, objective)
     model = Classifier(backbone, objective).to(device)
     step_module: nn.Module = _Step(model)
     if world > 1:
@@ -169,6 +209,7 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
         sched.load_state_dict(state["sched"])
         start_epoch, step = state["epoch"] + 1, state["step"]
     meta = {"name": cfg.name or out.name, "objective": cfg.objective, "dataset": cfg.dataset,
+            "head_objective": objective.name, "kind": bundle.kind,
             "seed": cfg.seed, "config": dataclasses.asdict(cfg), "class_names": bundle.class_names,
             "ood_name": bundle.ood_name, "near_ood_name": bundle.near_ood_name,
             "data_info": bundle.info, "steps_per_epoch": steps_per_epoch, "total_steps": total,
@@ -186,9 +227,9 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
             step = _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch,
                               step, device, amp_dtype, rank, world, model, bar)
             if rank == 0:
-                res = evaluate(model, bundle, device, cfg.eval_batch_size, amp_dtype,
-                               on_test=probing.on_test(step, epoch),
-                               on_scores=_score_writer(writer, step))
+                res = (evaluate_tokens if tokens else evaluate)(
+                    model, bundle, device, cfg.eval_batch_size, amp_dtype,
+                    on_test=probing.on_test(step, epoch), on_scores=_score_writer(writer, step))
                 for split, values in res.items():
                     writer.scalars(step, values, split=split, epoch=epoch)
                 writer.flush()
@@ -229,50 +270,70 @@ def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoc
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch + rank)
     acc = torch.zeros(6, device=device)  # loss·n, correct, n, non-finite, grad norm, steps
     n_batches = math.ceil(len(perm) / cfg.batch_size)
+    clock = {"t": time.perf_counter(), "lr": opt.param_groups[0]["lr"]}
     step_module.train()
     for b in range(n_batches):
         idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        xb, yb = x_all[idx], y_all[idx]
+        xb, yb = x_all[idx], y_all[idx]  # [B, ...] and [B] (or [B, T] next tokens)
         if bundle.kind == "image" and cfg.augment:
             xb = _augment(xb, aug_gen)
         probing.before_step(step + 1, yb, force=b == n_batches - 1)  # record at every flush
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
-            loss, logits = step_module(bundle.prepare(xb), yb)
+            loss, logits = step_module(bundle.prepare(xb), yb, probing.armed)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = cfg.grad_clip if cfg.grad_clip else float("inf")
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        clock["lr"] = opt.param_groups[0]["lr"]  # the rate this update uses (a host float)
         opt.step()
         sched.step()
         step += 1
-        n = torch.tensor(float(len(yb)), device=device)
-        acc += torch.stack([loss.detach().float() * n, (logits.argmax(1) == yb).sum().float(), n,
+        keep = yb != IGNORE_INDEX
+        n = keep.sum().float()
+        correct = (((logits.argmax(-1) == yb) & keep).sum().float() if logits is not None
+                   else torch.zeros((), device=device))
+        acc += torch.stack([loss.detach().float() * n, correct, n,
                             (~torch.isfinite(loss.detach())).float(), gnorm.float(),
                             torch.ones((), device=device)])
         if bar is not None:
             bar.update(1)
         if step % cfg.flush_every == 0 or b == n_batches - 1:
-            acc = _flush(acc, probing, step, epoch, sched, bar)
+            acc = _flush(acc, probing, step, epoch, clock, bar, bundle.kind == "tokens",
+                         logits is not None)
         probing.after_step(step)
     return step
 
 
-def _flush(acc: Tensor, probing, step: int, epoch: int, sched, bar) -> Tensor:
+def _flush(acc: Tensor, probing, step: int, epoch: int, clock: dict, bar, tokens: bool,
+           has_acc: bool) -> Tensor:
+    """Write the training scalars of the updates since the last flush.
+
+    ``lr`` is the rate update ``step`` used; ``loss``/``acc`` are means over the targets
+    those updates trained on (token positions for language models), ``tokens_per_s`` (or
+    ``samples_per_s``) the wall-clock rate since the last flush, probes included.
+    """
     # the one device->host transfer per flush: probe statistics and these sums together,
     # all-reduced across DDP ranks first
     host = probing.flush(step, epoch, acc, loss_fn=lambda h: h[0] / max(h[2], 1.0))
     loss_n, correct, n, bad, gnorm, steps = host.tolist()
+    now = time.perf_counter()
+    rate, clock["t"] = n / max(now - clock["t"], 1e-9), now
     writer = probing.writer
     if steps == 0:
         return torch.zeros_like(acc)
-    values = {"loss": loss_n / n, "acc": correct / n, "grad_norm": gnorm / steps,
-              "lr": sched.get_last_lr()[0]}
+    values = {"loss": loss_n / n, "grad_norm": gnorm / steps, "lr": clock["lr"],
+              "tokens_per_s" if tokens else "samples_per_s": rate}
+    if has_acc:
+        values["acc"] = correct / n
     writer.scalars(step, values, split="train", epoch=epoch)
     writer.flush()
     if bar is not None:
-        bar.set_postfix(epoch=epoch + 1, loss=f"{values['loss']:.4f}", acc=f"{values['acc']:.3f}",
-                        refresh=False)
+        post = {"epoch": epoch + 1, "loss": f"{values['loss']:.4f}"}
+        if has_acc:
+            post["acc"] = f"{values['acc']:.3f}"
+        post["tok/s" if tokens else "samples/s"] = f"{rate:,.0f}"
+        bar.set_postfix(post, refresh=False)
     if bad > 0:
         raise Diverged(f"loss became non-finite by step {step} (epoch {epoch}); "
                        "the run is kept with status 'diverged'")
