@@ -46,16 +46,18 @@ def law_stats(law: Tensor, logq: Tensor, y: Tensor) -> dict[str, Tensor]:
     """
     law, logq = law.double(), logq.double()
     xlx = torch.special.xlogy(law, law).sum(1)  # -H(true)
-    return {"kl": xlx - (law * logq).sum(1), "entropy": -xlx,
+    cross = torch.where(law > 0, law * logq, torch.zeros_like(law)).sum(1)  # 0·log 0 = 0
+    return {"kl": xlx - cross, "entropy": -xlx,
             "nll": -torch.log(law.gather(1, y[:, None]).squeeze(1))}
 
 
-def select_positions(n_seq: int, seq_len: int, n: int, seed: int) -> np.ndarray:
-    """``n`` distinct flat positions (sequence · seq_len + t) drawn with a fixed seed, sorted:
-    the same positions for every run of a comparison."""
-    total = n_seq * seq_len
+def select_positions(candidates: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct flat positions (sequence · seq_len + t) out of ``candidates`` (e.g. the
+    positions whose target is not ignored), drawn with a fixed seed and sorted: the same
+    positions for every run of a comparison."""
+    cand = np.asarray(candidates, dtype=np.int64)
     g = np.random.default_rng(seed)
-    return np.sort(g.choice(total, size=min(n, total), replace=False)).astype(np.int64)
+    return np.sort(g.choice(cand, size=min(n, len(cand)), replace=False)).astype(np.int64)
 
 
 def contexts(x: Tensor, flat: np.ndarray, width: int = 8) -> np.ndarray:

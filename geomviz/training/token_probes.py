@@ -26,6 +26,7 @@ MAX_SNAPSHOT_VOCAB = 1024  # larger vocabularies keep no per-snapshot [P, V] log
 CONTEXT = 8
 CLASS_SUBSET = 512
 CHUNK = 256  # sequences per forward pass
+IGNORE_INDEX = -100
 
 
 class TokenProbeSet:
@@ -33,10 +34,11 @@ class TokenProbeSet:
                  device: torch.device) -> None:
         t = bundle.input_shape[0]
         self.device = device
-        self.test_pos = select_positions(len(bundle.x_test), t, size, PROBE_SEED)
+        kept = np.flatnonzero(bundle.y_test.reshape(-1).numpy() != IGNORE_INDEX)
+        self.test_pos = select_positions(kept, size, PROBE_SEED)
         n_ood = len(bundle.x_ood) if bundle.x_ood is not None else 0
-        self.ood_pos = (select_positions(n_ood, t, ood_size, PROBE_SEED + 1) if n_ood and
-                        ood_size else np.zeros(0, dtype=np.int64))
+        self.ood_pos = (select_positions(np.arange(n_ood * t), ood_size, PROBE_SEED + 1)
+                        if n_ood and ood_size else np.zeros(0, dtype=np.int64))
         self.parts = [(bundle.x_test, self.test_pos)]
         if len(self.ood_pos):
             self.parts.append((bundle.x_ood, self.ood_pos))

@@ -151,3 +151,68 @@ def test_summary_histograms_and_per_class_norms():
     assert all(c.sum() == len(y) for c, _ in hists.values())
     expect = [r[y.numpy() == k].mean() for k in range(5)]
     assert arrays["penultimate.norm.per_class"] == pytest.approx(expect, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- exact entropies
+def _literal_entropy_f64(z: torch.Tensor) -> torch.Tensor:
+    """-Σ q log q of softmax(z) per row, by the literal definition in 60-digit decimal
+    arithmetic (float64 itself rounds 1 + 1e-15 and loses the anchor's term)."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 60
+    out = []
+    for row in z.double().tolist():
+        e = [Decimal(v).exp() for v in row]
+        s = sum(e)
+        out.append(float(-sum((x / s) * (x / s).ln() for x in e if x > 0)))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@given(st.lists(st.floats(-300.0, 0.0), min_size=2, max_size=12),
+       st.floats(1.0, 60.0))
+def test_softmax_entropy_in_float32_matches_float64_literal(tail, gap):
+    from probes.stats import softmax_entropy
+
+    # an anchor `gap` logits above the rest: from nearly one-hot (easy samples) to flat
+    z64 = torch.tensor([[0.0] + [t - gap for t in tail]], dtype=torch.float64)
+    want = _literal_entropy_f64(z64)
+    got = softmax_entropy(z64.float(), torch.zeros(1, dtype=torch.long)).double()
+    assert torch.allclose(got, want, rtol=2e-5, atol=1e-37)
+
+
+def test_easy_sample_entropy_is_not_lost_to_rounding():
+    """p_y rounds to 1 in float32, but the entropy (~1e-6 nats here) is kept exactly."""
+    from probes.stats import target_entropy
+
+    z = torch.tensor([[-30.0, -18.0, -20.0, -25.0]])
+    y = torch.tensor([0])
+    want = _literal_entropy_f64(z.double().scatter(1, y[:, None], 0.0))
+    naive_p = torch.softmax(z.scatter(1, y[:, None], 0.0), 1)
+    naive = -torch.special.xlogy(naive_p, naive_p).sum(1)
+    got = target_entropy(z, y, "tfsd", 0.0)
+    assert abs(float(got) / float(want) - 1) < 1e-5
+    assert abs(float(naive) / float(want) - 1) > 1e-3  # what the old form lost
+
+
+@pytest.mark.parametrize("metric", ["dot", "euclidean"])
+def test_ignored_positions_count_nowhere(metric):
+    """Stats with padded (-100) rows equal the stats of the kept rows alone."""
+    x, y, head = _batch(metric, n=40)
+    z = head(x).detach()
+    if metric == "dot":
+        z = -z.abs()
+    pad = y.clone()
+    pad[::3] = -100
+    keep = pad != -100
+    bias = getattr(head, "bias", None)
+    b = None if bias is None else bias.detach()
+    v = head.class_vectors.detach()
+    full = batch_stats(x, z, pad, v, b, metric, "tfsd", 0.0)
+    kept = batch_stats(x[keep], z[keep], y[keep], v, b, metric, "tfsd", 0.0)
+    for k in full:
+        assert torch.allclose(full[k], kept[k], rtol=1e-5, atol=1e-6), k
+    g = torch.randn_like(x)
+    gs_full = grad_stats(g, x, keep.sum().float(), keep)
+    gs_kept = grad_stats(g[keep], x[keep], float(keep.sum()))
+    for k in gs_full:
+        assert torch.allclose(gs_full[k], gs_kept[k], rtol=1e-5), k
