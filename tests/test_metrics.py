@@ -101,3 +101,18 @@ def test_neural_collapse_is_zero_on_a_simplex_etf():
     assert nc["nc2_equinorm"] == pytest.approx(0, abs=1e-12)
     assert nc["nc2_equiangular"] == pytest.approx(0, abs=1e-12)
     assert nc["nc2_maxangle"] == pytest.approx(0, abs=1e-12)
+
+
+def test_max_logit_and_min_distance_rank_alike_for_distance_heads():
+    """z_j = -s·d_j, so max_j z_j = -s·min_j d_j: one ranking, one AUROC (shown once)."""
+    from geomviz.objectives import EuclideanHead, squared_distances
+
+    g = torch.Generator().manual_seed(0)
+    head = EuclideanHead(6, 4, scale=0.7)
+    x_id, x_ood = torch.randn(50, 6, generator=g), 3 * torch.randn(40, 6, generator=g)
+    with torch.no_grad():
+        s_id = M.confidence_scores(head(x_id), squared_distances(x_id, head.centers))
+        s_ood = M.confidence_scores(head(x_ood), squared_distances(x_ood, head.centers))
+    a = M.ood_metrics(s_id["max_logit"], s_ood["max_logit"])
+    b = M.ood_metrics(s_id["min_distance"], s_ood["min_distance"])
+    assert a == pytest.approx(b)

@@ -50,7 +50,8 @@ def ood_table(records: list[dict], key: str = "auroc_by_score") -> str:
     """AUROC of every OOD score each objective recorded, mean ± sd (Markdown); '' if none.
     ``key``: ``auroc_by_score`` (the main OOD set) or ``auroc_near_by_score``."""
     groups = group_records(records)
-    scores = sorted({k for r in records for k in r.get(key, {})})
+    # min_distance ranks exactly as max_logit = -s·min_j d_j does: the same AUROC, shown once
+    scores = sorted({k for r in records for k in r.get(key, {})} - {"min_distance"})
     if not scores:
         return ""
     lines = ["| objective | " + " | ".join(scores) + " |", "|---|" + "---:|" * len(scores)]
@@ -217,8 +218,9 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
              *(compare_lines(records, "tfsd", "metric_ce") or
                ["- (a TFSD and a metric_ce run are both needed)"]), "",
              "### OOD AUROC by score", "",
-             "Each score ranks inputs by the model's ID confidence; min_distance (minus the "
-             "smallest s·d_j) exists only for distance heads.", "",
+             "Each score ranks inputs by the model's ID confidence. For distance heads "
+             "max_logit is -s·min_j d_j, so it ranks inputs exactly as the min-distance score "
+             "does and has the same AUROC: that score is shown once, as max_logit.", "",
              ood_table(records) or "(no OOD split)", "",
              *(["### OOD AUROC by score, second OOD set", "", near, ""] if near else []),
              "## Every seed", "", seed_table(records), "", ground_truth(figs),
