@@ -14,11 +14,17 @@ Why this construction:
   step shorter, so the chain is aperiodic and has one stationary law. A *deterministic* row
   (about a third of them) has only ``sigma(b)``; the others add 1..3 random successors with
   Dirichlet(1) weights, which for order 2 depend on both previous concepts;
+* sequences are independent, each ``seq_len + 1`` tokens: ``x = seq[:-1]``, ``y = seq[1:]``;
 * every sequence starts in the stationary law (order 1: the first concept; order 2: the first
   pair), so the whole sequence is stationary and position 0 has an exact law too: order 1
   ``P(c1 | c0)`` is a chain row, order 2 it is ``Q(c0, c1) / sum_c Q(c0, c)`` under the
   stationary pair law ``Q``. The mean NLL of the true law over positions is then the entropy
   rate (order 1) or, for order 2, ``(H(C1 | C0) + (T - 1) * rate) / T`` (``info["truth_nll"]``).
+
+``info`` also holds the synonym sets (``groups``, ``group_sizes``), the share of deterministic
+rows, the stationary shares of "single" and "synonym" positions (:func:`positions_kind`) and
+frequency buckets of the training targets. The OOD split comes from a second chain drawn the
+same way over the same concepts and tokens.
 """
 
 from __future__ import annotations
@@ -283,12 +289,17 @@ def _generate(seed: int, vocab_size: int, concepts: int, max_synonyms: int, orde
             "ood_succ": other.succ, "ood_weight": other.weight}
 
 
+_KEYS = {"sizes", "succ", "weight", "train", "test", "ood", "ood_succ", "ood_weight"}
+
+
 def _load_or_generate(path, make) -> dict:
+    """The cached arrays at ``path``, or ``make()``'s, written atomically; a damaged or stale
+    file is regenerated."""
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
                 raw = {k: f[k] for k in f.files}
-            if str(raw.pop("version")) == SYNONYMS_VERSION:
+            if str(raw.pop("version")) == SYNONYMS_VERSION and _KEYS <= raw.keys():
                 return raw
         except Exception:  # noqa: BLE001 - a damaged cache is regenerated
             pass

@@ -139,7 +139,8 @@ def _encode(tok, content: str) -> np.ndarray:
     """Token ids ``[n]`` (int32); ``tok=None`` means raw UTF-8 bytes."""
     if tok is None:
         return np.frombuffer(content.encode("utf-8"), dtype=np.uint8).astype(np.int32)
-    ids = [e.ids for e in tok.encode_batch(list(_pieces(content)), add_special_tokens=False)]
+    batch = getattr(tok, "encode_batch_fast", tok.encode_batch)  # _fast: no offsets (0.20+)
+    ids = [e.ids for e in batch(list(_pieces(content)), add_special_tokens=False)]
     return np.fromiter((i for piece in ids for i in piece), dtype=np.int32)
 
 
