@@ -29,15 +29,27 @@ CHUNK = 256  # sequences per forward pass
 IGNORE_INDEX = -100
 
 
+def _in_few_sequences(flat: np.ndarray, seq_len: int, n: int, seed: int) -> np.ndarray:
+    """The positions of ``flat`` that lie in a fixed random set of sequences holding about
+    ``2n`` of them: a snapshot then runs the model on ~2n/T sequences, not on all of them."""
+    seqs = np.unique(flat // seq_len)
+    k = min(len(seqs), max(1, -(-2 * n // seq_len)))
+    chosen = np.random.default_rng(seed).choice(seqs, size=k, replace=False)
+    return flat[np.isin(flat // seq_len, chosen)]
+
+
 class TokenProbeSet:
     def __init__(self, bundle: DataBundle, size: int, ood_size: int,
                  device: torch.device) -> None:
         t = bundle.input_shape[0]
         self.device = device
         kept = np.flatnonzero(bundle.y_test.reshape(-1).numpy() != IGNORE_INDEX)
-        self.test_pos = select_positions(kept, size, PROBE_SEED)
+        self.test_pos = select_positions(_in_few_sequences(kept, t, size, PROBE_SEED), size,
+                                         PROBE_SEED)
         n_ood = len(bundle.x_ood) if bundle.x_ood is not None else 0
-        self.ood_pos = (select_positions(np.arange(n_ood * t), ood_size, PROBE_SEED + 1)
+        every = np.arange(n_ood * t)
+        self.ood_pos = (select_positions(_in_few_sequences(every, t, ood_size, PROBE_SEED + 1),
+                                         ood_size, PROBE_SEED + 1)
                         if n_ood and ood_size else np.zeros(0, dtype=np.int64))
         self.parts = [(bundle.x_test, self.test_pos)]
         if len(self.ood_pos):

@@ -126,8 +126,13 @@ def check_objective(cfg: TrainConfig) -> None:
     if cfg.fused == "on" and cfg.objective not in FUSED and cfg.objective not in FUSED.values():
         raise ConfigError(f"--fused on: {cfg.objective} has no fused form; fused objectives: "
                           f"{', '.join(FUSED)}")
-    if cfg.tie_embeddings and cfg.model not in ("auto", "gpt"):
-        raise ConfigError("--tie-embeddings needs the gpt model")
+    tokens = cfg.dataset in TOKEN_DATASETS
+    if cfg.model == "gpt" and not tokens:
+        raise ConfigError("the gpt model needs token sequences (--dataset synonyms or text)")
+    if tokens and cfg.model not in ("auto", "gpt"):
+        raise ConfigError(f"--dataset {cfg.dataset} is token sequences: use --model gpt (or auto)")
+    if cfg.tie_embeddings and not tokens:
+        raise ConfigError("--tie-embeddings needs the gpt model (a token dataset)")
 
 
 def objective_name(cfg: TrainConfig, num_classes: int) -> str:

@@ -128,3 +128,39 @@ def test_token_run_trains_with_padding_and_stores_its_probes(tmp_path):
         cv = run.arrays("snapshot.class_vectors")
         assert len(cv) >= 3 and next(iter(cv.values())).shape == (V, 16)
         assert run.arrays("snapshot.group")[0][:50].tolist() == (labels[:50] // 2).tolist()
+
+
+class _OneHot(torch.nn.Module):
+    """Features = one-hot of the current token: with an order-1 law, a linear head holding
+    log P(next | token) then outputs the exact next-token law."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    def forward_features(self, x):
+        return torch.nn.functional.one_hot(x, self.vocab).float()  # [B, T, V]
+
+
+def test_a_model_that_outputs_the_true_law_scores_the_floor(tmp_path, monkeypatch):
+    from geomviz.data import load_tokens
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path))
+    b = load_tokens("synonyms", 3, vocab_size=48, concepts=20, max_synonyms=4, order=1,
+                    seq_len=16, train_tokens=2048, test_tokens=4096)
+    v = b.num_classes
+    law = b.truth(torch.arange(v)[:, None])[:, 0]  # [V, V]: P(next | current token)
+    obj = create_objective("ce", v, v)
+    with torch.no_grad():
+        obj.head.weight.copy_(torch.log(law.clamp_min(1e-30)).T.float())  # z = W·onehot
+        obj.head.bias.zero_()
+    res = evaluate_tokens(Classifier(_OneHot(v), obj), b, torch.device("cpu"))["test"]
+    assert res["truth.kl"] == pytest.approx(0.0, abs=1e-6)
+    assert res["nll"] == pytest.approx(res["truth.nll"], abs=1e-5)
+    # the expected NLL of the true law, from the chain: within 4 standard errors of 4096 draws
+    assert res["nll"] == pytest.approx(b.info["truth_nll"], abs=4 * 1.5 / 4096**0.5)
+    for kind in ("synonym", "single"):
+        assert res[f"entropy.{kind}.pred"] == pytest.approx(res[f"entropy.{kind}.truth"],
+                                                           abs=1e-5)
+    assert res["entropy.single.truth"] == 0.0 and res["entropy.synonym.truth"] > 0.3
+    assert 0 < res["entropy.synonym.fraction"] < 1 and 0 < res["entropy.single.fraction"] < 1
