@@ -134,7 +134,7 @@ def main(argv=None) -> int:
                 print(f"| {vocab} | {n} | {p['every'] * tok / med[n]:,.0f} | "
                       f"{med[n] / med[base]:.3f} | {peak:.2f} |")
                 ratios[(vocab, n)] = med[n] / med[base]
-            del vs
+            vs.clear()  # free this vocabulary's models before the next
         # probe overhead on a token run: TFSD, the smallest vocabulary, ABBA blocks
         vocab = p["vocabs"][0]
         plain = Variant("tfsd", vocab, p, dev, amp, writer)
