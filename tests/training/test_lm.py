@@ -1,6 +1,8 @@
 """Language-model training: fused = unfused, chunked token evaluation = the full-logits
 reference, padded positions, the stored learning rate, and the probes a token run keeps."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +166,45 @@ def test_a_model_that_outputs_the_true_law_scores_the_floor(tmp_path, monkeypatc
                                                            abs=1e-5)
     assert res["entropy.single.truth"] == 0.0 and res["entropy.synonym.truth"] > 0.3
     assert 0 < res["entropy.synonym.fraction"] < 1 and 0 < res["entropy.single.fraction"] < 1
+
+
+TOKEN_PROBES = ["truth.kl", "truth.entropy", "truth.nll", "classes.within", "classes.between",
+                "classes.ratio", "freq.top.norm", "freq.rare.entropy.target", "acc", "nll",
+                "penultimate.norm.mean", "head.cos_true.mean", "entropy.easy.target",
+                "entropy.hard.pred"] + [f"entropy.{k}.{w}" for k in ("synonym", "single")
+                                        for w in ("target", "pred", "truth", "fraction")]
+
+
+@pytest.mark.parametrize("dataset", ["synonyms", "text"])
+def test_compare_ce_and_tfsd_on_token_data_stores_every_probe(tmp_path, monkeypatch, dataset):
+    from geomviz.cli import main
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    extra = ["--train-tokens", "4096", "--test-tokens", "1024"]
+    if dataset == "text":
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("".join(p.read_text(errors="ignore") for p in
+                                  sorted(Path("/usr/share/common-licenses").glob("*"))[:3]
+                                  if p.is_file()) or "a tiny corpus. " * 2000)
+        extra = ["--data-path", str(corpus), "--vocab-size", "300"]
+    argv = ["compare", "--objectives", "ce,tfsd", "--dataset", dataset, "--seeds", "0",
+            "--epochs", "1", "--seq-len", "32", "--snapshots", "3", "--snapshot-size", "200",
+            "--snapshot-ood", "50", "--runs-dir", str(tmp_path), "--name", "lm",
+            "--no-progress", *extra]
+    assert main(argv) == 0
+    for obj in ("ce", "tfsd"):
+        with open_run(tmp_path / "lm" / f"{obj}-s0") as run:
+            assert run.meta["status"] == "finished"
+            want = [n for n in TOKEN_PROBES if dataset == "synonyms" or not (
+                n.startswith(("truth.", "classes.")) or ".synonym." in n or ".single." in n)]
+            for name in want:  # stored; NaN only where a group is empty (no easy token yet)
+                v = run.scalars(name, split="test")["value"]
+                assert len(v), (obj, name)
+                if not name.startswith(("entropy.easy", "entropy.hard", "freq.")):
+                    assert np.isfinite(v[-1]), (obj, name)
+            assert len(run.scalars("tokens_per_s", split="train")["value"])
+            assert len(run.arrays("snapshot.class_vectors")) >= 2
+            assert run.arrays("snapshot.context")[0].shape[1] == 8
+            if dataset == "synonyms":
+                kind = run.arrays("snapshot.kind")[0]
+                assert set(np.unique(kind)) <= {-1, 0, 1, 2} and (kind == 1).any()
