@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -77,17 +78,21 @@ def check_out(cfg: TrainConfig) -> None:
     """Before any data is loaded: the run folder can be written, holds no run unless
     ``--resume``, and a resumed run's stored configuration matches (checked again under
     the lock by :func:`open_writer`)."""
-    out = make_folder(cfg.out)
-    has_store, ckpt = (out / STORE_FILE).exists(), out / CHECKPOINT
+    out, ckpt = Path(cfg.out), Path(cfg.out) / CHECKPOINT
+    if cfg.resume and not (out / STORE_FILE).exists() and not ckpt.exists():
+        raise ConfigError(f"--resume: no {CHECKPOINT} in {out} to continue from "
+                          "(and no run store)")
+    make_folder(out)
+    has_store = (out / STORE_FILE).exists()
     if has_store or ckpt.exists():
         RunLock(out).release()  # a live writer: one line naming its pid, before any data
     if has_store and not cfg.resume:
         raise ConfigError(f"{out / STORE_FILE} already exists (use a new --out or --resume)")
     if cfg.resume:
-        if not has_store and not ckpt.exists():
-            raise ConfigError(f"--resume: no {CHECKPOINT} in {out} to continue from "
-                              "(and no run store)")
         _check_config(out, _stored_config(out), cfg)
+        if ckpt.exists() and not zipfile.is_zipfile(ckpt):  # cheap: the zip's last record
+            raise StoreError(f"{ckpt} cannot be read (truncated or not a checkpoint); delete "
+                             "it and --resume restarts the run from scratch")
 
 
 def _check_config(out: Path, stored: dict[str, Any] | None, cfg: TrainConfig) -> None:
