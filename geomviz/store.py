@@ -4,10 +4,12 @@ The writer batches rows in memory and commits them at each ``flush()``; a commit
 is atomic, so a run killed at any moment (even ``kill -9``) keeps everything up
 to its last flush. A heartbeat thread refreshes ``meta.heartbeat`` so a reader
 can tell a live run from a dead one: ``status == "running"`` with a heartbeat
-older than ``stale_after`` seconds reads as ``"crashed"``.
+older than ``stale_after`` seconds reads as ``"crashed"``. One writer per run: the
+writer holds an OS lock on ``run.lock`` (:class:`RunLock`) that dies with its process.
 
 Reading (``open_run``, ``list_runs``) uses read-only connections and works
-while the writer is live. Tables (schema version :data:`SCHEMA_VERSION`)::
+while the writer is live; a store that cannot be read or whose metadata is malformed
+raises :class:`StoreError` with one line when opened. Tables (schema version :data:`SCHEMA_VERSION`)::
 
     meta(key, value)                                   JSON values
     scalars(step, epoch, split, name, value)
