@@ -9,7 +9,8 @@ writer holds an OS lock on ``run.lock`` (:class:`RunLock`) that dies with its pr
 
 Reading (``open_run``, ``list_runs``) uses read-only connections and works
 while the writer is live; a store that cannot be read or whose metadata is malformed
-raises :class:`StoreError` with one line when opened. Tables (schema version :data:`SCHEMA_VERSION`)::
+raises :class:`StoreError` with one line when opened. Tables (schema version
+:data:`SCHEMA_VERSION`)::
 
     meta(key, value)                                   JSON values
     scalars(step, epoch, split, name, value)

@@ -222,3 +222,15 @@ def test_study_grid_skips_an_unreadable_store_with_a_warning(tmp_path, monkeypat
     assert "warning: skipping" in err and "ce-s0" in err
     assert (root / "ce-s0" / STORE_FILE).read_bytes() == b"garbage" * 100  # never overwritten
     assert open_run(root / "ce-s1").meta["status"] == "finished"
+
+
+def test_build_figures_leaves_out_a_bad_store_given_directly(world, capsys):
+    from geomviz.study.figureset import build_figures
+
+    root, good, _ = world
+    figs = build_figures([root / "runs" / "nostatus", good, root / "garbage"],
+                         ["summary_table"])
+    assert [r["folder"] for r in figs.records] == [str(good)]
+    assert "summary_table" in figs.figures
+    err = capsys.readouterr().err
+    assert err.count("geomviz: warning: skipping") == 2 and "nostatus" in err

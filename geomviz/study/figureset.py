@@ -147,10 +147,15 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
     bad = [n for n in names if n not in FIGURES]
     if bad:
         raise ValueError(f"unknown figure {bad[0]!r}; choose from {', '.join(FIGURES)}")
-    folders = [f for f in folders if _readable(Path(f))]  # one bad store hides no other
-    if not folders:
+    records = []
+    for f in folders:  # one bad store hides no other run
+        try:
+            records.append(run_record(f, score))
+        except StoreError as e:
+            warn_skipped(f, str(e).splitlines()[0])
+    if not records:
         raise StoreError("none of the runs given can be read")
-    records = [run_record(f, score) for f in folders]
+    folders = [Path(r["folder"]) for r in records]
     grouped = group_records(records)
     groups = {obj: [Path(r["folder"]) for r in rs] for obj, rs in grouped.items()}
     colors = F.objective_colors(list(groups))
@@ -172,7 +177,7 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
         try:
             out.figures[name] = _build(name, groups, first, colors, score, records, agg,
                                        class_names, need_manifold)
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, StoreError) as e:  # StoreError: damaged after opening
             out.skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
     return out
 
