@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -16,10 +18,45 @@ from pathlib import Path
 from .training.config import ConfigError, TrainConfig, load_config_file, resolve_config
 
 DEMO_EPOCHS = 20
+SCORES = ("msp", "max_logit", "energy", "min_distance")  # metrics.confidence_scores
 
 
 class UserError(Exception):
     """An error caused by the user's input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (exit status 2), like every other
+    user error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer in ``[lo, hi]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range ({lo}..{hi})" if hi is not None else
+                f"{value} must be >= {lo}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
 
 
 # ----------------------------------------------------------------------------- flags
@@ -82,20 +119,31 @@ def _config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
 
 # ----------------------------------------------------------------------------- commands
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .training.resume import check_out
     from .training.train import check_objective, train
 
     cfg = _config_from_args(args)
     check_objective(cfg)
+    if os.environ.get("RANK", "0") == "0":  # DDP: rank 0 owns the run folder
+        check_out(cfg)  # before any data is loaded
     out = train(cfg)
     print(f"run written to {out}")
     return 0
 
 
-def _parse_list(text: str, cast=str) -> list:
+def _parse_list(text: str, cast=str, flag: str | None = None) -> list:
+    """A comma-separated list; with ``flag``, an empty list or a repeated item is an error."""
     try:
-        return [cast(t.strip()) for t in text.split(",") if t.strip()]
+        items = [cast(t.strip()) for t in text.split(",") if t.strip()]
     except ValueError:
         raise UserError(f"cannot parse the list {text!r}") from None
+    if flag is not None:
+        if not items:
+            raise UserError(f"{flag} must name at least one")
+        dup = next((x for i, x in enumerate(items) if x in items[:i]), None)
+        if dup is not None:
+            raise UserError(f"{flag} lists {dup!r} twice")
+    return items
 
 
 def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], root: Path,
@@ -107,10 +155,8 @@ def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], 
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    objectives = _parse_list(args.objectives)
-    seeds = _parse_list(args.seeds, int)
-    if not objectives or not seeds:
-        raise UserError("--objectives and --seeds must each name at least one")
+    objectives = _parse_list(args.objectives, flag="--objectives")
+    seeds = _parse_list(args.seeds, int, flag="--seeds")
     name = args.name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     root = _compare(args, objectives, seeds, Path(args.runs_dir) / name)
     print(f"runs written under {root}; list them with: geomviz runs {root}")
@@ -127,23 +173,29 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     print(f"{'run':40s} {'objective':12s} {'dataset':9s} {'seed':>4s} {'status':9s} "
           f"{'step':>6s} {'test acc':>8s} {'AUROC':>6s}")
     for folder in folders:
-        try:
-            run = open_run(folder)
-        except StoreError as e:  # one bad store must not hide the others
-            print(f"{str(folder)[-40:]:40s} unreadable: {str(e).splitlines()[0][-60:]}")
+        try:  # one bad store must not hide the others: it is one warning row
+            with open_run(folder) as run:
+                meta = run.meta
+                final = meta.get("final") or {}
+                acc = _number(final.get("test", {}).get("acc"))
+                auroc = _number(final.get("ood", {}).get("msp.auroc"))
+                steps = run.steps()
+        except (StoreError, AttributeError) as e:
+            why = str(e).splitlines()[0] if isinstance(e, StoreError) else "malformed metadata"
+            print(f"{str(folder)[-40:]:40s} unreadable: {why[:120]}")
             continue
-        with run:
-            meta = run.meta
-            final = meta.get("final") or {}
-            acc = final.get("test", {}).get("acc")
-            auroc = final.get("ood", {}).get("msp.auroc")
-            steps = run.steps()
-            print(f"{str(folder)[-40:]:40s} {meta.get('objective', '?'):12s} "
-                  f"{meta.get('dataset', '?'):9s} {meta.get('seed', ''):>4} {meta['status']:9s} "
-                  f"{int(steps[-1]) if len(steps) else 0:>6d} "
-                  f"{'' if acc is None else f'{acc:.3f}':>8s} "
-                  f"{'' if auroc is None else f'{auroc:.3f}':>6s}")
+        print(f"{str(folder)[-40:]:40s} {str(meta.get('objective', '?')):12s} "
+              f"{str(meta.get('dataset', '?')):9s} {str(meta.get('seed', '')):>4s} "
+              f"{meta['status']:9s} {int(steps[-1]) if len(steps) else 0:>6d} "
+              f"{'' if acc is None else f'{acc:.3f}':>8s} "
+              f"{'' if auroc is None else f'{auroc:.3f}':>6s}")
     return 0
+
+
+def _number(value) -> float | None:
+    """A metric read from run metadata, or None when it is absent or not a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -190,9 +242,11 @@ def _cmd_project(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     from .study.export import export, parse_formats
     from .study.figureset import build_figures, find_runs
+    from .training.resume import make_folder
 
     formats = parse_formats(args.format)
     names = _parse_list(args.only) if args.only else None
+    make_folder(args.out)
     folders = find_runs(args.runs)
     t0 = time.perf_counter()
     figs = build_figures(folders, names, score=args.score, steps=args.steps,
@@ -212,10 +266,13 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _cmd_study(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
     from .study.runner import STUDY_OBJECTIVES, run_study
+    from .training.resume import make_folder
 
-    seeds = _parse_list(args.seeds, int)
-    objectives = _parse_list(args.objectives) if args.objectives else list(STUDY_OBJECTIVES)
+    seeds = _parse_list(args.seeds, int, flag="--seeds")
+    objectives = _parse_list(args.objectives, flag="--objectives") if args.objectives \
+        else list(STUDY_OBJECTIVES)
     formats = parse_formats(args.format)
+    make_folder(args.out)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
                                    ("ood_dir", args.ood_dir), ("device", args.device),
                                    ("progress", args.progress)) if v is not None}
@@ -253,11 +310,11 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 def _add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--port", type=_int_in(1, 65535), default=8050)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geomviz", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="geomviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("train", help="train one run")
     _add_config_flags(p)
@@ -273,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_runs)
     p = sub.add_parser("demo", help="CE vs TFSD on MNIST-1D (digits 8, 9 held out as OOD)")
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    p.add_argument("--epochs", type=_int_in(1), default=DEMO_EPOCHS)
     p.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=True,
                    help="serve the dashboard on the runs afterwards (default: yes)")
     _add_serve_flags(p)
@@ -281,20 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("project", help="precompute the snapshot projections (PCA, AlignedUMAP)")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("--method", default="pca,aligned_umap,polar", help="comma-separated")
-    p.add_argument("--umap-epochs", type=int, default=100)
+    p.add_argument("--umap-epochs", type=_int_in(1), default=100)
     p.set_defaults(func=_cmd_project)
     p = sub.add_parser("figures", help="export the publication figure set of some runs")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("--out", default="figures", help="output folder (default figures)")
     p.add_argument("--format", default="png,svg,html",
                    help="comma-separated: png, svg, pdf, html (default png,svg,html)")
-    p.add_argument("--width", type=int, default=800, help="width in px (default 800)")
-    p.add_argument("--scale", type=float, default=2.0, help="pixel scale of PNGs (default 2)")
+    p.add_argument("--width", type=_int_in(1), default=800, help="width in px (default 800)")
+    p.add_argument("--scale", type=_positive_float, default=2.0,
+                   help="pixel scale of PNGs (default 2)")
     p.add_argument("--only", help="comma-separated figure names (default: all)")
-    p.add_argument("--score", default="msp", help="OOD score: msp, max_logit, energy, "
-                   "min_distance (default msp)")
-    p.add_argument("--steps", type=int, default=5, help="manifold steps (default 5)")
-    p.add_argument("--max-points", type=int, default=300,
+    p.add_argument("--score", default="msp", choices=SCORES, help="OOD score: msp, "
+                   "max_logit, energy, min_distance (default msp)")
+    p.add_argument("--steps", type=_int_in(1), default=5, help="manifold steps (default 5)")
+    p.add_argument("--max-points", type=_int_in(1), default=300,
                    help="probe examples per manifold panel (default 300)")
     p.set_defaults(func=_cmd_figures)
     p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
@@ -303,14 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="study", help="output folder (default study)")
     p.add_argument("--objectives", help="comma-separated (default: ce, metric_ce, tfsd, "
                    "label_smoothing, logitnorm, ce_zloss)")
-    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--epochs", type=_int_in(1), help="override the preset's epochs")
     p.add_argument("--data-dir", help="dataset folder (cifar10)")
     p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")
-    p.add_argument("--width", type=int, default=800)
-    p.add_argument("--scale", type=float, default=2.0)
+    p.add_argument("--width", type=_int_in(1), default=800)
+    p.add_argument("--scale", type=_positive_float, default=2.0)
     p.set_defaults(func=_cmd_study)
     p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
     p.add_argument("name", nargs="?", help="show one objective only")
@@ -341,16 +399,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geomviz: run diverged: {e}", file=sys.stderr)
         return 3
     except (UserError, ConfigError, DataError, StoreError, ExportError, ValueError,
-            ImportError) as e:
-        print(f"geomviz: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-              file=sys.stderr)
+            ImportError, OSError, sqlite3.Error) as e:
+        if isinstance(e, BrokenPipeError):  # e.g. `geomviz objectives | head`
+            sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the flush at exit
+            return 0
+        print(f"geomviz: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `geomviz objectives | head`
-        sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the flush at exit
-        return 0
     except KeyboardInterrupt:
         print("geomviz: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of an error; OS errors as 'reason: path' (no errno)."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    text = str(e).splitlines()[0] if str(e).strip() else ""
+    return text or type(e).__name__
 
 
 if __name__ == "__main__":

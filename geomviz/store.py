@@ -4,10 +4,13 @@ The writer batches rows in memory and commits them at each ``flush()``; a commit
 is atomic, so a run killed at any moment (even ``kill -9``) keeps everything up
 to its last flush. A heartbeat thread refreshes ``meta.heartbeat`` so a reader
 can tell a live run from a dead one: ``status == "running"`` with a heartbeat
-older than ``stale_after`` seconds reads as ``"crashed"``.
+older than ``stale_after`` seconds reads as ``"crashed"``. One writer per run: the
+writer holds an OS lock on ``run.lock`` (:class:`RunLock`) that dies with its process.
 
 Reading (``open_run``, ``list_runs``) uses read-only connections and works
-while the writer is live. Tables (schema version :data:`SCHEMA_VERSION`)::
+while the writer is live; a store that cannot be read or whose metadata is malformed
+raises :class:`StoreError` with one line when opened. Tables (schema version
+:data:`SCHEMA_VERSION`)::
 
     meta(key, value)                                   JSON values
     scalars(step, epoch, split, name, value)
@@ -18,8 +21,11 @@ while the writer is live. Tables (schema version :data:`SCHEMA_VERSION`)::
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,12 +35,13 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "SCHEMA_VERSION", "STORE_FILE", "StoreError", "RunWriter", "NullWriter", "Run",
-    "open_run", "list_runs",
+    "SCHEMA_VERSION", "STORE_FILE", "LOCK_FILE", "StoreError", "RunLocked", "RunLock",
+    "RunWriter", "NullWriter", "Run", "open_run", "list_runs", "warn_skipped",
 ]
 
 SCHEMA_VERSION = 1
 STORE_FILE = "run.sqlite"
+LOCK_FILE = "run.lock"  # beside the store: the writer's exclusive lock, holding its pid
 STATUSES = ("running", "finished", "crashed", "diverged")
 
 _SCHEMA = """
@@ -59,6 +66,41 @@ class StoreError(Exception):
     """A store that cannot be read: missing, corrupt, or of an unknown schema version."""
 
 
+class RunLocked(StoreError):
+    """Another live writer (process or thread) holds the run's lock."""
+
+
+class RunLock:
+    """The one-writer-per-run lock: ``fcntl.flock`` on ``run.lock`` beside the store.
+
+    The OS drops the lock when the holder dies (``kill -9`` included), so a crashed
+    run never blocks its own ``--resume``. Each ``RunLock`` opens the file anew, and
+    flock locks belong to the open file, so two threads of one process exclude each
+    other as two processes do. The file is never deleted: a process that opened it
+    before a deletion would lock an orphan inode.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            self._fd = None
+            raise RunLocked(f"{self.path.parent} is being written by another process "
+                            f"(pid {holder}); wait for it to end or use another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
@@ -73,39 +115,67 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
 class RunWriter:
     """Writes one run. ``flush()`` commits what was buffered; ``close(status)`` ends the run.
 
-    ``meta`` is merged into the run metadata (JSON-serialisable values).
+    ``meta`` is merged into the run metadata (JSON-serialisable values). The writer
+    holds the run's :class:`RunLock` (taken here unless ``lock`` is given) until
+    ``close``; a second writer raises :class:`RunLocked`. ``resume`` keeps the rows
+    up to ``drop_after_step``; ``restart`` empties an existing store (a run that
+    crashed before its first checkpoint starts again from scratch).
     """
 
     def __init__(self, folder: str | Path, meta: dict[str, Any], heartbeat_s: float = 5.0,
-                 resume: bool = False, drop_after_step: int | None = None) -> None:
+                 resume: bool = False, drop_after_step: int | None = None,
+                 restart: bool = False, lock: RunLock | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / STORE_FILE
+        self._run_lock = lock or RunLock(self.folder)  # before the existence check: no race
+        try:
+            self._open(resume or restart, drop_after_step, restart, meta, heartbeat_s)
+        except BaseException:
+            self._run_lock.release()
+            raise
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True)
+        self._beat.start()
+
+    def _open(self, resume: bool, drop_after_step: int | None, restart: bool,
+              meta: dict[str, Any], heartbeat_s: float) -> None:
         if self.path.exists() and not resume:
             raise StoreError(f"{self.path} already exists (use a new --out or --resume)")
         self._con = _connect(self.path, readonly=False)
-        self._con.execute("PRAGMA journal_mode = WAL")
-        self._con.execute("PRAGMA synchronous = NORMAL")
-        self._con.executescript(_SCHEMA)
-        if resume:
-            self._check_version()
-            if drop_after_step is not None:  # rows a resumed run will write again
-                for table in ("scalars", "histograms", "arrays"):
-                    self._con.execute(f"DELETE FROM {table} WHERE step > ?", (drop_after_step,))
+        try:
+            self._con.execute("PRAGMA journal_mode = WAL")
+            self._con.execute("PRAGMA synchronous = NORMAL")
+            # schema and first metadata in one transaction: readers never see half a store
+            self._con.executescript("BEGIN;" + _SCHEMA)
+            if restart:
+                for table in ("scalars", "histograms", "arrays", "hist_edges", "meta"):
+                    self._con.execute(f"DELETE FROM {table}")
+            elif resume:
+                self._check_version()
+                if drop_after_step is not None:  # rows a resumed run will write again
+                    for table in ("scalars", "histograms", "arrays"):
+                        self._con.execute(f"DELETE FROM {table} WHERE step > ?",
+                                          (drop_after_step,))
+            self._write_first_meta(meta, heartbeat_s, keep_created=resume and not restart)
+        except sqlite3.DatabaseError as e:
+            self._con.close()
+            raise StoreError(f"{self.path} is not a writable geomviz run store ({e})") from None
         self._lock = threading.Lock()
         self._scalars: list[tuple] = []
         self._hists: list[tuple] = []
         self._arrays: list[tuple] = []
         self._edges: dict[str, bytes] = {}
+
+    def _write_first_meta(self, meta: dict[str, Any], heartbeat_s: float,
+                          keep_created: bool) -> None:
         now = time.time()
         base = {"schema_version": SCHEMA_VERSION, "created": now, "status": "running"}
-        if resume:
+        if keep_created and self._con.execute(
+                "SELECT 1 FROM meta WHERE key = 'created'").fetchone():
             base.pop("created")
         self._set_meta({**base, **meta, "heartbeat": now, "heartbeat_s": heartbeat_s})
         self._con.commit()
-        self._stop = threading.Event()
-        self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True)
-        self._beat.start()
 
     # buffered rows ------------------------------------------------------------------------
     def scalars(self, step: int, values: dict[str, float], split: str = "train",
@@ -157,14 +227,21 @@ class RunWriter:
         self._beat.join(timeout=10)
         self.flush()
         extra = {"message": message} if message else {}
-        self.set_meta(status=status, ended=time.time(), **extra)
-        self._con.close()
+        try:
+            self.set_meta(status=status, ended=time.time(), **extra)
+            self._con.close()
+        finally:
+            self._run_lock.release()
 
     # internals ----------------------------------------------------------------------------
     def _check_version(self) -> None:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and json.loads(row[0]) != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has store schema version {json.loads(row[0])}; "
+        try:
+            version = None if row is None else json.loads(row[0])
+        except (TypeError, ValueError):
+            version = row[0]
+        if row is not None and version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema version {version!r}; "
                              f"cannot resume it with version {SCHEMA_VERSION}")
 
     def _set_meta(self, values: dict[str, Any]) -> None:
@@ -222,15 +299,24 @@ class Run:
         self._stale_after = stale_after
         try:
             self._con = _connect(self.path, readonly=True)
-            version = self._con.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable geomviz run store ({e})") from None
-        if version is None:
-            raise StoreError(f"{self.path} has no schema version: not a geomviz run store")
-        if json.loads(version[0]) != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has store schema version {json.loads(version[0])}; "
-                             f"this geomviz reads version {SCHEMA_VERSION}")
+        try:
+            meta = self._raw_meta()  # malformed metadata fails here, once, as one line
+            if "schema_version" not in meta:
+                raise StoreError(f"{self.path} has no schema version: not a geomviz run store")
+            if meta["schema_version"] != SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has store schema version "
+                                 f"{meta['schema_version']!r}; this geomviz reads version "
+                                 f"{SCHEMA_VERSION}")
+            if meta.get("status") not in STATUSES:
+                raise StoreError(f"{self.path}: malformed metadata: status is "
+                                 f"{meta.get('status', 'missing')!r}, not one of "
+                                 f"{', '.join(STATUSES)}")
+        except StoreError:
+            self._con.close()
+            raise
 
     def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
@@ -245,13 +331,28 @@ class Run:
             where, args = where + " AND split = ?", (name, split)
         return self._q(select + where + " ORDER BY step, rowid", args)
 
+    def _raw_meta(self) -> dict[str, Any]:
+        meta = {}
+        for key, value in self._q("SELECT key, value FROM meta"):
+            try:
+                meta[key] = json.loads(value)
+            except (TypeError, ValueError):
+                raise StoreError(f"{self.path}: malformed metadata: the value of {key!r} is "
+                                 "not JSON") from None
+        return meta
+
     @property
     def meta(self) -> dict[str, Any]:
         """Run metadata; a ``running`` run whose heartbeat went stale reads as ``crashed``."""
-        meta = {k: json.loads(v) for k, v in self._q("SELECT key, value FROM meta")}
+        meta = self._raw_meta()
         if meta.get("status") == "running":
-            stale = self._stale_after or max(30.0, 6 * float(meta.get("heartbeat_s", 5.0)))
-            if time.time() - float(meta.get("heartbeat", 0.0)) > stale:
+            try:
+                stale = self._stale_after or max(30.0, 6 * float(meta.get("heartbeat_s", 5.0)))
+                beat = float(meta.get("heartbeat", 0.0))
+            except (TypeError, ValueError):
+                raise StoreError(f"{self.path}: malformed metadata: heartbeat is not a "
+                                 "number") from None
+            if time.time() - beat > stale:
                 meta["status"] = "crashed"
         return meta
 
@@ -324,5 +425,11 @@ def list_runs(folder: str | Path) -> list[Path]:
     """Run folders (holding ``run.sqlite``) anywhere under ``folder``, sorted."""
     root = Path(folder)
     if not root.is_dir():
-        raise StoreError(f"runs folder {root} does not exist")
+        raise StoreError(f"runs folder {root} "
+                         f"{'is not a folder' if root.exists() else 'does not exist'}")
     return sorted(p.parent for p in root.rglob(STORE_FILE))
+
+
+def warn_skipped(folder: str | Path, why: str) -> None:
+    """One warning line on stderr for a run left out; the others go on as usual."""
+    print(f"geomviz: warning: skipping {folder}: {why}", file=sys.stderr, flush=True)

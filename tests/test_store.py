@@ -1,15 +1,27 @@
-"""Run store: round trip, live reading, schema version, corruption, heartbeat staleness."""
+"""Run store: round trip, live reading, schema version, corruption, malformed metadata,
+heartbeat staleness, the one-writer lock (threads here; processes in test_resume)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from geomviz.store import SCHEMA_VERSION, STORE_FILE, RunWriter, StoreError, list_runs, open_run
+from geomviz.store import (
+    LOCK_FILE,
+    SCHEMA_VERSION,
+    STORE_FILE,
+    RunLocked,
+    RunWriter,
+    StoreError,
+    list_runs,
+    open_run,
+)
 
 
 def test_round_trip_and_live_reads(tmp_path):
@@ -94,6 +106,86 @@ def test_resume_drops_rows_after_the_checkpoint(tmp_path):
     w.scalars(20, {"loss": 0.5})
     w.flush()
     w._stop.set()
+    w._run_lock.release()  # what the OS does when the writer's process dies
     w = RunWriter(tmp_path, {}, resume=True, drop_after_step=10)
     w.close()
     assert open_run(tmp_path).scalars("loss")["step"].tolist() == [10]
+
+
+def test_restart_empties_the_store_but_keeps_it(tmp_path):
+    w = RunWriter(tmp_path, {"name": "old", "stale": 1})
+    w.scalars(10, {"loss": 1.0})
+    w.histogram(10, "h", [1], [0.0, 1.0])
+    w.array(10, "a", np.zeros(2))
+    w.flush()
+    w._stop.set()
+    w._run_lock.release()
+    created = open_run(tmp_path).meta["created"]
+    time.sleep(0.01)
+    w = RunWriter(tmp_path, {"name": "new"}, restart=True)
+    w.close()
+    with open_run(tmp_path) as r:
+        assert r.steps().tolist() == [] and r.arrays("a") == {}
+        meta = r.meta
+        assert meta["name"] == "new" and "stale" not in meta and meta["created"] > created
+        with pytest.raises(KeyError):
+            r.histograms("h")
+
+
+def test_second_writer_is_refused_naming_the_holder(tmp_path):
+    w = RunWriter(tmp_path, {})
+    with pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
+        RunWriter(tmp_path, {}, resume=True)
+    assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
+    w.close()  # releases the lock: a resume may follow
+    RunWriter(tmp_path, {}, resume=True).close()
+
+
+def test_writers_started_in_the_same_instant_one_wins(tmp_path):
+    """The lock is taken before the 'already exists' check: of 8 threads starting the same
+    new run at once, exactly one writes it and the others get one clear error each."""
+    barrier = threading.Barrier(8)
+    won, errors = [], []
+
+    def start(i: int) -> None:
+        barrier.wait()
+        try:
+            won.append((i, RunWriter(tmp_path / "run", {"who": i})))
+        except StoreError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(errors) == 7
+    assert all(("already exists" in str(e) or "pid" in str(e)) and "locked" not in str(e)
+               for e in errors)
+    who, writer = won[0]
+    writer.close()
+    assert open_run(tmp_path / "run").meta["who"] == who
+
+
+def _set_meta_raw(folder, key, value):
+    con = sqlite3.connect(folder / STORE_FILE)
+    if value is None:
+        con.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("status", None, "status is 'missing'"),
+    ("status", '"weird"', "status is 'weird'"),
+    ("config", "{not json", "value of 'config' is not JSON"),
+    ("schema_version", "one", "is not JSON"),
+])
+def test_malformed_metadata_is_one_store_error(tmp_path, key, value, message):
+    RunWriter(tmp_path, {"config": {}}).close()
+    _set_meta_raw(tmp_path, key, value)
+    with pytest.raises(StoreError, match=message) as e:
+        open_run(tmp_path)
+    assert "\n" not in str(e.value)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import figures as F
 from ..projection import load_snapshots, project
 from ..projection import polar as polar_view
-from ..store import StoreError, list_runs, open_run
+from ..store import StoreError, list_runs, open_run, warn_skipped
 from .groundtruth import binned_mean, probe_entropies
 from .results import aggregate, fmt_stat, group_records, present_metrics, run_record
 
@@ -55,15 +55,30 @@ class FigureSet:
     records: list[dict] = field(default_factory=list)
 
 
+def _readable(folder: Path) -> bool:
+    try:
+        with open_run(folder) as run:
+            run.meta  # noqa: B018 - malformed metadata fails here
+        return True
+    except StoreError as e:
+        warn_skipped(folder, str(e).splitlines()[0])
+        return False
+
+
 def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run folders given directly or found under folders of runs, in order, de-duplicated."""
+    """Readable run folders given directly or found under folders of runs, in order,
+    de-duplicated; an unreadable store is one warning line and is left out."""
     out: list[Path] = []
+    found = 0
     for p in paths:
         for folder in list_runs(p):
             if folder.resolve() not in [o.resolve() for o in out]:
-                out.append(folder)
+                found += 1
+                if _readable(folder):
+                    out.append(folder)
     if not out:
-        raise StoreError(f"no runs under {', '.join(map(str, paths))}")
+        raise StoreError(f"no {'readable ' if found else ''}runs under "
+                         f"{', '.join(map(str, paths))}")
     return out
 
 
@@ -132,7 +147,15 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
     bad = [n for n in names if n not in FIGURES]
     if bad:
         raise ValueError(f"unknown figure {bad[0]!r}; choose from {', '.join(FIGURES)}")
-    records = [run_record(f, score) for f in folders]
+    records = []
+    for f in folders:  # one bad store hides no other run
+        try:
+            records.append(run_record(f, score))
+        except StoreError as e:
+            warn_skipped(f, str(e).splitlines()[0])
+    if not records:
+        raise StoreError("none of the runs given can be read")
+    folders = [Path(r["folder"]) for r in records]
     grouped = group_records(records)
     groups = {obj: [Path(r["folder"]) for r in rs] for obj, rs in grouped.items()}
     colors = F.objective_colors(list(groups))
@@ -154,7 +177,7 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
         try:
             out.figures[name] = _build(name, groups, first, colors, score, records, agg,
                                        class_names, need_manifold)
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, StoreError) as e:  # StoreError: damaged after opening
             out.skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
     return out
 

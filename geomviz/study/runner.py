@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import StoreError, open_run
+from ..store import StoreError, open_run, warn_skipped
 from ..training.config import ConfigError, TrainConfig, resolve_config
 
 __all__ = ["PRESETS", "STUDY_OBJECTIVES", "StudyResult", "preset_config", "train_grid",
@@ -82,7 +82,8 @@ def _differences(stored: dict, cfg: TrainConfig) -> list[str]:
 
 
 def _plan(cfg: TrainConfig) -> str:
-    """``train``, ``reuse`` or ``resume`` for the run folder ``cfg.out``; refuses to overwrite."""
+    """``train``, ``reuse``, ``resume`` or ``skip`` (an unreadable store, with a warning)
+    for the run folder ``cfg.out``; refuses to overwrite."""
     out = Path(cfg.out)
     if not (out / "run.sqlite").exists():
         return "train"
@@ -90,8 +91,8 @@ def _plan(cfg: TrainConfig) -> str:
         with open_run(out) as run:
             meta = run.meta
     except StoreError as e:
-        raise StoreError(f"{out} holds an unreadable run ({e}); move it away to retrain") \
-            from None
+        warn_skipped(out, f"{str(e).splitlines()[0]} (move it away to train it again)")
+        return "skip"
     diff = _differences(meta.get("config", {}), cfg)
     if diff:
         raise ConfigError(f"{out} was trained with a different config ({', '.join(diff)}); "
@@ -105,23 +106,37 @@ def _plan(cfg: TrainConfig) -> str:
     raise StoreError(f"{out} holds a {meta['status']} run; move it away to retrain")
 
 
+def _no_repeats(items: list, what: str) -> None:
+    dup = next((x for i, x in enumerate(items) if x in items[:i]), None)
+    if dup is not None:
+        raise ConfigError(f"the {what} {dup!r} is listed twice")
+
+
 def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root: Path,
                reuse: bool = False) -> StudyResult:
     """Train ``objectives × seeds`` under ``root/<objective>-s<seed>``, sharing one data
     bundle per seed. With ``reuse``, finished runs of the same config are kept and
     crashed ones resumed from their checkpoint."""
+    from ..training.resume import check_out
     from ..training.train import check_objective, load_bundle, train
 
     result = StudyResult(root)
     cfgs = [dataclasses.replace(base, objective=o, seed=s, out=str(root / f"{o}-s{s}"),
                                 name=f"{root.name}/{o}-s{s}", resume=False)
             for o in objectives for s in seeds]
-    for cfg in cfgs:  # every name and value checked before the first run starts
+    _no_repeats(objectives, "objective")
+    _no_repeats(seeds, "seed")
+    for cfg in cfgs:  # every name, value and folder checked before the first run starts
         check_objective(cfg)
     plans = [_plan(c) if reuse else "train" for c in cfgs]
+    for cfg, plan in zip(cfgs, plans, strict=True):
+        if plan == "train":
+            check_out(cfg)
     bundles: dict[int, object] = {}
     t0 = time.perf_counter()
     for cfg, plan in zip(cfgs, plans, strict=True):
+        if plan == "skip":
+            continue
         result.runs.append(Path(cfg.out))
         if plan == "reuse":
             print(f"== {cfg.objective} seed {cfg.seed}: finished run kept ({cfg.out})")

@@ -1,7 +1,8 @@
 """Typed training configuration, layered as defaults < config file (YAML/JSON) < CLI flags.
 
-Unknown keys are rejected with the list of known ones; values are checked here so
-that a bad run fails before it starts. The resolved config is written into the run.
+Unknown keys are rejected with the list of known ones; every value is coerced to its
+field's declared type and range-checked here, so that a bad run fails in one line
+before any data is loaded. The resolved config is written into the run.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,38 +86,45 @@ class TrainConfig:
     snapshot_ood: int = 500  # OOD examples in the probe set
 
     def validate(self) -> TrainConfig:
+        """Every field coerced to its declared type, then range-checked: a bad value is
+        one :class:`ConfigError` line, raised before any data is loaded."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name)))
+
         def need(cond: bool, msg: str) -> None:
             if not cond:
                 raise ConfigError(msg)
 
-        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        need(self.optimizer in ("adamw", "sgd"), f"optimizer must be adamw or sgd, got "
-             f"{self.optimizer!r}")
-        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
-        need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "flush_every", "feature_dim",
+                     "width", "seq_len", "train_tokens", "test_tokens", "concepts",
+                     "max_synonyms", "block_size", "vocab_size", "probe_every"):
+            value = getattr(self, name)
+            need(value is None or value >= 1, f"{name} must be >= 1, got {value}")
+        for name in ("snapshots", "snapshot_size", "snapshot_ood", "warmup_epochs",
+                     "weight_decay", "momentum"):
+            value = getattr(self, name)
+            need(value >= 0, f"{name} must be >= 0, got {value}")
+        need(0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or unset")
-        need(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got "
-             f"{self.amp!r}")
-        need(self.flush_every >= 1, f"flush_every must be >= 1, got {self.flush_every}")
-        need(self.probe_every is None or self.probe_every >= 1, "probe_every must be >= 1")
-        need(self.snapshots >= 0 and self.snapshot_size >= 0 and self.snapshot_ood >= 0,
-             "snapshot counts must be >= 0")
-        need(self.feature_dim >= 1, f"feature_dim must be >= 1, got {self.feature_dim}")
-        need(isinstance(self.objective_kw, dict), "objective_kw must be a mapping")
-        need(self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}")
+        need(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
+        need(all(c >= 0 for c in self.ood_classes), f"ood_classes must be >= 0, got "
+             f"{self.ood_classes}")
+        need(len(set(self.ood_classes)) == len(self.ood_classes),
+             f"ood_classes lists a class twice: {self.ood_classes}")
+        for name, allowed in _CHOICES.items():
+            need(getattr(self, name) in allowed, f"{name} must be one of "
+                 f"{', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
-        need(self.tokenizer in ("bpe", "bytes"), f"tokenizer must be bpe or bytes, got "
-             f"{self.tokenizer!r}")
-        need(self.order in (1, 2), f"order must be 1 or 2, got {self.order}")
-        need(self.emission in ("uniform", "zipf"), f"emission must be uniform or zipf, got "
-             f"{self.emission!r}")
-        need(self.gpt_size in ("tiny", "small"), f"gpt_size must be tiny or small, got "
-             f"{self.gpt_size!r}")
-        need(self.fused in ("auto", "on", "off"), f"fused must be auto, on or off, got "
-             f"{self.fused!r}")
         return self
+
+
+_CHOICES: dict[str, tuple] = {
+    "optimizer": ("adamw", "sgd"), "amp": ("auto", "bf16", "off"), "tokenizer": ("bpe", "bytes"),
+    "order": (1, 2), "emission": ("uniform", "zipf"), "gpt_size": ("tiny", "small"),
+    "fused": ("auto", "on", "off"),
+}
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -151,21 +160,72 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _coerce(key: str, value: Any) -> Any:
-    default = _FIELDS[key].default
-    if value is None:
-        return None
-    if isinstance(default, bool):
+_TYPES = typing.get_type_hints(TrainConfig)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _scalar(key: str, kind: type, value: Any) -> Any:
+    """``value`` as ``kind`` (bool, int, float or str); strings from flags are parsed."""
+    bad = ConfigError(f"config key {key}: cannot use {value!r} (expected {_EXPECTED[kind]})")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad
+    if isinstance(value, bool) or isinstance(value, (list, dict, tuple)):
+        raise bad
+    if kind is str:
+        if isinstance(value, (str, int, float)):  # YAML `name: 2024` is still a name
+            return str(value)
+        raise bad
+    if kind is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         if isinstance(value, str):
-            return value.lower() in ("1", "true", "yes", "on")
-        return bool(value)
-    if isinstance(default, int) and not isinstance(default, bool):
-        return int(value)
-    if key in ("probe_every", "vocab_size"):
-        return int(value)
-    if isinstance(default, float) or key in ("grad_clip",):
-        return float(value)
-    return value
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise bad from None
+        raise bad
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not math.isfinite(out):
+        raise ConfigError(f"config key {key}: {value!r} is not a finite number")
+    return out
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """``value`` as the declared type of field ``key`` (``X | None`` accepts None)."""
+    hint = _TYPES[key]
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"config key {key}: cannot be empty (null)")
+    if type(None) in args:  # X | None
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint)
+    if origin is list:
+        if isinstance(value, str):  # a flag: "8,9"
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key}: cannot use {value!r} (expected a list of "
+                              "integers, e.g. [8, 9])")
+        return [_scalar(key, typing.get_args(hint)[0], v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config key {key}: cannot use {value!r} (expected a mapping, "
+                              "e.g. {scale: 0.5})")
+        return dict(value)
+    return _scalar(key, hint, value)
 
 
 def resolve_config(file_values: dict[str, Any] | None = None,
@@ -180,13 +240,8 @@ def resolve_config(file_values: dict[str, Any] | None = None,
         for k, v in values.items():
             if source == "flags" and v is None:
                 continue
-            try:
-                merged[k] = _coerce(k, v)
-            except (TypeError, ValueError):
-                raise ConfigError(f"config key {k}: cannot use {v!r}") from None
-    if "objective_kw" in merged:
-        merged["objective_kw"] = {**(file_values or {}).get("objective_kw", {}),
-                                  **merged["objective_kw"]}
+            v = _coerce(k, v)
+            merged[k] = {**merged.get(k, {}), **v} if k == "objective_kw" else v
     if merged.get("dataset") in TOKEN_DEFAULTS:  # below the file and the flags
         merged = {**TOKEN_DEFAULTS[merged["dataset"]], **merged}
     return TrainConfig(**merged).validate()

@@ -29,12 +29,12 @@ from torch.nn import functional as F
 from ..data import TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
 from ..models import Classifier, build_backbone, tie_embeddings
 from ..objectives.registry import _FusedObjective, create_objective
-from ..store import NullWriter, RunWriter
 from .config import ConfigError, TrainConfig
 from .evaluate import evaluate
 from .evaluate_tokens import evaluate_tokens
 from .probing import Probing
 from .provenance import provenance
+from .resume import open_writer
 
 __all__ = ["train", "check_objective", "load_bundle", "Diverged", "CHECKPOINT"]
 
@@ -203,30 +203,21 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(round(cfg.warmup_epochs * steps_per_epoch), total))
 
-    start_epoch, step = 0, 0
     ckpt_path = out / CHECKPOINT
-    if cfg.resume:
-        if not ckpt_path.exists():
-            raise ConfigError(f"--resume: no {CHECKPOINT} in {out} to continue from")
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start_epoch, step = state["epoch"] + 1, state["step"]
     meta = {"name": cfg.name or out.name, "objective": cfg.objective, "dataset": cfg.dataset,
             "head_objective": objective.name, "kind": bundle.kind,
             "seed": cfg.seed, "config": dataclasses.asdict(cfg), "class_names": bundle.class_names,
             "ood_name": bundle.ood_name, "near_ood_name": bundle.near_ood_name,
             "data_info": bundle.info, "steps_per_epoch": steps_per_epoch, "total_steps": total,
             **provenance(device, world)}
-    writer = (RunWriter(out, meta, resume=cfg.resume, drop_after_step=step if cfg.resume else None)
-              if rank == 0 else NullWriter())
+    # one writer per run (lock); --resume: config check, checkpoint, or a restart from scratch
+    writer, start_epoch, step = open_writer(cfg, meta, ckpt_path, device, rank, model, opt, sched)
     x_all, y_all = bundle.x_train.to(device), bundle.y_train.to(device)
     bar = _progress(cfg, rank, total, step)
     probing = Probing(cfg, model, bundle, writer, device, rank, total)
     try:
         probing.__enter__()
-        if not cfg.resume:
+        if step == 0:
             probing.after_step(0)  # the initial geometry
         for epoch in range(start_epoch, cfg.epochs):
             step = _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch,

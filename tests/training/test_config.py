@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -36,3 +37,79 @@ def test_unknown_keys_and_bad_values(tmp_path):
         load_config_file(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "none.yaml")
+
+
+def _bad_value(hint) -> object:
+    """A value of the wrong type for a field annotated ``hint``."""
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    hint = args[0] if args else hint
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return 8  # `ood_classes: 8`
+    if origin is dict:
+        return [1, 2]  # `objective_kw: [1, 2]`
+    return {bool: "nah", int: "abc", float: "fast", str: [1, 2]}[hint]
+
+
+def test_every_field_rejects_a_wrong_type_in_one_line():
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    for name, hint in hints.items():
+        with pytest.raises(ConfigError, match=f"config key {name}") as e:
+            resolve_config({name: _bad_value(hint)})
+        assert "\n" not in str(e.value)
+        optional = type(None) in typing.get_args(hint)
+        if optional:
+            assert getattr(resolve_config({name: None}), name) is None
+        else:
+            with pytest.raises(ConfigError, match=f"config key {name}: cannot be empty"):
+                resolve_config({name: None})
+
+
+def test_values_are_coerced_to_the_field_types():
+    cfg = resolve_config({"hidden": [64, "32"], "ood_classes": "8,9", "probes": "off",
+                          "lr": "3e-4", "epochs": 4.0, "name": 2024, "grad_clip": 1},
+                         {"qk_layernorm": "yes", "seed": "7", "vocab_size": "512"})
+    assert cfg.hidden == [64, 32] and cfg.ood_classes == [8, 9] and cfg.probes is False
+    assert cfg.lr == 3e-4 and cfg.epochs == 4 and isinstance(cfg.epochs, int)
+    assert cfg.name == "2024" and cfg.grad_clip == 1.0 and isinstance(cfg.grad_clip, float)
+    assert cfg.qk_layernorm is True and cfg.seed == 7 and cfg.vocab_size == 512
+    # the config file's objective_kw and the flags' merge, flags winning
+    cfg = resolve_config({"objective_kw": {"scale": 1, "k": 2}}, {"objective_kw": {"scale": 3}})
+    assert cfg.objective_kw == {"scale": 3, "k": 2}
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"eval_batch_size": 0}, "eval_batch_size must be >= 1"),
+    ({"seed": 10**20}, "seed must be in [0, 2**32)"),
+    ({"seed": -1}, "seed must be in [0, 2**32)"),
+    ({"vocab_size": 0}, "vocab_size must be >= 1"),
+    ({"train_tokens": 0}, "train_tokens must be >= 1"),
+    ({"test_tokens": -5}, "test_tokens must be >= 1"),
+    ({"concepts": 0}, "concepts must be >= 1"),
+    ({"max_synonyms": 0}, "max_synonyms must be >= 1"),
+    ({"block_size": 0}, "block_size must be >= 1"),
+    ({"seq_len": 300}, "longer than the model's context"),
+    ({"hidden": [64, 0]}, "hidden sizes must be >= 1"),
+    ({"ood_classes": [8, 8]}, "lists a class twice"),
+    ({"ood_classes": [-1]}, "ood_classes must be >= 0"),
+    ({"lr": float("inf")}, "not a finite number"),
+    ({"momentum": -0.1}, "momentum must be >= 0"),
+    ({"snapshots": -1}, "snapshots must be >= 0"),
+    ({"order": 3}, "order must be one of 1, 2"),
+    ({"fused": "maybe"}, "fused must be one of auto, on, off"),
+    ({"probes": 2}, "expected true or false"),
+    ({"epochs": True}, "expected an integer"),
+    ({"hidden": [1.5]}, "expected an integer"),
+])
+def test_ranges_and_choices(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config(values)
+
+
+def test_validate_checks_a_config_built_in_python():
+    with pytest.raises(ConfigError, match="config key hidden"):
+        TrainConfig(hidden="abc").validate()  # type: ignore[arg-type]
