@@ -88,6 +88,8 @@ def render_token(raw: bytes) -> str:
 
 
 def _tokenizers():
+    # the BPE trains before any fork (DDP, workers): its thread pool need not warn about it
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import tokenizers
     except ImportError:
