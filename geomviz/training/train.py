@@ -26,8 +26,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
-from ..models import Classifier, build_backbone, tie_embeddings
+from ..data import DATASETS, TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
+from ..models import MODELS, Classifier, build_backbone, tie_embeddings
 from ..objectives.registry import _FusedObjective, create_objective
 from .config import ConfigError, TrainConfig
 from .evaluate import evaluate
@@ -121,8 +121,12 @@ def _dist() -> tuple[int, int, int]:
 
 
 def check_objective(cfg: TrainConfig) -> None:
-    """Fail on a bad objective name or hyperparameter before any data is loaded."""
+    """Fail on a bad objective, dataset or model name, a bad hyperparameter or a model that
+    does not fit the data, before any data is loaded."""
     create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
+    for what, name, known in (("dataset", cfg.dataset, DATASETS), ("model", cfg.model, MODELS)):
+        if name not in known:
+            raise ConfigError(f"unknown {what} {name!r}; choose one of: {', '.join(known)}")
     if cfg.fused == "on" and cfg.objective not in FUSED and cfg.objective not in FUSED.values():
         raise ConfigError(f"--fused on: {cfg.objective} has no fused form; fused objectives: "
                           f"{', '.join(FUSED)}")
