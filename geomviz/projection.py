@@ -62,10 +62,10 @@ def load_snapshots(folder: str | Path, features: bool = True) -> Snapshots:
             raise ValueError(f"{folder} has no snapshots (trained with --snapshots 0?)")
         labels = run.arrays("snapshot.labels").get(0)
         extra = {}
-        for name in ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred",
-                     "entropy_target"):
+        for name in _per_sample_names(run):
             arr = run.arrays(f"snapshot.{name}")
-            if all(int(s) in arr for s in steps):
+            if all(int(s) in arr for s in steps) and all(
+                    arr[int(s)].ndim == 1 for s in steps):
                 extra[name] = np.stack([arr[int(s)] for s in steps])
     if labels is None:
         size = next(iter(extra.values())).shape[1] if extra else 0
@@ -74,6 +74,21 @@ def load_snapshots(folder: str | Path, features: bool = True) -> Snapshots:
     if features:
         snap.load_features()
     return snap
+
+
+KNOWN = ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred", "entropy_target")
+_NOT_PER_SAMPLE = {"features", "logits", "labels", "index", "is_ood"}
+
+
+def _per_sample_names(run) -> list[str]:
+    """The known per-sample snapshot arrays, then any other the run stores (a language-model
+    run's token ids, say), so the views stay generic over what a snapshot holds."""
+    try:
+        rows = run._q("SELECT DISTINCT name FROM arrays WHERE name LIKE 'snapshot.%'")
+        stored = {r[0].split(".", 1)[1] for r in rows}
+    except Exception:  # noqa: BLE001 - an older reader: the known names only
+        return list(KNOWN)
+    return [n for n in KNOWN if n in stored] + sorted(stored - set(KNOWN) - _NOT_PER_SAMPLE)
 
 
 def pca_joint(snaps: list[Snapshots], n_components: int = 2) -> list[np.ndarray]:

@@ -58,15 +58,17 @@ def test_seed_groups_mean_and_sd():
     assert groups["s/tfsd"]["acc"] == (0.6, 0.0, 1) and groups["s/ce"]["auroc"] is None
 
 
-def test_correctness_colouring_follows_the_margin(tmp_path):
+def test_correctness_colouring_is_a_discrete_legend_from_the_margin():
     import numpy as np
 
-    from geomviz.dashboard import create_app
+    from geomviz.dashboard.views import manifold_figure
 
-    create_app(tmp_path)
-    from geomviz.dashboard.pages.compare import _figure
-
-    run = {"xy": np.zeros((1, 4, 2)), "labels": np.array([0, 1, 1, 0]),
+    run = {"xy": np.zeros((1, 4, 2)), "labels": np.array([0, 1, 1, 0]), "name": "r",
            "extra": {"margin": np.array([[0.5, -1.0, 2.0, -0.1]])}}
-    fig = _figure(run, 0, "correct", "t", [], None)
-    assert list(fig.data[0].marker.color) == [1.0, 0.0, 1.0, 0.0]
+    fig, reason = manifold_figure(run, 0, "correct", 0, None, None, "pca")
+    assert reason is None
+    wrong, right = fig.data[0], fig.data[1]
+    assert (wrong.name, right.name) == ("wrong", "correct")
+    assert [c[0] for c in wrong.customdata] == [1, 3]
+    assert [c[0] for c in right.customdata] == [0, 2]
+    assert not any(getattr(t.marker, "showscale", False) for t in fig.data)
