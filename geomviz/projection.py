@@ -19,6 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import threading
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from .store import open_run
 __all__ = ["Snapshots", "load_snapshots", "pca_joint", "aligned_umap", "polar", "project",
            "METHODS", "CACHE_DIR"]
 
-METHODS = ("pca", "aligned_umap", "polar")
+METHODS = ("pca", "aligned_umap", "fast_umap", "polar")
 CACHE_DIR = ".projections"
 
 
@@ -161,19 +164,52 @@ def project(folders: list[str | Path], method: str = "pca", cache_root: str | Pa
     snaps = [load_snapshots(f, features=False) for f in folders]  # features only on a miss
     root = Path(cache_root) if cache_root else Path(folders[0]).resolve().parent
     path = root / CACHE_DIR / f"{method}-{_key(method, params, snaps)}.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return [f[f"run{i}"] for i in range(len(snaps))]
-    if cached_only:
-        raise LookupError(f"{method} is not computed yet for these runs: run geomviz project")
-    if method == "pca":
-        out = pca_joint(snaps, **params)
-    elif method == "polar":
-        out = [polar(s) for s in snaps]
-    else:
-        out = [aligned_umap(s, **params) for s in snaps]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **{f"run{i}": a for i, a in enumerate(out)})
-    tmp.replace(path)
+    with _computing(path):  # concurrent requests for one projection: one computes
+        if path.exists():
+            with np.load(path) as f:
+                return [f[f"run{i}"] for i in range(len(snaps))]
+        if cached_only:
+            raise LookupError(f"{method} is not computed yet for these runs: run geomviz project")
+        out = _compute(method, snaps, params)
+        _save(path, out)
     return out
+
+
+def _compute(method: str, snaps: list[Snapshots], params: dict) -> list[np.ndarray]:
+    if method == "pca":
+        return pca_joint(snaps, **params)
+    if method == "polar":
+        return [polar(s) for s in snaps]
+    if method == "fast_umap":
+        from .aligned import fast_aligned_umap
+
+        return fast_aligned_umap(snaps, **params)
+    return [aligned_umap(s, **params) for s in snaps]
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _computing(path: Path):
+    """Serialise work on one cache file within this process (the others wait, then read it);
+    across processes the atomic rename keeps readers from ever seeing half a file."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(path, threading.Lock())
+    with lock:
+        yield
+
+
+def _save(path: Path, out: list[np.ndarray]) -> None:
+    """Write to a unique temporary in the target folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"run{i}": a for i, a in enumerate(out)})
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
