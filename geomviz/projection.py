@@ -122,6 +122,7 @@ def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
     except ImportError:
         raise ImportError("aligned_umap needs umap-learn: pip install 'geomviz[dashboard]' "
                           "(or pip install umap-learn)") from None
+    _quiet_umap()
     features = snap.load_features()
     identity = {i: i for i in range(features.shape[1])}
     slices = list(features)
@@ -134,6 +135,67 @@ def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
                              random_state=random_state)
     model.fit(slices, relations=[identity] * (len(slices) - 1))
     return np.stack(model.embeddings_).astype(np.float32)
+
+
+def fast_aligned_umap(snaps: list[Snapshots], n_neighbors: int = 15, first_epochs: int = 200,
+                      n_epochs: int = 40, alpha: float = 0.3, random_state: int = 0,
+                      threads: int = 2) -> list[np.ndarray]:
+    """Aligned UMAP in seconds: each step's UMAP starts from the previous step's layout.
+
+    Per step: exact kNN (torch, [P, P] distances), UMAP's fuzzy graph, then ``n_epochs``
+    of its layout optimisation at a low learning rate ``alpha`` from the previous layout,
+    so points move only as far as their neighbourhoods change (the first step gets
+    ``first_epochs`` from a spectral start). Runs go on ``threads`` threads; every run
+    after the first is turned (orthogonal Procrustes on its last step, over the shared
+    probe examples) to face the first, so both sides read the same way. ``[T, P, 2]`` each.
+    """
+    _quiet_umap()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        out = list(pool.map(lambda s: _warm_umap(s.load_features(), n_neighbors, first_epochs,
+                                                 n_epochs, alpha, random_state), snaps))
+    ref = out[0][-1] - out[0][-1].mean(0)
+    for i in range(1, len(out)):
+        if out[i].shape[1] != ref.shape[0]:
+            continue  # different probe sets: nothing to align on
+        last = out[i][-1] - out[i][-1].mean(0)
+        u, _, vt = np.linalg.svd(last.T.astype(np.float64) @ ref)  # [2, 2]
+        out[i] = (out[i] - out[i][-1].mean(0)) @ (u @ vt).astype(np.float32) + ref.mean(0)
+    return out
+
+
+def _warm_umap(features: np.ndarray, n_neighbors: int, first_epochs: int, n_epochs: int,
+               alpha: float, seed: int) -> np.ndarray:
+    """``features[T, P, D]`` -> ``[T, P, 2]``, each step warm-started from the last."""
+    import umap.umap_ as U
+
+    a, b = U.find_ab_params(1.0, 0.1)
+    rng = np.random.RandomState(seed)
+    prev, embs = None, []
+    k = min(n_neighbors, features.shape[1] - 1)
+    for x in features:
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        dist, idx = torch.cdist(xt, xt).topk(k, largest=False)  # [P, k] incl. self at 0
+        graph, _, _ = U.fuzzy_simplicial_set(x, k, rng, "euclidean",
+                                             knn_indices=idx.numpy().astype(np.int64),
+                                             knn_dists=dist.numpy().astype(np.float32))
+        init = "spectral" if prev is None else prev
+        emb, _ = U.simplicial_set_embedding(
+            x, graph, 2, 1.0 if prev is None else alpha, a, b, 1.0, 5,
+            first_epochs if prev is None else n_epochs, init, rng, "euclidean", {}, False, {},
+            False)
+        prev = emb.astype(np.float32)
+        embs.append(prev)
+    return np.stack(embs)
+
+
+def _quiet_umap() -> None:
+    """umap warns about n_jobs whenever a seed is set; that is expected, not for the log."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")
+    warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
 
 
 def polar(snap: Snapshots) -> np.ndarray:
@@ -181,8 +243,6 @@ def _compute(method: str, snaps: list[Snapshots], params: dict) -> list[np.ndarr
     if method == "polar":
         return [polar(s) for s in snaps]
     if method == "fast_umap":
-        from .aligned import fast_aligned_umap
-
         return fast_aligned_umap(snaps, **params)
     return [aligned_umap(s, **params) for s in snaps]
 
