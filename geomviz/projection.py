@@ -138,7 +138,7 @@ def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
 
 
 def fast_aligned_umap(snaps: list[Snapshots], n_neighbors: int = 15, first_epochs: int = 200,
-                      n_epochs: int = 40, alpha: float = 0.3, random_state: int = 0,
+                      n_epochs: int = 50, alpha: float = 0.02, random_state: int = 0,
                       threads: int = 2) -> list[np.ndarray]:
     """Aligned UMAP in seconds: each step's UMAP starts from the previous step's layout.
 
@@ -180,11 +180,16 @@ def _warm_umap(features: np.ndarray, n_neighbors: int, first_epochs: int, n_epoc
         graph, _, _ = U.fuzzy_simplicial_set(x, k, rng, "euclidean",
                                              knn_indices=idx.numpy().astype(np.int64),
                                              knn_dists=dist.numpy().astype(np.float32))
-        init = "spectral" if prev is None else prev
-        emb, _ = U.simplicial_set_embedding(
-            x, graph, 2, 1.0 if prev is None else alpha, a, b, 1.0, 5,
-            first_epochs if prev is None else n_epochs, init, rng, "euclidean", {}, False, {},
-            False)
+        if prev is None:
+            emb, _ = U.simplicial_set_embedding(x, graph, 2, 1.0, a, b, 1.0, 5, first_epochs,
+                                                "spectral", rng, "euclidean", {}, False, {},
+                                                False)
+        else:  # umap rescales its start into [0, 10]²: do it here and undo it after
+            lo, span = prev.min(0), np.maximum(np.ptp(prev, 0), 1e-12)
+            emb, _ = U.simplicial_set_embedding(x, graph, 2, alpha, a, b, 1.0, 5, n_epochs,
+                                                (prev - lo) * (10.0 / span), rng, "euclidean",
+                                                {}, False, {}, False)
+            emb = emb * (span / 10.0) + lo
         prev = emb.astype(np.float32)
         embs.append(prev)
     return np.stack(embs)
