@@ -3,7 +3,9 @@ in a thread and polls its progress. Job state lives on the Flask app, not in thi
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..projection import project
@@ -31,9 +33,13 @@ def start_job(app, root: str | Path, folders: list[Path], method: str) -> dict:
 
     def work() -> None:
         try:
-            for group in groups:
-                project(group, method, cache_root=root, **SLOW[method])
-                status["done"] += 1
+            # in a child process: numba's compiling would hold this server's GIL for seconds
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                for group in groups:
+                    pool.submit(project, group, method, cache_root=root,
+                                **SLOW[method]).result()
+                    status["done"] += 1
             status["state"] = "done"
         except Exception as e:  # noqa: BLE001 - reported on the page
             status.update(state="failed", error=f"{type(e).__name__}: {e}")

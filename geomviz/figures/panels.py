@@ -103,7 +103,8 @@ def hover_rows(points: np.ndarray, labels: np.ndarray, class_names: list[str] | 
 
     cols = [[int(i) for i in points], [cname(int(y)) for y in labels[points]]]
     for v in (hover or {}).values():
-        cols.append(np.round(np.asarray(v, dtype=np.float64)[points], 4).tolist())
+        # + 0.0 turns -0.0 into 0.0: a one-hot target's entropy reads "0", not "-0"
+        cols.append((np.round(np.asarray(v, dtype=np.float64)[points], 4) + 0.0).tolist())
     return [list(r) for r in zip(*cols, strict=True)]
 
 

@@ -62,6 +62,9 @@ def test_hover_names_class_step_and_rounded_values():
     row = fig.data[0].customdata[0]
     assert row[1] == "zero" and row[2] == round(float(a["extra"]["norm"][2, row[0]]), 4)
     assert fig.layout.xaxis.title.text.startswith("radius ‖x‖")
+    a["extra"]["entropy_target"][:] = -0.0  # a one-hot target: H(p) is 0, never "-0"
+    fig0, _ = V.manifold_figure(a, 2, "class", 700, None, None, "polar")
+    assert all(str(row[4]) == "0.0" for row in fig0.data[0].customdata)
     ood = [t for t in fig.data if t.name == "OOD"][0]
     assert ood.customdata[0][1] == "OOD"
 

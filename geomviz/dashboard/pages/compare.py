@@ -9,6 +9,8 @@ cache (``geomviz project``); PCA and the polar view are computed once at first u
 
 from __future__ import annotations
 
+import importlib.util
+
 import dash
 from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 from flask import current_app
@@ -16,6 +18,7 @@ from flask import current_app
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
 from ..data import PathError, resolve_run, run_table, time_series
+from ..jobs import start_job
 from ..views import (
     AXES,
     color_range,
@@ -95,6 +98,10 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
+    if not live and importlib.util.find_spec("umap") is not None:  # finished runs: start the
+        # fast aligned view now, in the background, so it is ready when asked for
+        start_job(current_app._get_current_object(), root,
+                  [resolve_run(root, r) for r in shown], "fast_umap")
     steps = data["steps"]
     pickers = []
     if ga or gb:
