@@ -262,10 +262,14 @@ def ood_scores(conf_id: np.ndarray, conf_ood: np.ndarray, score_name: str = "msp
     from ..metrics import roc_curve
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{score_name}: ID vs OOD", "ROC"))
-    fig.add_trace(go.Histogram(x=conf_id, name="ID", opacity=0.6, histnorm="probability"), 1, 1)
-    fig.add_trace(go.Histogram(x=conf_ood, name="OOD", opacity=0.6, histnorm="probability"), 1, 1)
+    # neutral colours: the objective colours belong to the runs, OOD is dark as everywhere
+    fig.add_trace(go.Histogram(x=conf_id, name="ID", opacity=0.6, histnorm="probability",
+                               marker={"color": "#72B7B2"}), 1, 1)
+    fig.add_trace(go.Histogram(x=conf_ood, name="OOD", opacity=0.5, histnorm="probability",
+                               marker={"color": OOD_COLOR}), 1, 1)
     fpr, tpr = roc_curve(conf_id, conf_ood)
-    fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC"), 1, 2)
+    fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC",
+                             line={"color": "#222"}), 1, 2)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                              line={"dash": "dash", "color": "grey"}), 1, 2)
     fig.update_layout(barmode="overlay", margin={"l": 50, "r": 10, "t": 40, "b": 40})
