@@ -6,6 +6,7 @@ export (one kaleido session: browser start + every file), and, for the ratio, th
 unbatched way (``plotly.io.write_image`` per file, a browser each) on a few files.
 
     python benchmarks/export.py [RUNS_FOLDER]   # default: a fresh 6-objective gaussians study
+    python benchmarks/export.py --smoke         # 2 objectives, 1 epoch, 1 unbatched file (CI)
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ UNBATCHED_FILES = 4
 
 
 def main(argv: list[str]) -> None:
+    smoke = "--smoke" in argv
+    argv = [a for a in argv if a != "--smoke"]
     if browser_path() is None:
         raise SystemExit("needs Chromium: apt-get install chromium (or set BROWSER_PATH)")
     with tempfile.TemporaryDirectory() as tmp:
         if argv:
             runs = find_runs(argv)
         else:
-            cfg = preset_config("gaussians", {"epochs": 2, "progress": False})
-            runs = train_grid(cfg, list(STUDY_OBJECTIVES), [0, 1], Path(tmp) / "runs").runs
+            cfg = preset_config("gaussians", {"epochs": 1 if smoke else 2, "progress": False})
+            objectives = ["ce", "tfsd"] if smoke else list(STUDY_OBJECTIVES)
+            runs = train_grid(cfg, objectives, [0] if smoke else [0, 1], Path(tmp) / "runs").runs
         t0 = time.perf_counter()
         figs = build_figures(runs, cache_root=Path(tmp))
         built = time.perf_counter() - t0
@@ -41,7 +45,8 @@ def main(argv: list[str]) -> None:
         n = len(res.files)
         import plotly.io as pio
 
-        items = [(name, fmt) for name in figs.figures for fmt in ("png", "svg")][:UNBATCHED_FILES]
+        items = [(name, fmt) for name in figs.figures
+                 for fmt in ("png", "svg")][:1 if smoke else UNBATCHED_FILES]
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

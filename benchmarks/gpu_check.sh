@@ -2,7 +2,18 @@
 # One-shot GPU check: GEMM-shape diagnostics, the test suite (CUDA tests included), the GPU
 # benchmark, and a kernel profile of fused TFSD. Output goes to $OUT (or ./gpu_out).
 # Usage on a CUDA machine with torch (+ triton) installed:  bash benchmarks/gpu_check.sh
+#        bash benchmarks/gpu_check.sh --smoke   # no GPU: syntax, scripts and flags only (CI)
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = "--smoke" ]; then  # what the GPU run calls must exist and take its flags
+  bash -n "$0" || exit 1
+  py=${PYTHON:-python3}
+  "$py" "$here/gemm_shapes.py" --help >/dev/null || exit 1
+  "$py" "$here/objectives.py" --preset gpu --vs 131072 --methods fused_tfsd_triton --help \
+    >/dev/null || exit 1
+  echo "gpu_check.sh: syntax and the scripts it runs are fine (GPU steps not run: --smoke)"
+  exit 0
+fi
 out=${OUT:-gpu_out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1

@@ -17,6 +17,7 @@ child process per method (so one method's peak cannot hide another's).
 
     python benchmarks/objectives.py                 # CPU preset, < 1 minute on 2 cores
     python benchmarks/objectives.py --preset gpu    # N=8192, D=4096, V in {32768, 131072}, bf16
+    python benchmarks/objectives.py --smoke         # tiny CPU sizes: checks the script runs
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from geomviz.objectives.heads import squared_distances
 from geomviz.objectives.losses import tfsd_loss
 
 PRESETS = {
+    "smoke": dict(n=64, d=16, vs=[256], sweep=[], dtype="float32", iters=1,
+                  methods=["torch_ce", "fused_ce", "tfsd", "fused_tfsd"]),
     "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",
                 iters=3, methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd"]),
     "gpu": dict(n=8192, d=4096, vs=[32768, 131072], sweep=[], dtype="bfloat16", iters=10,
@@ -264,8 +267,11 @@ def main(argv=None):
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--profile", action="store_true",
                    help="print the CUDA kernel time table of one step of each method instead")
+    p.add_argument("--smoke", action="store_true", help="the tiny 'smoke' preset (CI)")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.smoke:
+        args.preset = "smoke"
     preset = PRESETS[args.preset or ("gpu" if torch.cuda.is_available() else "cpu")]
     for k, v in preset.items():
         if getattr(args, k, None) is None:

@@ -44,7 +44,10 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--blocks", type=int, default=40, help="blocks per variant")
+    p.add_argument("--smoke", action="store_true", help="2 blocks of 5 steps (CI)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.blocks, args.every = 2, 5
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = torch.bfloat16 if dev.type == "cuda" else None
     bundle = load_dataset("mnist1d", ood_classes=(8, 9)) if args.data == "mnist1d" \
@@ -102,7 +105,7 @@ def main(argv=None):
         probe_x = bundle.x_test[:n].to(dev)
         labels = bundle.y_test[:n].to(dev)
         snap = []
-        for _ in range(5):
+        for _ in range(1 if args.smoke else 5):
             _sync(dev)
             t0 = time.perf_counter()
             feats, logits = run_model(model, model.head, probe_x, bundle.prepare)

@@ -2,6 +2,7 @@
 radial gradient fraction, and target entropy of easy vs hard samples (mean ± sd over seeds).
 
     python benchmarks/study_table.py runs/study
+    python benchmarks/study_table.py --smoke     # on a tiny study trained for the purpose (CI)
 """
 
 from __future__ import annotations
@@ -51,5 +52,19 @@ def main(folder: str) -> None:
         print(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
 
 
+def smoke() -> None:
+    import tempfile
+
+    from geomviz.study.runner import preset_config, train_grid
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = preset_config("gaussians", {"epochs": 1, "progress": False})
+        train_grid(cfg, ["ce", "tfsd"], [0, 1], Path(tmp) / "runs")
+        main(str(Path(tmp) / "runs"))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs")
+    if sys.argv[1:] == ["--smoke"]:
+        smoke()
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "runs")

@@ -61,7 +61,10 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--flush-every", type=int, default=50)
+    p.add_argument("--smoke", action="store_true", help="1 epoch, 1 repeat (CI)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.repeats = 1, 1
     bundle = load_dataset("mnist1d") if args.data == "mnist1d" else random_cifar()
     values = {"objective": args.objective, "epochs": args.epochs, "batch_size": args.batch_size,
               "flush_every": args.flush_every}

@@ -19,6 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import threading
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from .store import open_run
 __all__ = ["Snapshots", "load_snapshots", "pca_joint", "aligned_umap", "polar", "project",
            "METHODS", "CACHE_DIR"]
 
-METHODS = ("pca", "aligned_umap", "polar")
+METHODS = ("pca", "aligned_umap", "fast_umap", "polar")
 CACHE_DIR = ".projections"
 
 
@@ -62,10 +65,10 @@ def load_snapshots(folder: str | Path, features: bool = True) -> Snapshots:
             raise ValueError(f"{folder} has no snapshots (trained with --snapshots 0?)")
         labels = run.arrays("snapshot.labels").get(0)
         extra = {}
-        for name in ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred",
-                     "entropy_target"):
+        for name in _per_sample_names(run):
             arr = run.arrays(f"snapshot.{name}")
-            if all(int(s) in arr for s in steps):
+            if all(int(s) in arr for s in steps) and all(
+                    arr[int(s)].ndim == 1 for s in steps):
                 extra[name] = np.stack([arr[int(s)] for s in steps])
     if labels is None:
         size = next(iter(extra.values())).shape[1] if extra else 0
@@ -74,6 +77,21 @@ def load_snapshots(folder: str | Path, features: bool = True) -> Snapshots:
     if features:
         snap.load_features()
     return snap
+
+
+KNOWN = ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred", "entropy_target")
+_NOT_PER_SAMPLE = {"features", "logits", "labels", "index", "is_ood"}
+
+
+def _per_sample_names(run) -> list[str]:
+    """The known per-sample snapshot arrays, then any other the run stores (a language-model
+    run's token ids, say), so the views stay generic over what a snapshot holds."""
+    try:
+        rows = run._q("SELECT DISTINCT name FROM arrays WHERE name LIKE 'snapshot.%'")
+        stored = {r[0].split(".", 1)[1] for r in rows}
+    except Exception:  # noqa: BLE001 - an older reader: the known names only
+        return list(KNOWN)
+    return [n for n in KNOWN if n in stored] + sorted(stored - set(KNOWN) - _NOT_PER_SAMPLE)
 
 
 def pca_joint(snaps: list[Snapshots], n_components: int = 2) -> list[np.ndarray]:
@@ -104,6 +122,7 @@ def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
     except ImportError:
         raise ImportError("aligned_umap needs umap-learn: pip install 'geomviz[dashboard]' "
                           "(or pip install umap-learn)") from None
+    _quiet_umap()
     features = snap.load_features()
     identity = {i: i for i in range(features.shape[1])}
     slices = list(features)
@@ -116,6 +135,72 @@ def aligned_umap(snap: Snapshots, n_neighbors: int = 15, n_epochs: int = 100,
                              random_state=random_state)
     model.fit(slices, relations=[identity] * (len(slices) - 1))
     return np.stack(model.embeddings_).astype(np.float32)
+
+
+def fast_aligned_umap(snaps: list[Snapshots], n_neighbors: int = 15, first_epochs: int = 200,
+                      n_epochs: int = 50, alpha: float = 0.02, random_state: int = 0,
+                      threads: int = 2) -> list[np.ndarray]:
+    """Aligned UMAP in seconds: each step's UMAP starts from the previous step's layout.
+
+    Per step: exact kNN (torch, [P, P] distances), UMAP's fuzzy graph, then ``n_epochs``
+    of its layout optimisation at a low learning rate ``alpha`` from the previous layout,
+    so points move only as far as their neighbourhoods change (the first step gets
+    ``first_epochs`` from a spectral start). Runs go on ``threads`` threads; every run
+    after the first is turned (orthogonal Procrustes on its last step, over the shared
+    probe examples) to face the first, so both sides read the same way. ``[T, P, 2]`` each.
+    """
+    _quiet_umap()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        out = list(pool.map(lambda s: _warm_umap(s.load_features(), n_neighbors, first_epochs,
+                                                 n_epochs, alpha, random_state), snaps))
+    ref = out[0][-1] - out[0][-1].mean(0)
+    for i in range(1, len(out)):
+        if out[i].shape[1] != ref.shape[0]:
+            continue  # different probe sets: nothing to align on
+        last = out[i][-1] - out[i][-1].mean(0)
+        u, _, vt = np.linalg.svd(last.T.astype(np.float64) @ ref)  # [2, 2]
+        out[i] = (out[i] - out[i][-1].mean(0)) @ (u @ vt).astype(np.float32) + ref.mean(0)
+    return out
+
+
+def _warm_umap(features: np.ndarray, n_neighbors: int, first_epochs: int, n_epochs: int,
+               alpha: float, seed: int) -> np.ndarray:
+    """``features[T, P, D]`` -> ``[T, P, 2]``, each step warm-started from the last."""
+    import umap.umap_ as U
+
+    a, b = U.find_ab_params(1.0, 0.1)
+    rng = np.random.RandomState(seed)
+    prev, embs = None, []
+    k = min(n_neighbors, features.shape[1] - 1)
+    for x in features:
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        dist, idx = torch.cdist(xt, xt).topk(k, largest=False)  # [P, k] incl. self at 0
+        graph, _, _ = U.fuzzy_simplicial_set(x, k, rng, "euclidean",
+                                             knn_indices=idx.numpy().astype(np.int64),
+                                             knn_dists=dist.numpy().astype(np.float32))
+        if prev is None:
+            emb, _ = U.simplicial_set_embedding(x, graph, 2, 1.0, a, b, 1.0, 5, first_epochs,
+                                                "spectral", rng, "euclidean", {}, False, {},
+                                                False)
+        else:  # umap rescales its start into [0, 10]²: do it here and undo it after
+            lo, span = prev.min(0), np.maximum(np.ptp(prev, 0), 1e-12)
+            emb, _ = U.simplicial_set_embedding(x, graph, 2, alpha, a, b, 1.0, 5, n_epochs,
+                                                (prev - lo) * (10.0 / span), rng, "euclidean",
+                                                {}, False, {}, False)
+            emb = emb * (span / 10.0) + lo
+        prev = emb.astype(np.float32)
+        embs.append(prev)
+    return np.stack(embs)
+
+
+def _quiet_umap() -> None:
+    """umap warns about n_jobs whenever a seed is set; that is expected, not for the log."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")
+    warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
 
 
 def polar(snap: Snapshots) -> np.ndarray:
@@ -146,19 +231,50 @@ def project(folders: list[str | Path], method: str = "pca", cache_root: str | Pa
     snaps = [load_snapshots(f, features=False) for f in folders]  # features only on a miss
     root = Path(cache_root) if cache_root else Path(folders[0]).resolve().parent
     path = root / CACHE_DIR / f"{method}-{_key(method, params, snaps)}.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return [f[f"run{i}"] for i in range(len(snaps))]
-    if cached_only:
-        raise LookupError(f"{method} is not computed yet for these runs: run geomviz project")
-    if method == "pca":
-        out = pca_joint(snaps, **params)
-    elif method == "polar":
-        out = [polar(s) for s in snaps]
-    else:
-        out = [aligned_umap(s, **params) for s in snaps]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **{f"run{i}": a for i, a in enumerate(out)})
-    tmp.replace(path)
+    with _computing(path):  # concurrent requests for one projection: one computes
+        if path.exists():
+            with np.load(path) as f:
+                return [f[f"run{i}"] for i in range(len(snaps))]
+        if cached_only:
+            raise LookupError(f"{method} is not computed yet for these runs: run geomviz project")
+        out = _compute(method, snaps, params)
+        _save(path, out)
     return out
+
+
+def _compute(method: str, snaps: list[Snapshots], params: dict) -> list[np.ndarray]:
+    if method == "pca":
+        return pca_joint(snaps, **params)
+    if method == "polar":
+        return [polar(s) for s in snaps]
+    if method == "fast_umap":
+        return fast_aligned_umap(snaps, **params)
+    return [aligned_umap(s, **params) for s in snaps]
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _computing(path: Path):
+    """Serialise work on one cache file within this process (the others wait, then read it);
+    across processes the atomic rename keeps readers from ever seeing half a file."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(path, threading.Lock())
+    with lock:
+        yield
+
+
+def _save(path: Path, out: list[np.ndarray]) -> None:
+    """Write to a unique temporary in the target folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"run{i}": a for i, a in enumerate(out)})
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise

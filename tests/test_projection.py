@@ -76,3 +76,34 @@ def test_project_command_fills_the_cache(tmp_path, capsys):
     assert cached == ["pca", "polar", "polar"]  # one joint PCA, one polar view per run
     assert main(["project", str(tmp_path), "--method", "tsne"]) == 2
     assert "unknown projection 'tsne'" in capsys.readouterr().err
+
+
+def _displacement(e: np.ndarray) -> float:
+    """Mean movement of a point between consecutive steps, over the layout's RMS spread."""
+    spread = np.sqrt(((e - e.mean(1, keepdims=True)) ** 2).sum(-1).mean())
+    return float(np.linalg.norm(np.diff(e, axis=0), axis=-1).mean() / spread)
+
+
+def test_fast_aligned_umap_keeps_neighbourhoods_and_moves_little(tmp_path):
+    umap = pytest.importorskip("umap")
+    from sklearn.manifold import trustworthiness
+
+    a = _fake_run(tmp_path / "a", steps=(0, 10, 20, 30), n=150, d=8, seed=0)
+    b = _fake_run(tmp_path / "b", steps=(0, 10, 20, 30), n=150, d=8, seed=1)
+    snaps = [P.load_snapshots(a), P.load_snapshots(b)]
+    out = P.fast_aligned_umap(snaps, first_epochs=60)
+    again = P.fast_aligned_umap(snaps, first_epochs=60)
+    for s, e, e2 in zip(snaps, out, again, strict=True):
+        assert e.shape == (4, 150, 2) and np.isfinite(e).all()
+        np.testing.assert_allclose(e, e2, atol=1e-5)  # seeded: the same layout every time
+        ref = umap.UMAP(n_neighbors=15, n_epochs=100, random_state=0).fit_transform(
+            s.features[-1])  # a plain UMAP of the last step, from scratch
+        assert trustworthiness(s.features[-1], e[-1], n_neighbors=5) >= \
+            trustworthiness(s.features[-1], ref, n_neighbors=5) - 0.03
+        # the features only grow (x(1+t)): steps move far less than layouts made afresh
+        fresh = np.stack([umap.UMAP(n_neighbors=15, n_epochs=60, random_state=t)
+                          .fit_transform(s.features[t]) for t in range(4)])
+        assert _displacement(e) < 0.5 * _displacement(fresh)
+    cached = P.project([a, b], "fast_umap", cache_root=tmp_path, first_epochs=60)
+    assert len(list((tmp_path / P.CACHE_DIR).glob("fast_umap-*.npz"))) == 1
+    np.testing.assert_allclose(cached[0], out[0], atol=1e-5)

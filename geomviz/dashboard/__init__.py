@@ -11,6 +11,24 @@ from pathlib import Path
 
 __all__ = ["create_app"]
 
+_CALLBACKS: tuple[dict, list] | None = None
+
+
+def _page_callbacks() -> tuple[dict, list]:
+    """The pages' callbacks. Dash files them in a global list that the first app to start
+    empties, so a second app in the same process (tests, benchmarks) would have none: take
+    them once, at the pages' import, and give every app its own copy."""
+    global _CALLBACKS
+    if _CALLBACKS is None:
+        from dash import _callback
+
+        from .pages import compare, runs  # noqa: F401 - registers the pages and callbacks
+
+        _CALLBACKS = (dict(_callback.GLOBAL_CALLBACK_MAP), list(_callback.GLOBAL_CALLBACK_LIST))
+        _callback.GLOBAL_CALLBACK_MAP.clear()
+        _callback.GLOBAL_CALLBACK_LIST.clear()
+    return dict(_CALLBACKS[0]), list(_CALLBACKS[1])
+
 
 def create_app(runs_dir: str | Path):
     try:
@@ -27,7 +45,9 @@ def create_app(runs_dir: str | Path):
                     assets_folder=str(assets) if assets.is_dir() else "assets",
                     suppress_callback_exceptions=True)
     app.server.config["GEOMVIZ_RUNS"] = str(root.resolve())
-    from .pages import compare, runs  # noqa: F401 - registers the pages
+    callbacks, chain = _page_callbacks()
+    app.callback_map.update(callbacks)
+    app._callback_list.extend(chain)
 
     app.layout = html.Div([
         html.Header([html.A("geomviz", href="/", className="brand"),

@@ -24,12 +24,20 @@ def resolve_run(root: str | Path, run_id: str | None) -> Path:
     """The folder of ``run_id`` (relative to ``root``); anything outside ``root`` is refused."""
     if not run_id:
         raise PathError("no run selected")
+    if len(run_id) > 1000 or "\x00" in run_id:
+        raise PathError(f"run id {run_id[:40]!r}... is not a run (too long or not text)")
     base = Path(root).resolve()
-    folder = (base / run_id).resolve()
-    if folder != base and base not in folder.parents:
-        raise PathError(f"run {run_id!r} is outside the runs folder")
-    if not (folder / "run.sqlite").is_file():
-        raise PathError(f"no run {run_id!r} in the runs folder")
+    try:  # symlinks followed: the folder and its store must both lie inside the runs folder
+        folder = (base / run_id).resolve()
+        store = (folder / "run.sqlite").resolve()
+        exists = store.is_file()
+    except (OSError, RuntimeError) as e:  # a name too long for the OS, a symlink loop
+        raise PathError(f"run {run_id[:80]!r} cannot be read: {e.strerror or e}") from None
+    for path in (folder, store):
+        if path != base and base not in path.parents:
+            raise PathError(f"run {run_id[:80]!r} is outside the runs folder")
+    if not exists:
+        raise PathError(f"no run {run_id[:80]!r} in the runs folder")
     return folder
 
 
@@ -49,7 +57,9 @@ def run_table(root: str | Path) -> list[dict]:
                              "steps": int(steps[-1]) if len(steps) else 0,
                              "acc": final.get("test", {}).get("acc"),
                              "auroc": final.get("ood", {}).get("msp.auroc"), "warning": ""})
-        except StoreError as e:
+        except Exception as e:  # noqa: BLE001 - one bad store is one warning row, never more
+            if not isinstance(e, StoreError):
+                e = f"{type(e).__name__}: {e}"
             rows.append({"run": rid, "objective": "?", "dataset": "?", "seed": None,
                          "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
                          "warning": str(e)})
@@ -123,11 +133,20 @@ def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
     if method == "aligned_umap":  # too slow for a request: only ever read from the cache
         xy = [project([f], method, cache_root=root, cached_only=True, n_epochs=100)[0]
               for f in folders]  # one embedding per run, as `geomviz project` caches them
+    elif method == "fast_umap":  # one joint embedding of both runs, computed in the background
+        xy = project(folders, method, cache_root=root, cached_only=True)
     else:  # PCA (one SVD) and the polar view are available at once, then cached
         xy = project(folders, method, cache_root=root)
     out = {"steps": common, "runs": []}
-    for s, arr in zip(snaps, xy, strict=True):
+    for f, s, arr in zip(folders, snaps, xy, strict=True):
         pos = [int(np.flatnonzero(s.steps == t)[0]) for t in common]
+        with open_run(f) as run:
+            meta = run.meta
         out["runs"].append({"xy": arr[pos], "labels": s.labels,
-                            "extra": {k: v[pos] for k, v in s.extra.items()}})
+                            "extra": {k: v[pos] for k, v in s.extra.items()},
+                            "name": str(Path(f).relative_to(Path(root).resolve()))
+                            if Path(f).is_relative_to(Path(root).resolve()) else Path(f).name,
+                            "objective": meta.get("objective", "?"),
+                            "metric": (meta.get("probes") or {}).get("metric", "dot"),
+                            "class_names": meta.get("class_names")})
     return out

@@ -1,43 +1,62 @@
-"""Background projection jobs: AlignedUMAP is too slow for a request, so the page starts it in
-a thread and polls its progress. Job state lives on the Flask app, not in this module."""
+"""Background projection jobs: aligned UMAP is too slow for a request, so the page starts it
+in a thread and polls its progress. Job state lives on the Flask app, not in this module."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..projection import project
 
-__all__ = ["start_umap", "umap_status", "UMAP_EPOCHS"]
+__all__ = ["start_job", "job_status", "SLOW", "UMAP_EPOCHS", "start_umap", "umap_status"]
 
 UMAP_EPOCHS = 100
+SLOW = {"aligned_umap": {"n_epochs": UMAP_EPOCHS}, "fast_umap": {}}
 
 
 def _jobs(app) -> dict:
     return app.extensions.setdefault("geomviz_jobs", {})
 
 
-def start_umap(app, root: str | Path, folders: list[Path]) -> dict:
-    """Start (once) the AlignedUMAP projection of each run in ``folders``; returns its status."""
-    key = ("aligned_umap", tuple(str(f) for f in folders))
+def start_job(app, root: str | Path, folders: list[Path], method: str) -> dict:
+    """Start (once) the ``method`` projection of the runs in ``folders``; returns its status.
+    ``fast_umap`` embeds the runs jointly (one job), ``aligned_umap`` one run at a time."""
+    key = (method, tuple(str(f) for f in folders))
     jobs = _jobs(app)
     if key in jobs and jobs[key]["state"] in ("running", "done"):
         return jobs[key]
-    status = {"state": "running", "done": 0, "total": len(folders), "error": None}
+    groups = [folders] if method == "fast_umap" else [[f] for f in folders]
+    status = {"state": "running", "done": 0, "total": len(groups), "error": None,
+              "method": method}
 
     def work() -> None:
         try:
-            for folder in folders:
-                project([folder], "aligned_umap", cache_root=root, n_epochs=UMAP_EPOCHS)
-                status["done"] += 1
+            # in a child process: numba's compiling would hold this server's GIL for seconds
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                for group in groups:
+                    pool.submit(project, group, method, cache_root=root,
+                                **SLOW[method]).result()
+                    status["done"] += 1
             status["state"] = "done"
         except Exception as e:  # noqa: BLE001 - reported on the page
             status.update(state="failed", error=f"{type(e).__name__}: {e}")
 
     jobs[key] = status
-    threading.Thread(target=work, name="geomviz-umap", daemon=True).start()
+    threading.Thread(target=work, name=f"geomviz-{method}", daemon=True).start()
     return status
 
 
+def job_status(app, folders: list[Path], method: str) -> dict | None:
+    return _jobs(app).get((method, tuple(str(f) for f in folders)))
+
+
+def start_umap(app, root: str | Path, folders: list[Path]) -> dict:
+    """AlignedUMAP of each run (what ``geomviz demo`` and older callers start)."""
+    return start_job(app, root, folders, "aligned_umap")
+
+
 def umap_status(app, folders: list[Path]) -> dict | None:
-    return _jobs(app).get(("aligned_umap", tuple(str(f) for f in folders)))
+    return job_status(app, folders, "aligned_umap")

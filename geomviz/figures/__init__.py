@@ -21,6 +21,8 @@ from .panels import (
     common_ranges,
     decomposition,
     entropy,
+    hover_rows,
+    hover_template,
     loss_accuracy,
     manifold,
     norm_heatmap,
@@ -31,7 +33,8 @@ from .panels import (
 from .theme import OBJECTIVE_COLORS, objective_colors, template
 
 __all__ = [
-    "manifold", "trace_masks", "common_ranges", "norm_heatmap", "series", "decomposition",
+    "manifold", "trace_masks", "hover_rows", "hover_template", "common_ranges", "norm_heatmap",
+    "series", "decomposition",
     "entropy", "loss_accuracy", "ood_scores", "PALETTE", "OOD_COLOR", "norm_growth",
     "manifold_grid", "angle_radius", "gradient_split", "target_entropy", "ood",
     "summary_table", "target_vs_bayes", "OBJECTIVE_COLORS", "objective_colors", "template",

@@ -178,6 +178,10 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
     fig = _subplots(top + 1, 2 * per_row, specs=specs, subplot_titles=titles,
                     vertical_spacing=0.16 if top == 1 else 0.1, horizontal_spacing=0.06,
                     row_heights=[1.0] * top + [1.3])
+    radii = np.concatenate([np.asarray(polar[n]["xy"])[:, 0] for n in names] or [np.ones(1)])
+    radii = radii[np.isfinite(radii) & (radii > 0)]
+    lo, hi = (np.log10(radii.min()), np.log10(radii.max())) if len(radii) else (0.0, 1.0)
+    r_range = [lo - 0.05 * max(hi - lo, 0.1), hi + 0.05 * max(hi - lo, 0.1)]  # log10 units
     for i, name in enumerate(names):
         r, c = 1 + i // per_row, 1 + 2 * (i % per_row)
         xy, labels = np.asarray(polar[name]["xy"]), np.asarray(polar[name]["labels"])
@@ -189,15 +193,21 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
                     name=f"{name} {'OOD' if ood else 'ID'}",
                     marker={"size": 3, "opacity": 0.5, "color": OOD_COLOR if ood else
                             colors[name], "symbol": "x" if ood else "circle"}), r, c)
-        fig.update_xaxes(title_text="θ_y (deg)" if r == top else None, range=[0, 180],
+        # one radius range for every objective: equal heights are equal norms
+        fig.update_xaxes(title_text="angle θ_y to the true class (deg)", range=[0, 180],
                          row=r, col=c)
-        fig.update_yaxes(type="log", title_text="‖x‖" if c == 1 else None, row=r, col=c)
+        fig.update_yaxes(type="log", title_text="‖x‖ (feature units, log)", range=r_range,
+                         row=r, col=c)
+    for i in range(len(names), top * per_row):  # empty cells: no bare axes
+        fig.update_xaxes(visible=False, row=1 + i // per_row, col=1 + 2 * (i % per_row))
+        fig.update_yaxes(visible=False, row=1 + i // per_row, col=1 + 2 * (i % per_row))
     for col, parts in ((1, radial), (4, angular)):
         for name, series in parts.items():
             cum = [(s, np.cumsum(np.nan_to_num(v))) for s, v in series]
             _band(fig, cum, name, colors[name], top + 1, col, showlegend=col == 1)
-        fig.update_xaxes(title_text="step", row=top + 1, col=col)
-    fig.update_yaxes(title_text="Δ mean true logit", row=top + 1, col=1)
+        fig.update_xaxes(title_text="training step", row=top + 1, col=col)
+        fig.update_yaxes(title_text="Δ mean true logit (logit units)", row=top + 1, col=col)
+    share_axes(fig, [(top + 1, 1), (top + 1, 4)], "y")
     return _finish(fig, "Radius or angle? Where the true-class logit comes from",
                    260 * top + 420)
 
@@ -253,18 +263,35 @@ def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
         names + [""] * (hist_rows * per_row - len(names))
     fig = _subplots(1 + hist_rows, per_row, specs=specs, subplot_titles=titles,
                     row_heights=[1.6] + [1.0] * hist_rows, vertical_spacing=0.08)
+    edges, log_x = shared_edges([np.r_[tuple(np.asarray(a, np.float64) for a in scores[n])]
+                                 for n in names])
+    top_share = 0.0
     for i, name in enumerate(names):
         cid, cood = (np.asarray(a, dtype=np.float64) for a in scores[name])
         fpr, tpr = roc_curve(cid, cood)
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line={"color": colors[name]},
                                  name=f"{name} (AUROC {auroc.get(name, '?')})"), 1, 1)
         r, c = 2 + i // per_row, 1 + i % per_row
-        lo, hi = np.nanmin(np.r_[cid, cood]), np.nanmax(np.r_[cid, cood])
-        bins = {"start": lo, "end": hi + 1e-12, "size": max(hi - lo, 1e-12) / 30}
         for data, label, color in ((cid, "ID", colors[name]), (cood, "OOD", OOD_COLOR)):
-            fig.add_trace(go.Histogram(x=data, xbins=bins, histnorm="probability",
-                                       marker={"color": _rgba(color, 0.55)}, name=label,
-                                       showlegend=False), r, c)
+            counts, _ = np.histogram(data[np.isfinite(data)], edges)
+            share = counts / max(counts.sum(), 1)
+            top_share = max(top_share, float(share.max()) if len(share) else 0.0)
+            centres = np.sqrt(edges[:-1] * edges[1:]) if log_x else (edges[:-1] + edges[1:]) / 2
+            fig.add_trace(go.Bar(x=centres, y=share, width=np.diff(edges),
+                                 marker={"color": _rgba(color, 0.55), "line": {"width": 0}},
+                                 name=label, showlegend=False), r, c)
+        fig.update_xaxes(title_text=f"{score_name} score" + (" (log)" if log_x else ""),
+                         type="log" if log_x else "linear", row=r, col=c,
+                         range=(np.log10(edges[[0, -1]]) if log_x else edges[[0, -1]]).tolist())
+        fig.update_yaxes(title_text="share of samples", row=r, col=c)
+    for i in range(len(names)):  # one share axis for every histogram
+        fig.update_yaxes(range=[0, 1.05 * max(top_share, 1e-9)], row=2 + i // per_row,
+                         col=1 + i % per_row)
+    for i in range(len(names), hist_rows * per_row):  # empty cells: no bare axes
+        fig.update_xaxes(visible=False, row=2 + i // per_row, col=1 + i % per_row)
+        fig.update_yaxes(visible=False, row=2 + i // per_row, col=1 + i % per_row)
+    fig.update_xaxes(title_text="false positive rate (ID called OOD)", row=1, col=1)
+    fig.update_yaxes(title_text="true positive rate (OOD found)", row=1, col=1)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                              line={"dash": "dash", "color": "#999", "width": 1}), 1, 1)
     fig.update_xaxes(range=[0, 1], row=1, col=1)
@@ -278,6 +305,41 @@ def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
                               "bgcolor": "rgba(255,255,255,0.85)"},
                       margin={"b": 50})
     return fig
+
+
+def shared_edges(samples: list[np.ndarray], bins: int = 30) -> tuple[np.ndarray, bool]:
+    """One set of histogram edges for every sample: log-spaced when all values are positive
+    and span more than two decades (then ``True``), else linear."""
+    v = np.concatenate([s[np.isfinite(s)] for s in samples] or [np.zeros(1)])
+    if not len(v):
+        v = np.zeros(1)
+    lo, hi = float(v.min()), float(v.max())
+    if lo > 0 and hi / lo > 100:
+        return np.logspace(np.log10(lo), np.log10(hi) + 1e-9, bins + 1), True
+    return np.linspace(lo, hi + max(hi - lo, 1e-9) * 1e-6 + (1e-9 if hi == lo else 0.0),
+                       bins + 1), False
+
+
+def share_axes(fig, cells: list[tuple[int, int]], axis: str) -> None:
+    """Give the subplots at ``cells`` one ``axis`` ("x" or "y") range over all their traces."""
+    refs = set()
+    for r, c in cells:
+        sub = fig.get_subplot(r, c)
+        refs.add(sub.xaxis.plotly_name if axis == "x" else sub.yaxis.plotly_name)
+    vals = []
+    for tr in fig.data:
+        ref = (getattr(tr, f"{axis}axis", None) or axis).replace(axis, f"{axis}axis")
+        if ref in refs and getattr(tr, axis, None) is not None:
+            v = np.asarray(tr[axis], dtype=np.float64).ravel()
+            vals.append(v[np.isfinite(v)])
+    v = np.concatenate(vals) if vals else np.zeros(0)
+    if not len(v):
+        return
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.05 * max(hi - lo, 1e-9)
+    for r, c in cells:
+        (fig.update_xaxes if axis == "x" else fig.update_yaxes)(range=[lo - pad, hi + pad],
+                                                               row=r, col=c)
 
 
 def summary_table(columns: list[str], rows: list[list[str]], colors: list[str]):

@@ -12,7 +12,8 @@ import numpy as np
 from .theme import log_ticks
 
 __all__ = [
-    "manifold", "trace_masks", "common_ranges", "norm_heatmap", "series", "decomposition",
+    "manifold", "trace_masks", "hover_rows", "hover_template", "common_ranges", "norm_heatmap",
+    "series", "decomposition",
     "entropy", "loss_accuracy", "ood_scores", "PALETTE",
 ]
 
@@ -32,57 +33,106 @@ def _go():
 def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None,
              color_name: str = "class", title: str = "", hover: dict | None = None,
              class_names: list[str] | None = None, highlight: np.ndarray | None = None,
-             ranges: tuple | None = None):
-    """Scatter of one snapshot ``xy[P, 2]``: one WebGL trace per class (or one trace coloured
-    by ``color[P]``), OOD points (label -1) as a separate dark 'x' trace, and an optional
-    ``highlight`` (indices) ring trace. ``customdata`` carries each point's probe index (as a
-    plain list: Dash's hover events index it in the browser), so
-    a hover or selection on one run can be mapped onto the same examples on another."""
+             ranges: tuple | None = None, categories: list[str] | None = None,
+             crange: tuple[float, float] | None = None,
+             axis_titles: tuple[str, str] = ("PC1", "PC2"), step: int | None = None):
+    """Scatter of one snapshot ``xy[P, 2]``.
+
+    Traces: one WebGL trace per class, or per category of a categorical ``color[P]`` (codes
+    into ``categories``, a discrete legend), or one trace coloured by a continuous
+    ``color[P]`` (a colour bar over ``crange``); OOD points (label -1) as a dark 'x' trace;
+    an optional ``highlight`` ring trace last. ``customdata`` rows are ``[probe index, class,
+    *hover values]`` so a hover or selection on one run maps onto the same examples on
+    another, and the hover names class, step and the ``hover`` values (``{label: [P]}``).
+    """
     go = _go()
     xy = np.asarray(xy, dtype=np.float32)
     labels = np.asarray(labels)
     fig = go.Figure()
-
-    def text(points):
-        if not hover:
-            return None
-        return ["<br>".join(f"{k}: {v[i]:.4g}" for k, v in hover.items()) for i in points]
-
-    for kind, c, m in trace_masks(labels, colored=color is not None):
-        if kind == "class":
+    kind = "class" if color is None else ("category" if categories else "color")
+    for tkind, c, m in trace_masks(labels, kind, color, categories):
+        if tkind == "class":
             name = class_names[c] if class_names and c < len(class_names) else str(c)
             marker = {"size": 5, "color": PALETTE[int(c) % 10]}
-        elif kind == "color":
+        elif tkind == "category":
+            name = categories[c]
+            marker = {"size": 5, "color": CATEGORY_COLORS[c % len(CATEGORY_COLORS)]}
+        elif tkind == "color":
             name = color_name
+            lo, hi = crange if crange is not None else (None, None)
             marker = {"size": 5, "color": np.asarray(color, np.float32)[m],
-                      "colorscale": "Viridis", "showscale": True,
-                      "colorbar": {"title": color_name}}
+                      "colorscale": "Viridis", "showscale": True, "cmin": lo, "cmax": hi,
+                      "colorbar": {"title": {"text": color_name, "side": "right"},
+                                   "thickness": 14, "x": 1.02, "len": 0.9}}
         else:
             name, marker = "OOD", {"size": 6, "symbol": "x", "color": OOD_COLOR}
         fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
-                                   customdata=m.tolist(), text=text(m), marker=marker))
+                                   customdata=hover_rows(m, labels, class_names, hover),
+                                   hovertemplate=hover_template(hover, step), marker=marker))
     if highlight is not None:  # always last, possibly empty, so it can be patched
         h = np.asarray(highlight, dtype=int)
         fig.add_trace(go.Scattergl(x=xy[h, 0], y=xy[h, 1], mode="markers", name="selected",
-                                   customdata=h.tolist(), hoverinfo="skip",
+                                   customdata=h.tolist(), hoverinfo="skip", showlegend=False,
                                    marker={"size": 13, "color": "rgba(0,0,0,0)",
                                            "line": {"width": 2, "color": "#d62728"}}))
-    fig.update_layout(title=title, uirevision="manifold", legend={"itemsizing": "constant"},
-                      margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, uirevision="manifold",
+                      legend={"itemsizing": "constant", "orientation": "h", "x": 0,
+                              "xanchor": "left", "y": -0.2, "yanchor": "top",
+                              "font": {"size": 11}},
+                      xaxis={"title": {"text": axis_titles[0]}},
+                      yaxis={"title": {"text": axis_titles[1]}},
+                      margin={"l": 60, "r": 20, "t": 44, "b": 40})
     if ranges is not None:  # fixed axes: comparable across runs and steps
         fig.update_xaxes(range=list(ranges[0]))
         fig.update_yaxes(range=list(ranges[1]))
     return fig
 
 
-def trace_masks(labels: np.ndarray, colored: bool) -> list[tuple[str, int | None, np.ndarray]]:
-    """``(kind, class, point indices)`` of each data trace :func:`manifold` draws, in order:
-    one per class (or one "color" trace), then "ood"; the "selected" trace comes last.
-    Callers that patch a manifold's x/y address its traces through this."""
+CATEGORY_COLORS = ["#E45756", "#54A24B", "#4C78A8", "#F58518", "#B279A2", "#72B7B2"]
+
+
+def hover_rows(points: np.ndarray, labels: np.ndarray, class_names: list[str] | None,
+               hover: dict | None) -> list[list]:
+    """``customdata`` rows ``[index, class name, *values]`` (values rounded to 4 digits)."""
+    points = np.asarray(points, dtype=int)
+
+    def cname(y: int) -> str:
+        if y < 0:
+            return "OOD"
+        return class_names[y] if class_names and y < len(class_names) else str(y)
+
+    cols = [[int(i) for i in points], [cname(int(y)) for y in labels[points]]]
+    for v in (hover or {}).values():
+        # + 0.0 turns -0.0 into 0.0: a one-hot target's entropy reads "0", not "-0"
+        cols.append((np.round(np.asarray(v, dtype=np.float64)[points], 4) + 0.0).tolist())
+    return [list(r) for r in zip(*cols, strict=True)]
+
+
+def hover_template(hover: dict | None, step: int | None) -> str:
+    """Class, step and each hover value (its label carries the unit), rounded."""
+    lines = ["class %{customdata[1]}"] + ([f"step {step}"] if step is not None else [])
+    lines += [f"{label} = %{{customdata[{i + 2}]:.3~g}}" for i, label in enumerate(hover or {})]
+    return "<br>".join(lines) + "<extra></extra>"
+
+
+def trace_masks(labels: np.ndarray, kind: str | bool = "class", color: np.ndarray | None = None,
+                categories: list[str] | None = None) -> list[tuple[str, int | None, np.ndarray]]:
+    """``(kind, class or category, point indices)`` of each data trace :func:`manifold`
+    draws, in order: one per class, one per category (all of them, possibly empty) or one
+    "color" trace; then "ood"; the "selected" trace comes last. Callers that patch a
+    manifold's x/y address its traces through this."""
+    if kind is True:
+        kind = "color"
+    elif kind is False:
+        kind = "class"
     labels = np.asarray(labels)
     ood = labels < 0
-    if colored:
+    if kind == "color":
         out = [("color", None, np.flatnonzero(~ood))]
+    elif kind == "category":
+        codes = np.asarray(color).astype(int)
+        out = [("category", k, np.flatnonzero(~ood & (codes == k)))
+               for k in range(len(categories or []))]
     else:
         out = [("class", int(c), np.flatnonzero(labels == c)) for c in np.unique(labels[~ood])]
     if ood.any():
@@ -114,15 +164,20 @@ def norm_heatmap(steps: np.ndarray, edges: np.ndarray, counts: np.ndarray,
         first, last = np.flatnonzero(used)[[0, -1]]
         centres, share = centres[first : last + 1], share[:, first : last + 1]
     fig = go.Figure(go.Heatmap(x=steps, y=centres, z=share.T, colorscale="Blues",
-                               colorbar={"title": "share"}, name="histogram"))
-    for name, values in (("p50", p50), ("p95", p95)):
+                               colorbar={"title": {"text": "share of batch", "side": "right"},
+                                         "thickness": 14},
+                               name="histogram"))
+    for name, values, dash in (("p50", p50, "solid"), ("p95", p95, "dot")):
         if values is not None:
-            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name,
+                                     line={"color": "#222", "dash": dash}))
     _marker(fig, marker_step)
-    fig.update_layout(title=title, yaxis={"type": "log", "title": "‖x‖"},
-                      xaxis={"title": "step"}, margin={"l": 50, "r": 10, "t": 40, "b": 40},
-                      legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom",
-                              "xanchor": "left"})
+    fig.update_layout(title={"text": title, "font": {"size": 14}},
+                      yaxis={"type": "log", "title": {"text": "‖x‖ (feature units, log)"}},
+                      xaxis={"title": {"text": "training step"}},
+                      margin={"l": 60, "r": 10, "t": 44, "b": 40},
+                      legend={"orientation": "h", "x": 0, "y": -0.32, "yanchor": "top",
+                              "xanchor": "left", "font": {"size": 11}})
     log_ticks(fig)
     return fig
 
@@ -207,13 +262,20 @@ def ood_scores(conf_id: np.ndarray, conf_ood: np.ndarray, score_name: str = "msp
     from ..metrics import roc_curve
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{score_name}: ID vs OOD", "ROC"))
-    fig.add_trace(go.Histogram(x=conf_id, name="ID", opacity=0.6, histnorm="probability"), 1, 1)
-    fig.add_trace(go.Histogram(x=conf_ood, name="OOD", opacity=0.6, histnorm="probability"), 1, 1)
+    # neutral colours: the objective colours belong to the runs, OOD is dark as everywhere
+    fig.add_trace(go.Histogram(x=conf_id, name="ID", opacity=0.6, histnorm="probability",
+                               marker={"color": "#72B7B2"}), 1, 1)
+    fig.add_trace(go.Histogram(x=conf_ood, name="OOD", opacity=0.5, histnorm="probability",
+                               marker={"color": OOD_COLOR}), 1, 1)
     fpr, tpr = roc_curve(conf_id, conf_ood)
-    fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC"), 1, 2)
+    fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC",
+                             line={"color": "#222"}), 1, 2)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                              line={"dash": "dash", "color": "grey"}), 1, 2)
     fig.update_layout(barmode="overlay", margin={"l": 50, "r": 10, "t": 40, "b": 40})
-    fig.update_xaxes(title_text="FPR", row=1, col=2)
-    fig.update_yaxes(title_text="TPR", row=1, col=2)
+    fig.update_xaxes(title_text=f"{score_name} score (ID-confidence)", row=1, col=1)
+    fig.update_yaxes(title_text="share of samples", row=1, col=1)
+    fig.update_xaxes(title_text="false positive rate (ID called OOD)", row=1, col=2)
+    fig.update_yaxes(title_text="true positive rate (OOD found)", row=1, col=2)
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top"})
     return fig

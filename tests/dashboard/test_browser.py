@@ -1,9 +1,9 @@
 """The dashboard in a real browser (Debian's Chromium via Playwright): load the compare page,
-move the slider, switch projection, hover-link the two sides, take a screenshot."""
+move the slider, switch projection, hover-link the two sides; shared ranges, titled axes and
+no overlapping text at 1280 and 1920 px; the seed-group page; a screenshot."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 
@@ -25,7 +25,7 @@ def server(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("GEOMVIZ_CACHE", str(cache))
-    assert main(["compare", "--objectives", "ce,tfsd", "--seeds", "0", "--epochs", "2",
+    assert main(["compare", "--objectives", "ce,tfsd", "--seeds", "0,1", "--epochs", "2",
                  "--ood-classes", "8,9", "--name", "cmp", "--runs-dir", str(root),
                  "--snapshots", "6", "--snapshot-size", "200", "--snapshot-ood", "40",
                  "--no-progress"]) == 0
@@ -75,23 +75,39 @@ def _open_compare(browser, url):
     return page
 
 
+def _steps(root, run="cmp/ce-s0"):
+    from geomviz.store import open_run
+
+    with open_run(root / run) as r:
+        return r.array_steps("snapshot.features")
+
+
 def test_compare_page_slider_projection_hover(server, browser, tmp_path):
-    url, _ = server
+    url, root = server
+    steps = _steps(root)
     page = _open_compare(browser, url)
+    box = page.locator("#compare-step input")
+    assert box.count() == 0 or box.first.input_value() == str(steps[-1])  # a step, not index
     x_before = _data(page, "left", "d[0].x.slice(0, 5)")
     title = _data(page, "left", "gd.layout.title.text")
+    assert title.endswith(f"step {steps[-1]}")
     # move the shared slider one step back: both manifolds get new x/y
     page.focus("#compare-step [role=slider]")
     page.keyboard.press("ArrowLeft")
     page.wait_for_function(f"() => {GD.format(side='left')}.layout.title.text !== "
                            f"{title!r}", timeout=30_000)
+    assert _data(page, "left", "gd.layout.title.text").endswith(f"step {steps[-2]}")
+    if box.count():
+        assert box.first.input_value() == str(steps[-2])
     assert _data(page, "left", "d[0].x.slice(0, 5)") != x_before
+    labels = page.locator("#compare-step").inner_text()
+    assert str(steps[-1]) in labels  # the marks are steps too
     # switch to the polar view: x becomes the radius ‖x‖ >= 0
     page.get_by_text("polar (‖x‖, θ_y)").click()
     page.wait_for_function(f"() => Math.min(...Array.from({GD.format(side='left')}"
                            "._fullData[0].x)) >= 0", timeout=30_000)
     # hover a point on the left: the same probe example is ringed on the right
-    cd = _data(page, "left", "d[0].customdata[0]")
+    cd = _data(page, "left", "d[0].customdata[0][0]")
     page.evaluate(f"() => {{ const gd = {GD.format(side='left')}; const t = gd._fullData[0]; "
                   "gd.emit('plotly_hover', {points: [{curveNumber: 0, pointNumber: 0, "
                   "customdata: t.customdata[0], x: t.x[0], y: t.y[0]}]}); }")
@@ -102,6 +118,121 @@ def test_compare_page_slider_projection_hover(server, browser, tmp_path):
     shot = tmp_path / "compare.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+    page.close()
+
+
+PLOTS = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+RANGES = ("(gd) => ({x: gd._fullLayout.xaxis.range, y: gd._fullLayout.yaxis.range})")
+
+
+def _panel_ranges(page):
+    """``{panel: {side: {x, y}}}`` of every time panel on the page."""
+    return page.evaluate(f"""() => {{ const out = {{}};
+        for (const el of document.querySelectorAll('[id^="{{"]')) {{
+            const id = JSON.parse(el.id); const gd = el.querySelector('.js-plotly-plot');
+            if (!gd || !gd._fullLayout) continue;
+            (out[id.panel] = out[id.panel] || {{}})[id.side] = ({RANGES})(gd); }}
+        return out; }}""")
+
+
+def _untitled_axes(page):
+    return page.evaluate(f"""() => {{ const bad = [];
+        for (const gd of {PLOTS}) {{ const L = gd._fullLayout; if (!L) continue;
+            for (const k of Object.keys(L)) {{
+                if (!/^[xy]axis[0-9]*$/.test(k) || !L[k].visible) continue;
+                const t = L[k].title && L[k].title.text;
+                if (!t || !String(t).trim()) bad.push((gd.parentElement.id || '?') + ':' + k);
+            }} }}
+        return bad; }}""")
+
+
+def _overlaps(page):
+    """Pairs of text boxes (titles, axis titles, legends, colour bars, notes) that overlap
+    inside one plot, and controls cut off at the left edge."""
+    return page.evaluate(f"""() => {{ const bad = [];
+        const sel = '.gtitle, .g-xtitle, .g-ytitle, .g-y2title, .legend, .colorbar, ' +
+                    '.annotation';
+        for (const gd of {PLOTS}) {{
+            const boxes = Array.from(gd.querySelectorAll(sel)).map(e => [e.getAttribute(
+                'class'), e.getBoundingClientRect()]).filter(([, r]) => r.width > 0 &&
+                r.height > 0);
+            for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {{
+                const [na, a] = boxes[i], [nb, b] = boxes[j];
+                const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+                const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+                if (w > 2 && h > 2) bad.push((gd.parentElement.id || '?') + ': ' + na + ' / ' + nb);
+            }} }}
+        for (const e of document.querySelectorAll('.controls label, .radios label, .note'))
+            if (e.getBoundingClientRect().left < 0) bad.push('cut off: ' + e.innerText);
+        return bad; }}""")
+
+
+def test_shared_ranges_titles_and_no_overlaps(server, browser):
+    url, _ = server
+    page = _open_compare(browser, url)
+    page.wait_for_selector('[id^="{"] .js-plotly-plot', timeout=30_000)
+    # manifolds: one x/y range for both sides; a continuous colouring: one colour range
+    left, right = (page.evaluate(f"() => ({RANGES})({GD.format(side=s)})")
+                   for s in ("left", "right"))
+    assert left == right
+    page.click("#compare-color")
+    page.get_by_text("target entropy H(p) (nats)").click()
+    page.wait_for_function(f"() => {GD.format(side='right')}._fullData[0].marker.cmin === 0",
+                           timeout=30_000)
+    cl, cr = (_data(page, s, "[gd._fullData[0].marker.cmin, gd._fullData[0].marker.cmax]")
+              for s in ("left", "right"))
+    assert cl == cr and cl[0] == 0 and cl[1] > 0  # CE's zero entropy is not "-0.5…0.5"
+    # overlay (default): A and B on one axis per panel, in their objective colours
+    overlay = _panel_ranges(page)
+    assert overlay and all(set(v) == {"AB"} for v in overlay.values())
+    # side by side: each pair shares its x and y ranges
+    page.get_by_text("overlay time series").click()
+    page.wait_for_function("() => Array.from(document.querySelectorAll('[id^=\"{\"]'))"
+                           ".some(e => JSON.parse(e.id).side === 'left' && "
+                           "e.querySelector('.js-plotly-plot'))", timeout=30_000)
+    page.wait_for_timeout(1500)
+    pairs = _panel_ranges(page)
+    assert {"norm", "radial", "entropy", "loss"} <= set(pairs)
+    for panel, sides in pairs.items():
+        assert set(sides) == {"left", "right"}, panel
+        assert sides["left"] == sides["right"], panel
+    for width in (1280, 1920):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(1200)  # plotly relayouts on resize
+        assert _untitled_axes(page) == [], width
+        assert _overlaps(page) == [], width
+    page.get_by_text("overlay time series").click()
+    page.wait_for_timeout(1500)
+    for width in (1280, 1920):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(1200)
+        assert _untitled_axes(page) == [], width
+        assert _overlaps(page) == [], width
+    page.close()
+
+
+def test_seed_group_page(server, browser):
+    url, _ = server
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector("#runs-groups a")
+    href = page.locator("#runs-groups a").first.get_attribute("href")
+    assert "ga=" in href and "gb=" in href
+    page.goto(f"{url}/compare?ga=cmp/ce&gb=cmp/tfsd")
+    for side in ("left", "right"):
+        page.wait_for_function(f"() => {{ const gd = {GD.format(side=side)}; "
+                               "return gd && gd._fullData && gd._fullData.length > 2; }",
+                               timeout=60_000)
+    page.wait_for_selector('[id^="{"] .js-plotly-plot', timeout=30_000)
+    bands = page.evaluate(f"() => {PLOTS}.map(gd => (gd._fullData || []).filter("
+                          "t => t.fill === 'toself').length)")
+    assert sum(bands) >= 4  # mean and min-max band for both groups on several panels
+    assert "2 seeds" in page.inner_text("body")
+    page.click("#compare-left-seed")
+    page.get_by_text("cmp/ce-s1").last.click()
+    page.wait_for_function(f"() => {GD.format(side='left')}.layout.title.text"
+                           ".startsWith('cmp/ce-s1')", timeout=30_000)
+    page.close()
 
 
 def test_runs_page_and_refused_paths(server, browser):
@@ -123,11 +254,14 @@ def test_ood_panel_and_seed_groups(server, browser):
     assert "auroc" in page.inner_text("#compare-left-ood")
     page.get_by_text("min_distance").click()  # linear heads have no distance score
     page.wait_for_function("() => document.querySelector('#compare-left-ood').innerText"
-                           ".includes('no min_distance')", timeout=30_000)
+                           ".includes('only Euclidean')", timeout=30_000)
     assert page.locator("#compare-right-ood .ood-metrics").count() == 1  # TFSD has it
-    names = page.evaluate("() => document.querySelector('#compare-right-margins "
+    page.wait_for_selector('[id*="anchor_gap"] .js-plotly-plot', timeout=30_000)
+    names = page.evaluate("() => document.querySelector('[id*=\"anchor_gap\"] "
                           ".js-plotly-plot')._fullData.map(t => t.name)")
-    assert "anchor_gap p50" in names and "nearest_negative p95" in names
+    assert any("anchor_gap p50" in n for n in names)
+    assert any("nearest_negative p95" in n for n in names)
+    page.close()
 
 
 def test_live_polling_is_off_for_finished_runs(server):
@@ -154,20 +288,27 @@ def test_live_polling_is_off_for_finished_runs(server):
     assert find(page, "compare-live").disabled is True
 
 
-def test_aligned_umap_is_computed_in_the_background(server, browser):
+def test_fast_aligned_view_is_computed_in_the_background(server, browser):
     pytest.importorskip("umap")
     url, _ = server
     page = _open_compare(browser, url)
     pca_x = _data(page, "left", "d[0].x.slice(0, 5)")
-    page.get_by_text("AlignedUMAP").click()
-    page.wait_for_function("() => document.querySelector('#compare-message').innerText"
-                           ".includes('background')", timeout=30_000)
-    # PCA stays on screen meanwhile; when the job is done the UMAP embedding replaces it
+    # the page started the fast view in the background when it loaded; until it is done
+    # the message says so and PCA stays on screen, then the UMAP embedding replaces it
+    page.get_by_text("aligned UMAP (fast)").click()
+    page.wait_for_timeout(500)
+    message = page.inner_text("#compare-message")
+    assert message == "" or "background" in message, message
     page.wait_for_function("() => document.querySelector('#compare-message').innerText === ''",
-                           timeout=400_000)
-    page.wait_for_function(
-        f"() => JSON.stringify(Array.from({GD.format(side='left')}._fullData[0].x).slice(0, 5))"
-        f" !== {json.dumps(json.dumps(pca_x))}", timeout=60_000)
+                           timeout=180_000)
+    for side in ("left", "right"):
+        page.wait_for_function(f"() => {GD.format(side=side)}.layout.xaxis.title.text"
+                               ".startsWith('UMAP 1')", timeout=60_000)
+    assert _data(page, "left", "d[0].x.slice(0, 5)") != pca_x
+    left, right = (page.evaluate(f"() => ({RANGES})({GD.format(side=s)})")
+                   for s in ("left", "right"))
+    assert left == right  # one scale for both runs' embeddings
+    page.close()
 
 
 def test_download_figures_gives_the_cli_files(server, browser, tmp_path):

@@ -58,15 +58,77 @@ def test_seed_groups_mean_and_sd():
     assert groups["s/tfsd"]["acc"] == (0.6, 0.0, 1) and groups["s/ce"]["auroc"] is None
 
 
-def test_correctness_colouring_follows_the_margin(tmp_path):
+def test_correctness_colouring_is_a_discrete_legend_from_the_margin():
     import numpy as np
 
+    from geomviz.dashboard.views import manifold_figure
+
+    run = {"xy": np.zeros((1, 4, 2)), "labels": np.array([0, 1, 1, 0]), "name": "r",
+           "extra": {"margin": np.array([[0.5, -1.0, 2.0, -0.1]])}}
+    fig, reason = manifold_figure(run, 0, "correct", 0, None, None, "pca")
+    assert reason is None
+    wrong, right = fig.data[0], fig.data[1]
+    assert (wrong.name, right.name) == ("wrong", "correct")
+    assert [c[0] for c in wrong.customdata] == [1, 3]
+    assert [c[0] for c in right.customdata] == [0, 2]
+    assert not any(getattr(t.marker, "showscale", False) for t in fig.data)
+
+
+def _corrupt_meta(folder, key, value):
+    import sqlite3
+
+    con = sqlite3.connect(folder / "run.sqlite")
+    if value is None:
+        con.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        con.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+    con.commit()
+    con.close()
+
+
+def test_malformed_meta_is_one_warning_row_and_the_others_are_listed(tmp_path):
     from geomviz.dashboard import create_app
 
-    create_app(tmp_path)
-    from geomviz.dashboard.pages.compare import _figure
+    for name in ("good", "nojson", "nostatus"):
+        RunWriter(tmp_path / name, {"objective": "ce", "dataset": "mnist1d"}).close("finished")
+    _corrupt_meta(tmp_path / "nojson", "objective", "{not json")
+    _corrupt_meta(tmp_path / "nostatus", "status", None)
+    rows = {r["run"]: r for r in run_table(tmp_path)}
+    assert rows["good"]["status"] == "finished"
+    for bad in ("nojson", "nostatus"):
+        assert rows[bad]["status"] == "unreadable" and rows[bad]["warning"], bad
+    app = create_app(tmp_path)
+    from geomviz.dashboard.pages import runs
 
-    run = {"xy": np.zeros((1, 4, 2)), "labels": np.array([0, 1, 1, 0]),
-           "extra": {"margin": np.array([[0.5, -1.0, 2.0, -0.1]])}}
-    fig = _figure(run, 0, "correct", "t", [], None)
-    assert list(fig.data[0].marker.color) == [1.0, 0.0, 1.0, 0.0]
+    with app.server.test_request_context():
+        page = str(runs.layout())
+    assert "good" in page and "nojson" in page and "unreadable" in page
+
+
+def test_bad_stores_and_absurd_ids_are_messages_not_errors(tmp_path):
+    from geomviz.dashboard import create_app
+
+    root = tmp_path / "runs"
+    RunWriter(root / "good", {"objective": "ce"}).close()
+    (root / "bad").mkdir()
+    (root / "bad" / "run.sqlite").write_bytes(b"\x00garbage" * 500)
+    RunWriter(tmp_path / "outside", {}).close()
+    (root / "linked").mkdir()
+    (root / "linked" / "run.sqlite").symlink_to(tmp_path / "outside" / "run.sqlite")
+    with pytest.raises(PathError, match="outside the runs folder"):
+        resolve_run(root, "linked")
+    with pytest.raises(PathError, match="too long"):
+        resolve_run(root, "x" * 5000)
+    with pytest.raises(PathError):
+        resolve_run(root, "a/" * 200 + "b" * 300)  # long but under the limit: OS refuses
+    app = create_app(root)
+    from geomviz.dashboard.pages import compare
+
+    client = app.server.test_client()
+    for a in ("bad", "x" * 5000, "linked"):
+        with app.server.test_request_context():
+            page = compare.layout(a=a, b="good")
+        assert page.children[0].children == "Cannot compare", a
+        text = page.children[1].children
+        assert text and "\n" not in text and len(text) <= 300, text
+        assert client.get(f"/compare?a={a}&b=good").status_code == 200

@@ -97,9 +97,50 @@ def test_ood_roc_matches_sklearn_and_metrics():
     labels = np.r_[np.zeros(300), np.ones(200)]
     assert auc == pytest.approx(sklearn.roc_auc_score(labels, -np.r_[cid, cood]), abs=1e-12)
     assert auc == pytest.approx(ood_metrics(cid, cood)["auroc"], abs=1e-12)
-    hists = [t for t in fig.data if t.type == "histogram"]
-    assert [len(h.x) for h in hists] == [300, 200]
+    hists = [t for t in fig.data if t.type == "bar"]
+    edges = np.linspace(min(cid.min(), cood.min()), max(cid.max(), cood.max()), 31)
+    assert np.sum(hists[0].y) == pytest.approx(1.0) and np.sum(hists[1].y) == pytest.approx(1.0)
+    np.testing.assert_allclose(hists[1].y, np.histogram(cood, edges)[0] / 200, atol=1e-12)
     assert "AUROC 0.7" in roc.name
+
+
+def _axes(fig, prefix):
+    return {k: fig.layout[k] for k in fig.layout.to_plotly_json() if k.startswith(prefix)}
+
+
+def test_ood_and_angle_radius_grids_share_their_axes_and_title_every_axis():
+    g = np.random.default_rng(3)
+    scores = {"ce": (g.uniform(1, 10, 200), g.uniform(0.5, 5, 100)),
+              "logitnorm": (g.uniform(0.01, 0.1, 200), g.uniform(0.01, 0.05, 100))}
+    colors = {"ce": "#4C78A8", "logitnorm": "#B279A2"}
+    fig = F.ood(scores, {}, "energy", colors)
+    hist_x = [a for k, a in _axes(fig, "xaxis").items() if a.type == "log"]
+    assert len(hist_x) == 2  # 0.01 .. 10 spans three decades: a log axis
+    assert hist_x[0].range == hist_x[1].range
+    every = np.concatenate([np.r_[a, b] for a, b in scores.values()])
+    assert hist_x[0].range[0] <= np.log10(every.min()) + 1e-9
+    assert hist_x[0].range[1] >= np.log10(every.max()) - 1e-9
+    shares = [a.range for k, a in _axes(fig, "yaxis").items()
+              if k != "yaxis" and a.visible is not False]
+    assert len(shares) == 2 and shares[0] == shares[1]
+    for a in list(_axes(fig, "xaxis").values()) + list(_axes(fig, "yaxis").values()):
+        if a.visible is not False:
+            assert a.title.text, a
+    polar = {"ce": {"xy": np.c_[g.uniform(8, 32, 50), g.uniform(0, 3, 50)],
+                    "labels": np.arange(50) % 3},
+             "logitnorm": {"xy": np.c_[g.uniform(0.9, 1.1, 50), g.uniform(0, 3, 50)],
+                           "labels": np.arange(50) % 3}}
+    series = {k: [(np.arange(5), g.normal(size=5) * (10 if k == "ce" else 1))] for k in polar}
+    fig = F.angle_radius(polar, series, series, colors)
+    radius = [a for a in _axes(fig, "yaxis").values() if a.type == "log"]
+    assert len(radius) == 2 and radius[0].range == radius[1].range
+    radii = np.r_[polar["ce"]["xy"][:, 0], polar["logitnorm"]["xy"][:, 0]]
+    assert radius[0].range[0] <= np.log10(radii.min()) <= np.log10(radii.max()) <= \
+        radius[0].range[1]
+    parts = [fig.get_subplot(2, c).yaxis for c in (1, 4)]
+    assert parts[0].range == parts[1].range and parts[0].range[1] > parts[0].range[0]
+    for a in list(_axes(fig, "xaxis").values()) + list(_axes(fig, "yaxis").values()):
+        assert a.visible is False or a.title.text, a
 
 
 def test_summary_table_cells_and_target_vs_bayes_traces():

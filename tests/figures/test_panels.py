@@ -18,11 +18,15 @@ def test_manifold_traces_by_class_ood_and_highlight():
     names = [t.name for t in fig.data]
     assert names == ["a", "b", "c", "OOD", "selected"]
     assert all(t.type == "scattergl" for t in fig.data)
-    for t in fig.data[:4]:  # customdata is the probe index: coordinates match the input
-        np.testing.assert_allclose(np.c_[t.x, t.y], xy[list(t.customdata)].astype(np.float32))
+    for t in fig.data[:4]:  # customdata rows start with the probe index: coordinates match
+        idx = [row[0] for row in t.customdata]
+        np.testing.assert_allclose(np.c_[t.x, t.y], xy[idx].astype(np.float32))
     assert sum(len(t.x) for t in fig.data[:4]) == 30
     assert fig.data[3].marker.symbol == "x" and list(fig.data[4].customdata) == [3, 27]
-    assert fig.data[0].text[0] == "norm: 0"
+    assert list(fig.data[0].customdata[0]) == [0, "a", 0.0]
+    assert "norm = %{customdata[2]" in fig.data[0].hovertemplate
+    assert fig.data[3].customdata[0][1] == "OOD"
+    assert fig.layout.xaxis.title.text == "PC1" and fig.layout.yaxis.title.text == "PC2"
     colored = F.manifold(xy, labels, color=np.linspace(0, 1, 30), color_name="H(p)")
     assert [t.name for t in colored.data] == ["H(p)", "OOD"]
 

@@ -34,9 +34,18 @@ def _groups(rows: list[dict]):
     if not groups:
         return html.Div()
     head = html.Tr([html.Th(c) for c in ("seed group", "dataset", "runs", "test acc",
-                                         "AUROC (MSP)")])
+                                         "AUROC (MSP)", "compare (mean, min-max band)")])
+
+    def links(g):  # against every other group of the same folder and dataset
+        parent = g["group"].rsplit("/", 1)[0]
+        return [dcc.Link(f"vs {o['group'].rsplit('/', 1)[1]}", className="group-link",
+                         href="/compare?" + urlencode({"ga": g["group"], "gb": o["group"]}))
+                for o in groups if o is not g and o["dataset"] == g["dataset"]
+                and o["group"].rsplit("/", 1)[0] == parent]
+
     body = [html.Tr([html.Td(g["group"]), html.Td(g["dataset"]), html.Td(g["n"]),
-                     html.Td(ms(g["acc"])), html.Td(ms(g["auroc"]))]) for g in groups]
+                     html.Td(ms(g["acc"])), html.Td(ms(g["auroc"])), html.Td(links(g))])
+            for g in groups]
     return html.Div([html.H3("Seed groups (mean ± sd)"),
                      html.Table([html.Thead(head), html.Tbody(body)], id="runs-groups")])
 

@@ -1,0 +1,72 @@
+"""The compare page's reads: a per-app LRU whose concurrent misses are computed once, the
+manifold data of two runs, a run's status and snapshot steps, and one-line error messages."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from flask import current_app
+
+from ...store import StoreError, open_run
+from ..data import PathError, manifold_data, resolve_run
+
+_LOCK = threading.Lock()  # guards the per-app cache dict and its per-key locks
+
+
+def cached(key, build):
+    """Per-app LRU (on the Flask app, not in this module). Concurrent requests for one
+    missing key build it once; the others wait for that result."""
+    ext = current_app.extensions
+    with _LOCK:
+        store = ext.setdefault("geomviz_cache", OrderedDict())
+        locks = ext.setdefault("geomviz_cache_locks", {})
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        lock = locks.setdefault(key, threading.Lock())
+    with lock:
+        with _LOCK:
+            if key in store:
+                return store[key]
+        value = build()
+        with _LOCK:
+            store[key] = value
+            while len(store) > 16:
+                store.popitem(last=False)
+            locks.pop(key, None)
+    return value
+
+
+def snapshot_index(folder) -> list[int]:
+    with open_run(folder) as run:
+        return run.array_steps("snapshot.features")
+
+
+def run_status(folder) -> str:
+    with open_run(folder) as run:
+        return run.meta.get("status", "unknown")
+
+
+def run_objective(folder) -> str:
+    with open_run(folder) as run:
+        return run.meta.get("objective", "?")
+
+
+def load_manifold(root, runs: list[str], method: str) -> dict:
+    """Manifold data of ``runs``; keyed by the snapshot steps (not the file's mtime, which
+    every heartbeat of a live run changes), so slider moves hit the cache."""
+    folders = [resolve_run(root, r) for r in runs]
+    stamp = tuple(tuple(snapshot_index(f)) for f in folders)
+    return cached(("manifold", tuple(runs), method, stamp),
+                  lambda: manifold_data(current_app.config["GEOMVIZ_RUNS"], folders, method))
+
+
+def safe_error(e: BaseException) -> str:
+    """One short line for the page: what went wrong, never a traceback."""
+    if isinstance(e, PathError | StoreError | ValueError | LookupError):
+        text = str(e)
+    else:
+        text = f"{type(e).__name__}: {e}"
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."

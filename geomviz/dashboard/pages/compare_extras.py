@@ -1,0 +1,93 @@
+"""The compare page's secondary callbacks: OOD histograms (one scale for both sides),
+figure download, and the progress poll of background projections."""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, callback, dcc, html, no_update
+from flask import current_app
+
+from ... import figures as F
+from ...figures.theme import template
+from ..data import ood_data, resolve_run
+from ..jobs import SLOW, job_status
+from .compare_data import safe_error
+from .compare_jobs import job_message
+
+NO_SCORE = {"min_distance": "min_distance is the distance to the nearest class centre, which "
+                            "only Euclidean (distance) heads have"}
+
+
+def _ood_side(root, run, score):
+    try:
+        data = ood_data(resolve_run(root, run), score)
+    except Exception as e:  # noqa: BLE001 - one bad store is a message on its side
+        return None, html.P(f"{run}: {safe_error(e)}", className="note")
+    if data is None:
+        why = NO_SCORE.get(score, "the run has no OOD split or did not log this score")
+        return None, html.P(f"{run}: no {score} score — {why}", className="note")
+    return data, None
+
+
+@callback(Output("compare-left-ood", "children"), Output("compare-right-ood", "children"),
+          Input("compare-ood-score", "value"), Input("compare-runs", "data"))
+def _ood(score, runs):
+    root = current_app.config["GEOMVIZ_RUNS"]
+    sides = [_ood_side(root, r, score) for r in runs]
+    figs = [F.ood_scores(d["id"], d["ood"], score) if d else None for d, _ in sides]
+    drawn = [f for f in figs if f is not None]
+    for f in drawn:
+        f.update_layout(template=template())
+    if len(drawn) == 2:  # one scale: the same score range and share axis on both sides
+        lo = min(min(min(t.x) for t in f.data[:2] if len(t.x)) for f in drawn)
+        hi = max(max(max(t.x) for t in f.data[:2] if len(t.x)) for f in drawn)
+        for f in drawn:
+            f.update_traces(xbins={"start": lo, "end": hi, "size": (hi - lo) / 40 or 1},
+                            selector={"type": "histogram"})
+            f.update_xaxes(range=[lo, hi], row=1, col=1)
+    out = []
+    for (data, note), fig in zip(sides, figs, strict=True):
+        if fig is None:
+            out.append(note)
+            continue
+        rows = [html.Tr([html.Td(k), html.Td(f"{v:.4f}")]) for k, v in data["metrics"].items()]
+        out.append(html.Div([dcc.Graph(figure=fig, className="panel ood"),
+                             html.Table([html.Tbody(rows)], className="ood-metrics")]))
+    return out[0], out[1]
+
+
+@callback(Output("compare-download", "data"),
+          Output("compare-message", "children", allow_duplicate=True),
+          Input("compare-download-button", "n_clicks"), State("compare-download-figure", "value"),
+          State("compare-download-format", "value"), State("compare-runs", "data"),
+          prevent_initial_call=True)
+def _download(_n, figure, formats, runs):
+    """The publication figures of the two runs, as `geomviz figures` writes them, zipped."""
+    from ..download import figure_zip
+
+    if not formats:
+        return no_update, "choose at least one format to download"
+    root = current_app.config["GEOMVIZ_RUNS"]
+    folders = [resolve_run(root, r) for r in runs]
+    data, message = figure_zip(root, folders, None if figure == "all" else [figure], formats)
+    name = f"geomviz-{'-vs-'.join(f.name for f in folders)}-{figure}.zip"
+    return dcc.send_bytes(data, name), message
+
+
+@callback(Output("compare-message", "children", allow_duplicate=True),
+          Output("compare-umap-ready", "data"), Output("compare-jobs", "disabled",
+                                                       allow_duplicate=True),
+          Input("compare-jobs", "n_intervals"), State("compare-runs", "data"),
+          State("compare-projection", "value"), State("compare-umap-ready", "data"),
+          prevent_initial_call=True)
+def _jobs(_n, runs, method, ready):
+    root = current_app.config["GEOMVIZ_RUNS"]
+    if method not in SLOW:
+        return no_update, no_update, True
+    status = job_status(current_app._get_current_object(),
+                        [resolve_run(root, r) for r in runs], method)
+    if status is None:
+        return no_update, no_update, True
+    if status["state"] == "running":
+        return job_message(status), no_update, False
+    # done (the manifolds re-render from the cache) or failed (say so and stop polling)
+    return job_message(status), (ready or 0) + 1, True

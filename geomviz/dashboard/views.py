@@ -1,0 +1,252 @@
+"""What the compare page draws, as pure functions of the data: colourings (and why a run
+lacks one), shared colour and axis ranges, manifold figures and their slider patches, and
+the time panels of two sides (one run or a group of seeds each), overlaid or paired.
+
+Generic over the snapshot arrays: any per-sample array a run stores beyond the known ones
+is offered as a continuous colouring under its own name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from dash import Patch
+
+from .. import figures as F
+from ..figures.compare import overlay, share_ranges
+from ..figures.theme import template
+
+# key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
+COLORINGS: dict[str, tuple[str, str, str | None, str | None]] = {
+    "class": ("class", "class", None, None),
+    "correct": ("correct / wrong (margin > 0)", "category", None, "margin"),
+    "norm": ("‖x‖ (feature units)", "color", None, "norm"),
+    "cos_true": ("cos θ_y (unitless)", "color", None, "cos_true"),
+    "entropy_target": ("target entropy H(p) (nats)", "color", None, "entropy_target"),
+    "entropy_pred": ("prediction entropy H(q) (nats)", "color", None, "entropy_pred"),
+    "anchor_gap": ("anchor gap s·d_y² (logit units)", "color", "euclidean", "true"),
+    "true_logit": ("true logit z_y (logit units)", "color", "dot", "true"),
+    "margin": ("margin z_y − max z_j≠y (logit units)", "color", None, "margin"),
+}
+ZERO_BASED = {"entropy_target", "entropy_pred", "norm"}  # these cannot be negative
+KNOWN_ARRAYS = {"norm", "cos_true", "true", "top_negative", "margin", "entropy_pred",
+                "entropy_target"}
+HOVER = {"‖x‖": "norm", "cos θ_y": "cos_true", "H(p) nats": "entropy_target",
+         "H(q) nats": "entropy_pred"}
+AXES = {"pca": ("PC1 (joint basis, feature units)", "PC2 (joint basis, feature units)"),
+        "aligned_umap": ("UMAP 1 (arbitrary units)", "UMAP 2 (arbitrary units)"),
+        "fast_umap": ("UMAP 1 (arbitrary units)", "UMAP 2 (arbitrary units)"),
+        "polar": ("radius ‖x‖ (feature units)", "angle θ_y to the true class (rad)")}
+HEADS = {"euclidean": "a Euclidean (distance) head", "dot": "a linear head"}
+
+
+def coloring_options(runs: list[dict]) -> list[dict]:
+    """The dropdown: known colourings, then any other per-sample array a run stores."""
+    opts = [{"label": v[0], "value": k} for k, v in COLORINGS.items()]
+    extra = sorted({k for r in runs for k in r["extra"]} - KNOWN_ARRAYS)
+    return opts + [{"label": k, "value": k} for k in extra]
+
+
+def color_values(run: dict, idx: int, key: str):
+    """``(values[P] or None, categories or None, reason or None)`` of colouring ``key`` at
+    snapshot ``idx``; a run that lacks the quantity gets class colours and the reason."""
+    label, kind, needs, source = COLORINGS.get(key, (key, "color", None, key))
+    if kind == "class":
+        return None, None, None
+    if needs and run.get("metric", "dot") != needs:
+        other = "anchor gap" if needs == "euclidean" else "true logit"
+        return None, None, (f"{run['name']} has {HEADS.get(run.get('metric'), 'another head')}: "
+                            f"no {other} ({label} is defined for {HEADS[needs]} only)")
+    if source not in run["extra"]:
+        return None, None, f"{run['name']} stores no '{source}' snapshot array"
+    values = run["extra"][source][idx]
+    if kind == "category":
+        return (values > 0).astype(np.int64), ["wrong", "correct"], None
+    return values, None, None
+
+
+def color_range(runs: list[dict], key: str) -> tuple[float, float] | None:
+    """One colour range over every step of ``runs`` (entropy and norms start at 0)."""
+    vals = []
+    for r in runs:
+        v, cats, _ = color_values(r, 0, key)
+        if v is None or cats:
+            continue
+        source = COLORINGS.get(key, (key, "color", None, key))[3]
+        vals.append(np.asarray(r["extra"][source], np.float64).ravel())
+    if not vals:
+        return None
+    v = np.concatenate(vals)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    if key in ZERO_BASED:
+        lo = 0.0
+    return lo, max(hi, lo + 1e-6)
+
+
+def _round(a: np.ndarray) -> np.ndarray:
+    """About 4 significant digits of the spread: enough on screen, a third of the bytes."""
+    span = float(np.nanmax(np.abs(a))) if a.size else 1.0
+    return np.round(a.astype(np.float64), max(0, 3 - int(np.floor(np.log10(max(span, 1e-9))))))
+
+
+def _hover(run: dict, idx: int) -> dict:
+    return {label: run["extra"][k][idx] for label, k in HOVER.items() if k in run["extra"]}
+
+
+def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, method: str,
+                    highlight=()):
+    values, cats, reason = color_values(run, idx, key)
+    label = COLORINGS.get(key, (key,))[0]
+    fig = F.manifold(_round(run["xy"][idx]), run["labels"], values, label,
+                     f"{run['name']} · step {step}", _hover(run, idx), run.get("class_names"),
+                     highlight=np.asarray(highlight, dtype=int), ranges=ranges,
+                     categories=cats, crange=crange, axis_titles=AXES.get(method, ("x", "y")),
+                     step=step)
+    fig.update_layout(template=template())
+    return fig, reason
+
+
+def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Patch:
+    """A slider move: x/y, hover rows (and colours) of every trace, no full figure."""
+    values, cats, _ = color_values(run, idx, key)
+    kind = "class" if values is None else ("category" if cats else "color")
+    xy = _round(run["xy"][idx])
+    hover = _hover(run, idx)
+    template = F.hover_template(hover, step)
+    p = Patch()
+    for i, (tkind, _, m) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
+        p["data"][i]["x"] = xy[m, 0].tolist()
+        p["data"][i]["y"] = xy[m, 1].tolist()
+        p["data"][i]["customdata"] = F.hover_rows(m, run["labels"], run.get("class_names"), hover)
+        p["data"][i]["hovertemplate"] = template
+        if tkind == "color":
+            p["data"][i]["marker"]["color"] = np.round(values[m], 4).tolist()
+    p["data"][-1]["x"], p["data"][-1]["y"] = [], []
+    p["layout"]["title"]["text"] = f"{run['name']} · step {step}"
+    if ranges is not None:
+        p["layout"]["xaxis"]["range"] = list(ranges[0])
+        p["layout"]["yaxis"]["range"] = list(ranges[1])
+    return p
+
+
+def snap_step(value, shown, steps: list[int]) -> int:
+    """The snapshot step for slider value ``value``: itself if a snapshot, else the next one
+    in the direction of travel from ``shown`` (the step on screen)."""
+    if value in steps:
+        return int(value)
+    arr = np.asarray(steps)
+    if shown is not None and value is not None and value > shown:
+        i = int(np.searchsorted(arr, value, "left"))
+    else:
+        i = int(np.searchsorted(arr, value if value is not None else arr[-1], "right")) - 1
+    return int(arr[min(max(i, 0), len(arr) - 1)])
+
+
+def manifold_ranges(runs: list[dict], shared: bool, idx: int | None = None) -> list:
+    """Axis ranges of each run's manifold: over every step (or only step ``idx``: "fit to
+    current step"), over both runs when ``shared``."""
+    pick = [r["xy"] if idx is None else r["xy"][idx] for r in runs]
+    if shared:
+        return [F.common_ranges(*pick)] * len(runs)
+    return [F.common_ranges(p) for p in pick]
+
+
+# ---- time panels ------------------------------------------------------------------------
+
+PANELS = {  # key: (title, y title, log y, y starts at 0)
+    "norm": ("feature norm ‖x‖: p50 solid, p95 dotted", "‖x‖ (feature units, log)", True,
+             False),
+    "radial": ("radial share of ‖∂ℓ/∂x‖²", "radial share (fraction, 0–1)", False, True),
+    "decomp": ("Δ mean true logit: radial, angular, weight, bias, total",
+               "Δ z_y per interval (logit units)", False, False),
+    "entropy": ("entropy: easy H(p), easy H(q), hard H(p), hard H(q)", "entropy (nats)",
+                False, True),
+    "anchor_gap": ("anchor gap s·d_y² vs nearest negative (p5, p50, p95)",
+                   "s·d² (logit units, log)", True, False),
+    "true_logit": ("true logit z_y vs top negative (p5, p50, p95)", "logit (logit units)",
+                   False, False),
+    "loss": ("loss (left) and accuracy (right, dotted)", "loss (nats)", False, True),
+}
+
+
+def panel_lines(ts: dict, key: str) -> dict | None:
+    """``{line: (steps, values)}`` of panel ``key`` for one run, None if it lacks it."""
+    if key == "norm":
+        return {"p50": ts["p50"], "p95": ts["p95"]}
+    if key == "radial":
+        return {"radial share": ts["radial_fraction"]}
+    if key == "decomp":
+        d = ts["decomp"]
+        return {k: (d["total"][0], d[k][1]) for k in ("radial", "angular", "weight", "bias")} \
+            | {"total": d["total"]}
+    if key == "entropy":
+        e = ts["entropy"]
+        return {k: e[k] for k in ("easy.target", "easy.pred", "hard.target", "hard.pred")}
+    if key in ("anchor_gap", "true_logit"):
+        if (ts["metric"] == "euclidean") != (key == "anchor_gap"):
+            return None
+        return dict(ts["margins"])
+    if key == "loss":
+        return {"loss": ts["loss"]}
+    raise KeyError(key)
+
+
+def panel_keys(sides: list[dict]) -> list[str]:
+    """Every panel at least one side has (anchor gap and true logit are never mixed)."""
+    return [k for k in PANELS
+            if any(panel_lines(ts, k) is not None for s in sides for ts in s["ts"])]
+
+
+def _side_lines(side: dict, key: str) -> dict | None:
+    per_seed = [panel_lines(ts, key) for ts in side["ts"]]
+    if any(p is None for p in per_seed):
+        return None
+    return {name: [p[name] for p in per_seed] for name in per_seed[0]}
+
+
+def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
+    """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
+    (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
+    A ``side`` is ``{"label", "color", "ts": [time_series per seed]}``."""
+    out = []
+    for key in panel_keys(sides):
+        title, ytitle, log_y, from0 = PANELS[key]
+        present = [(s, _side_lines(s, key)) for s in sides]
+        missing = [s["label"] for s, lines in present if lines is None]
+        note = ""
+        if missing:
+            other = "true logit" if key == "anchor_gap" else "anchor gap"
+            note = (f"{', '.join(missing)}: not shown, its head has the {other} instead"
+                    if key in ("anchor_gap", "true_logit") else f"{', '.join(missing)}: none")
+        y2 = ({s["label"]: ("accuracy (fraction)", {"accuracy": [ts["acc"] for ts in s["ts"]]})
+               for s in sides} if key == "loss" else None)
+        if mode == "overlay":
+            fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
+                          title, ytitle, log_y, step, y2, note)
+            share_ranges([fig], log_y, from0)
+            out.append((key, "AB", fig))
+            continue
+        figs = []
+        for s, lines in present:
+            if key == "norm" and len(s["ts"]) == 1 and s["ts"][0]["norm_hist"] is not None \
+                    and len(s["ts"][0]["norm_hist"].steps):
+                h, ts = s["ts"][0]["norm_hist"], s["ts"][0]
+                fig = F.norm_heatmap(h.steps, h.edges, h.counts, ts["p50"][1], ts["p95"][1],
+                                     step, title=f"{s['label']}: {title}")
+            else:
+                fig = overlay([(s["label"], s["color"], lines)] if lines else [],
+                              f"{s['label']}: {title}", ytitle, log_y, step,
+                              {s["label"]: y2[s["label"]]} if y2 else None,
+                              "" if lines else note)
+            figs.append(fig)
+        if shared:
+            share_ranges(figs, log_y, from0)
+        else:
+            for f in figs:
+                share_ranges([f], log_y, from0)
+        out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
+    for _, _, f in out:
+        f.update_layout(template=template())
+    return out

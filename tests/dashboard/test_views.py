@@ -1,0 +1,126 @@
+"""The compare page's views: one colour range and one axis range for both sides, entropy
+from 0, quantities a run lacks refused with the reason, hover rows, overlaid time panels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geomviz.dashboard import views as V
+
+
+def _run(name, metric, scale, T=3, P=20, seed=0):
+    g = np.random.default_rng(seed)
+    return {"name": name, "metric": metric, "labels": np.arange(P) % 4 - (np.arange(P) == 0),
+            "class_names": ["zero", "one", "two", "three"],
+            "xy": g.standard_normal((T, P, 2)) * scale,
+            "extra": {"norm": np.abs(g.standard_normal((T, P))) * scale,
+                      "cos_true": g.uniform(-1, 1, (T, P)),
+                      "entropy_target": np.zeros((T, P)),
+                      "entropy_pred": g.uniform(0, 2, (T, P)),
+                      "true": g.standard_normal((T, P)) * scale,
+                      "margin": g.standard_normal((T, P))}}
+
+
+def test_shared_colour_and_axis_ranges_cover_both_runs():
+    a, b = _run("ce", "dot", 30.0), _run("tfsd", "euclidean", 1.0, seed=1)
+    lo, hi = V.color_range([a, b], "norm")
+    assert lo == 0.0 and hi == pytest.approx(max(a["extra"]["norm"].max(),
+                                                 b["extra"]["norm"].max()))
+    ranges = V.manifold_ranges([a, b], shared=True)
+    assert ranges[0] == ranges[1]
+    both = np.concatenate([a["xy"].reshape(-1, 2), b["xy"].reshape(-1, 2)])
+    assert ranges[0][0][0] < both[:, 0].min() and ranges[0][0][1] > both[:, 0].max()
+    own = V.manifold_ranges([a, b], shared=False)
+    assert own[0] != own[1]
+    fit = V.manifold_ranges([a, b], shared=True, idx=0)
+    assert fit[0][0][1] < ranges[0][0][1] + 1e-9
+
+
+def test_entropy_colour_starts_at_zero_even_when_constant():
+    a = _run("ce", "dot", 1.0)
+    assert V.color_range([a], "entropy_target")[0] == 0.0
+    assert V.color_range([a], "entropy_target")[1] > 0.0
+    fig, _ = V.manifold_figure(a, 1, "entropy_target", 10, None, (0.0, 2.0), "pca")
+    assert fig.data[0].marker.cmin == 0.0 and fig.data[0].marker.cmax == 2.0
+
+
+def test_anchor_gap_and_true_logit_are_refused_with_the_reason():
+    ce, tfsd = _run("ce", "dot", 1.0), _run("tfsd", "euclidean", 1.0)
+    values, _, reason = V.color_values(ce, 0, "anchor_gap")
+    assert values is None and "linear head" in reason and "Euclidean" in reason
+    values, _, reason = V.color_values(tfsd, 0, "anchor_gap")
+    assert reason is None and np.array_equal(values, tfsd["extra"]["true"][0])
+    assert V.color_values(tfsd, 0, "true_logit")[2] is not None
+
+
+def test_hover_names_class_step_and_rounded_values():
+    a = _run("ce", "dot", 1.0)
+    fig, _ = V.manifold_figure(a, 2, "class", 700, None, None, "polar")
+    tmpl = fig.data[0].hovertemplate
+    assert "step 700" in tmpl and "‖x‖" in tmpl and "H(p) nats" in tmpl and "cos θ_y" in tmpl
+    row = fig.data[0].customdata[0]
+    assert row[1] == "zero" and row[2] == round(float(a["extra"]["norm"][2, row[0]]), 4)
+    assert fig.layout.xaxis.title.text.startswith("radius ‖x‖")
+    a["extra"]["entropy_target"][:] = -0.0  # a one-hot target: H(p) is 0, never "-0"
+    fig0, _ = V.manifold_figure(a, 2, "class", 700, None, None, "polar")
+    assert all(str(row[4]) == "0.0" for row in fig0.data[0].customdata)
+    ood = [t for t in fig.data if t.name == "OOD"][0]
+    assert ood.customdata[0][1] == "OOD"
+
+
+def test_slider_patch_moves_points_and_hover():
+    a = _run("ce", "dot", 1.0)
+    p = V.manifold_patch(a, 1, "norm", 40, ranges=((0, 1), (0, 2))).to_plotly_json()
+    ops = {tuple(o["location"]): o["params"]["value"] for o in p["operations"]}
+    assert ("data", 0, "marker", "color") in ops and ops[("layout", "xaxis", "range")] == [0, 1]
+    assert ops[("layout", "title", "text")].endswith("step 40")
+    assert "step 40" in ops[("data", 0, "hovertemplate")]
+
+
+def _ts(metric, scale):
+    s = np.array([0, 10, 20])
+    series = (s, np.array([1.0, 2.0, 3.0]) * scale)
+    return {"loss": series, "acc": (s, np.array([0.1, 0.5, 0.9])), "radial_fraction": series,
+            "p50": series, "p95": series, "norm_hist": None, "metric": metric,
+            "decomp": {k: series for k in ("radial", "angular", "weight", "bias", "total")},
+            "entropy": {f"{g}.{k}": series for g in ("easy", "hard")
+                        for k in ("target", "pred")},
+            "margins": {f"{n} {q}": series for n in ("a", "b") for q in ("p5", "p50", "p95")}}
+
+
+def test_time_panels_share_ranges_and_split_gap_from_logit():
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8", "ts": [_ts("dot", 10.0)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756",
+              "ts": [_ts("euclidean", 1.0), _ts("euclidean", 2.0)]}]
+    side = V.time_panels(sides, "side", shared=True, step=10)
+    by = {}
+    for key, sid, fig in side:
+        by.setdefault(key, {})[sid] = fig
+    assert set(by) == {"norm", "radial", "decomp", "entropy", "anchor_gap", "true_logit", "loss"}
+    for key, pair in by.items():
+        assert pair["left"].layout.yaxis.range == pair["right"].layout.yaxis.range, key
+        assert pair["left"].layout.xaxis.range == pair["right"].layout.xaxis.range, key
+        for f in pair.values():
+            assert f.layout.xaxis.title.text and f.layout.yaxis.title.text
+    assert by["radial"]["left"].layout.yaxis.range[1] >= 30.0  # covers CE's 10x values
+    assert "has the true logit" in by["anchor_gap"]["left"].layout.annotations[0].text
+    band = [t for t in by["radial"]["right"].data if t.fill == "toself"]
+    assert len(band) == 1  # two seeds: a min-max band under the mean
+    mean = [t for t in by["radial"]["right"].data if t.fill != "toself" and t.x is not None
+            and len(t.x) == 3][0]
+    assert list(mean.y) == pytest.approx([1.5, 3.0, 4.5])
+    over = V.time_panels(sides, "overlay", shared=True, step=10)
+    assert {sid for _, sid, _ in over} == {"AB"}
+    radial = [f for k, _, f in over if k == "radial"][0]
+    colours = {t.line.color for t in radial.data if t.showlegend}
+    assert colours == {"#4C78A8", "#E45756"}
+    assert [f for k, _, f in over if k == "anchor_gap"][0].layout.annotations
+
+
+def test_slider_values_snap_to_snapshot_steps_in_the_direction_of_travel():
+    steps = [0, 5, 20, 50]
+    assert V.snap_step(20, 50, steps) == 20
+    assert V.snap_step(49, 50, steps) == 20  # arrow left from 50
+    assert V.snap_step(21, 20, steps) == 50  # arrow right from 20
+    assert V.snap_step(-3, 0, steps) == 0 and V.snap_step(99, 50, steps) == 50
