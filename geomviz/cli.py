@@ -207,12 +207,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nCE and TFSD runs are in {root} (list them with: geomviz runs {root})")
     if not args.dashboard:
         return 0
+    _demo_fast_view(root)
     from .dashboard import create_app
 
     url = f"http://{args.host}:{args.port}/compare?a=ce-s0&b=tfsd-s0"
     print(f"dashboard: {url}  (Ctrl-C to stop)", flush=True)
     create_app(root).run(host=args.host, port=args.port, debug=False)
     return 0
+
+
+def _demo_fast_view(root: Path) -> None:
+    """Precompute the compare page's aligned nonlinear view of the two demo runs (tens of
+    seconds), so it is there when the page opens; PCA needs no precomputing."""
+    try:
+        from .projection import project
+    except ImportError:  # pragma: no cover - the dashboard extra brings umap-learn
+        return
+    t0 = time.perf_counter()
+    print("computing the aligned UMAP view of both runs (the page shows PCA meanwhile) ...",
+          flush=True)
+    try:
+        project([root / "ce-s0", root / "tfsd-s0"], "fast_umap", cache_root=root)
+    except ImportError as e:  # umap-learn missing: the page offers PCA and the polar view
+        print(f"skipped the UMAP view: {e}")
+        return
+    print(f"aligned UMAP view ready in {time.perf_counter() - t0:.1f} s")
 
 
 def _cmd_project(args: argparse.Namespace) -> int:
@@ -228,9 +247,11 @@ def _cmd_project(args: argparse.Namespace) -> int:
     folders = [f for root in args.runs for f in list_runs(root)]
     if not folders:
         raise UserError(f"no runs under {', '.join(args.runs)}")
-    jobs = [(m, [f]) for m in methods if m != "pca" for f in folders]
-    if "pca" in methods:
-        jobs.insert(0, ("pca", folders))  # one basis for all the runs given
+    # pca and fast_umap embed all the runs given together (one basis; one joint layout, which
+    # the compare page reuses when it shows exactly these runs); the others run per folder
+    joint = ("pca", "fast_umap")
+    jobs = [(m, folders) for m in methods if m in joint] + \
+        [(m, [f]) for m in methods if m not in joint for f in folders]
     for method, group in tqdm(jobs, desc="projections", unit="job"):
         params = {"n_epochs": args.umap_epochs} if method == "aligned_umap" else {}  # as the
         # dashboard asks for it (n_epochs=100 by default)
@@ -337,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("project", help="precompute the snapshot projections (PCA, AlignedUMAP)")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
-    p.add_argument("--method", default="pca,aligned_umap,polar", help="comma-separated")
+    p.add_argument("--method", default="pca,fast_umap,polar",
+                   help="comma-separated: pca, fast_umap, aligned_umap (slow), polar")
     p.add_argument("--umap-epochs", type=_int_in(1), default=100)
     p.set_defaults(func=_cmd_project)
     p = sub.add_parser("figures", help="export the publication figure set of some runs")

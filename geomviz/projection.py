@@ -80,17 +80,14 @@ def load_snapshots(folder: str | Path, features: bool = True) -> Snapshots:
 
 
 KNOWN = ("norm", "cos_true", "true", "top_negative", "margin", "entropy_pred", "entropy_target")
-_NOT_PER_SAMPLE = {"features", "logits", "labels", "index", "is_ood"}
+_NOT_PER_SAMPLE = {"features", "logits", "labels", "index", "is_ood", "context", "class_vectors",
+                   "class_ids"}
 
 
 def _per_sample_names(run) -> list[str]:
     """The known per-sample snapshot arrays, then any other the run stores (a language-model
-    run's token ids, say), so the views stay generic over what a snapshot holds."""
-    try:
-        rows = run._q("SELECT DISTINCT name FROM arrays WHERE name LIKE 'snapshot.%'")
-        stored = {r[0].split(".", 1)[1] for r in rows}
-    except Exception:  # noqa: BLE001 - an older reader: the known names only
-        return list(KNOWN)
+    run's token groups, say), so the views stay generic over what a snapshot holds."""
+    stored = {n.split(".", 1)[1] for n in run.array_names("snapshot.")}
     return [n for n in KNOWN if n in stored] + sorted(stored - set(KNOWN) - _NOT_PER_SAMPLE)
 
 

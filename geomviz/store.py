@@ -397,6 +397,11 @@ class Run:
         return {r[0]: np.frombuffer(r[3], dtype=np.dtype(r[1])).reshape(json.loads(r[2]))
                 for r in rows}
 
+    def array_names(self, prefix: str = "") -> list[str]:
+        """Names of the stored arrays that start with ``prefix``, sorted, without reading them."""
+        return [r[0] for r in self._q("SELECT DISTINCT name FROM arrays WHERE substr(name, 1, ?) "
+                                      "= ? ORDER BY name", (len(prefix), prefix))]
+
     def array_steps(self, name: str) -> list[int]:
         """Steps at which array ``name`` was stored, without reading the arrays."""
         return [r[0] for r in self._q("SELECT DISTINCT step FROM arrays WHERE name = ? "

@@ -189,3 +189,17 @@ def test_malformed_metadata_is_one_store_error(tmp_path, key, value, message):
     with pytest.raises(StoreError, match=message) as e:
         open_run(tmp_path)
     assert "\n" not in str(e.value)
+
+
+def test_array_names_lists_without_reading(tmp_path):
+    from geomviz.store import RunWriter, open_run
+
+    w = RunWriter(tmp_path / "r", {"name": "r"})
+    for step in (0, 5):
+        w.array(step, "snapshot.norm", np.ones(3, dtype=np.float32))
+    w.array(0, "snapshot.labels", np.zeros(3, dtype=np.int64))
+    w.array(0, "eval.confidence.msp.id", np.zeros(2, dtype=np.float32))
+    w.close("finished")
+    with open_run(tmp_path / "r") as run:
+        assert run.array_names("snapshot.") == ["snapshot.labels", "snapshot.norm"]
+        assert len(run.array_names()) == 3 and run.array_names("nope") == []

@@ -50,6 +50,8 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
     labels = np.asarray(labels)
     fig = go.Figure()
     kind = "class" if color is None else ("category" if categories else "color")
+    # a legend of hundreds of classes (a language model's tokens) hides the plot: none then
+    legend = kind != "class" or len(np.unique(labels[labels >= 0])) <= MAX_LEGEND_CLASSES
     for tkind, c, m in trace_masks(labels, kind, color, categories):
         if tkind == "class":
             name = class_names[c] if class_names and c < len(class_names) else str(c)
@@ -67,6 +69,7 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
         else:
             name, marker = "OOD", {"size": 6, "symbol": "x", "color": OOD_COLOR}
         fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
+                                   showlegend=legend or tkind == "ood",
                                    customdata=hover_rows(m, labels, class_names, hover),
                                    hovertemplate=hover_template(hover, step), marker=marker))
     if highlight is not None:  # always last, possibly empty, so it can be patched
@@ -88,6 +91,7 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
     return fig
 
 
+MAX_LEGEND_CLASSES = 30
 CATEGORY_COLORS = ["#E45756", "#54A24B", "#4C78A8", "#F58518", "#B279A2", "#72B7B2"]
 
 

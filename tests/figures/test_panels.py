@@ -81,3 +81,14 @@ def test_fixed_ranges_cover_every_run_and_step():
     assert x0 < 0 < 10 < x1 and y0 < 0 < 10 < y1
     fig = F.manifold(a[0], np.zeros(4, int), ranges=((x0, x1), (y0, y1)))
     assert tuple(fig.layout.xaxis.range) == (x0, x1)
+
+
+def test_a_manifold_of_hundreds_of_classes_has_no_legend():
+    from geomviz.figures.panels import MAX_LEGEND_CLASSES, manifold
+
+    labels = np.r_[np.arange(200) % 150, -np.ones(5, dtype=int)]
+    fig = manifold(np.random.default_rng(0).normal(size=(205, 2)), labels)
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert shown == ["OOD"] and 150 > MAX_LEGEND_CLASSES
+    few = manifold(np.zeros((6, 2)), np.array([0, 1, 2, 0, 1, 2]))
+    assert all(t.showlegend is not False for t in few.data)
