@@ -207,31 +207,40 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nCE and TFSD runs are in {root} (list them with: geomviz runs {root})")
     if not args.dashboard:
         return 0
-    _demo_fast_view(root)
     from .dashboard import create_app
 
+    app = create_app(root)
+    _demo_fast_view(app, root)
     url = f"http://{args.host}:{args.port}/compare?a=ce-s0&b=tfsd-s0"
     print(f"dashboard: {url}  (Ctrl-C to stop)", flush=True)
-    create_app(root).run(host=args.host, port=args.port, debug=False)
+    app.run(host=args.host, port=args.port, debug=False)
     return 0
 
 
-def _demo_fast_view(root: Path) -> None:
-    """Precompute the compare page's aligned nonlinear view of the two demo runs (tens of
-    seconds), so it is there when the page opens; PCA needs no precomputing."""
-    try:
-        from .projection import project
-    except ImportError:  # pragma: no cover - the dashboard extra brings umap-learn
-        return
+def _demo_fast_view(app, root: Path) -> None:
+    """Start the compare page's aligned nonlinear view of the two demo runs in the background
+    (a child process, tens of seconds) right after training: the page shows PCA and the
+    job's progress meanwhile, and this prints when the view is ready."""
+    import threading
+
+    from .dashboard.data import resolve_run
+    from .dashboard.jobs import start_job
+
+    pair = [resolve_run(root, "ce-s0"), resolve_run(root, "tfsd-s0")]
     t0 = time.perf_counter()
-    print("computing the aligned UMAP view of both runs (the page shows PCA meanwhile) ...",
-          flush=True)
-    try:
-        project([root / "ce-s0", root / "tfsd-s0"], "fast_umap", cache_root=root)
-    except ImportError as e:  # umap-learn missing: the page offers PCA and the polar view
-        print(f"skipped the UMAP view: {e}")
-        return
-    print(f"aligned UMAP view ready in {time.perf_counter() - t0:.1f} s")
+    status = start_job(app.server, root, pair, "fast_umap")  # the jobs live on the Flask app
+    print("computing the aligned UMAP view of both runs in the background (the page shows PCA "
+          "until it is ready)", flush=True)
+
+    def report() -> None:
+        while status["state"] == "running":
+            time.sleep(0.5)
+        if status["state"] == "done":
+            print(f"aligned UMAP view ready ({time.perf_counter() - t0:.1f} s)", flush=True)
+        else:
+            print(f"the aligned UMAP view failed: {status['error']}", flush=True)
+
+    threading.Thread(target=report, name="geomviz-demo-view", daemon=True).start()
 
 
 def _cmd_project(args: argparse.Namespace) -> int:
