@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import geomviz.training.resume as R  # noqa: E402
 import geomviz.training.train as T  # noqa: E402
 from geomviz.data import DataBundle, load_dataset  # noqa: E402
 from geomviz.store import NullWriter  # noqa: E402
@@ -39,7 +40,8 @@ def random_cifar(n: int = 20_000, seed: int = 0) -> DataBundle:
 def run_once(cfg_values: dict, bundle: DataBundle, store: bool, folder: Path) -> float:
     T.evaluate = lambda *a, **k: {}
     T._save_checkpoint = lambda *a, **k: None
-    T.RunWriter = RealWriter if store else (lambda *a, **k: NullWriter())
+    # the writer train() opens (through training.resume.open_writer): real, or discarding
+    R.RunWriter = RealWriter if store else (lambda *a, **k: NullWriter())
     cfg = resolve_config(cfg_values, {"out": str(folder), "progress": False})
     if cfg.device != "cpu" and torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -50,7 +52,7 @@ def run_once(cfg_values: dict, bundle: DataBundle, store: bool, folder: Path) ->
     return time.perf_counter() - t0
 
 
-RealWriter = T.RunWriter
+RealWriter = R.RunWriter
 
 
 def main(argv=None):
