@@ -5,10 +5,10 @@ cached under ``$GEOMVIZ_CACHE`` (default ``~/.cache/geomviz``); the others are r
 from local files.
 """
 
-from .base import CIFAR_MEAN, CIFAR_STD, DataBundle, DataError, cache_dir
+from .base import CIFAR_MEAN, CIFAR_STD, IGNORE_INDEX, DataBundle, DataError, cache_dir
 from .load import DATASETS, TOKEN_DATASETS, load_dataset, load_tokens
 from .vectors import bayes_posterior
 
 __all__ = ["CIFAR_MEAN", "CIFAR_STD", "DATASETS", "TOKEN_DATASETS", "DataBundle", "DataError",
-           "bayes_posterior", "load_tokens",
+           "IGNORE_INDEX", "bayes_posterior", "load_tokens",
            "cache_dir", "load_dataset"]

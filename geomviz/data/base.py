@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["DataError", "DataBundle", "cache_dir", "CIFAR_MEAN", "CIFAR_STD"]
+__all__ = ["DataError", "DataBundle", "cache_dir", "CIFAR_MEAN", "CIFAR_STD", "IGNORE_INDEX"]
 
+IGNORE_INDEX = -100  # a target no loss, metric or probe counts (padding)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 

@@ -20,6 +20,7 @@ test positions (the probes' test record); ``on_scores`` the per-position confide
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,7 +29,7 @@ from probes.stats import softmax_entropy, target_entropy
 from probes.tokens import FREQ_BUCKETS, class_group_distances, law_stats
 
 from .. import metrics as M
-from ..data import DataBundle
+from ..data import IGNORE_INDEX, DataBundle
 from ..models import Classifier
 from ..objectives import squared_distances
 
@@ -38,7 +39,6 @@ LOGIT_BUDGET = 2**22  # logits per chunk (16 MiB in fp32)
 PROBE_POSITIONS = 8192  # test positions the probes' test record sees
 TRAIN_POSITIONS = 16384  # training positions of train_eval
 CLASS_LIMIT = 2048  # class vectors in classes.* (the first tokens)
-IGNORE_INDEX = -100
 
 
 def chunk_sequences(seq_len: int, vocab: int, budget: int = LOGIT_BUDGET) -> int:
@@ -79,12 +79,10 @@ class _Sums:
         return self.v.get(num, 0.0) / d if d > 0 else float("nan")
 
 
-def _scores(z: Tensor, f: Tensor, head) -> dict[str, Tensor]:
-    out = {"msp": torch.softmax(z, 1).amax(1), "max_logit": z.amax(1),
-           "energy": torch.logsumexp(z, 1)}
-    if head.metric == "euclidean":
-        out["min_distance"] = -squared_distances(f, head.centers.float()).amin(1)
-    return out
+def _scores(z: Tensor, f: Tensor, head) -> dict[str, np.ndarray]:
+    """Per-position ID confidences of one chunk (:func:`metrics.confidence_scores`)."""
+    dists = squared_distances(f, head.centers.float()) if head.metric == "euclidean" else None
+    return M.confidence_scores(z, dists)
 
 
 @torch.no_grad()
@@ -124,7 +122,7 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores):
         conf.append(q_max.double().cpu())
         right.append((pred == y).cpu())
         for k, v in _scores(z, f, head).items():
-            scores.setdefault(k, []).append(v.double().cpu())
+            scores.setdefault(k, []).append(v)
         h_q = softmax_entropy(z.double(), pred)
         h_p = target_entropy(z.double(), y, target, smoothing)
         if buckets is not None:
@@ -172,13 +170,13 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores):
     if on_test is not None:
         on_test({k: torch.cat(v) for k, v in probe.items()})
     out = {"test": test}
-    conf_id = {k: torch.cat(v).numpy() for k, v in scores.items()}
+    conf_id = {k: np.concatenate(v) for k, v in scores.items()}
     if bundle.x_ood is not None and len(bundle.x_ood):
-        ood: dict[str, list[Tensor]] = {}
+        ood: dict[str, list[np.ndarray]] = {}
         for _, f, z, _ in _chunks(model, bundle.x_ood, None, device, amp_dtype, per):
             for k, v in _scores(z, f, head).items():
-                ood.setdefault(k, []).append(v.double().cpu())
-        conf_ood = {k: torch.cat(v).numpy() for k, v in ood.items()}
+                ood.setdefault(k, []).append(v)
+        conf_ood = {k: np.concatenate(v) for k, v in ood.items()}
         if on_scores is not None:
             on_scores(conf_id, conf_ood)
         out["ood"] = {f"{k}.{m}": v for k in conf_id

@@ -18,7 +18,7 @@ from torch import Tensor
 from probes.snapshots import PROBE_SEED
 from probes.tokens import contexts, select_class_subset, select_positions
 
-from ..data import DataBundle
+from ..data import IGNORE_INDEX, DataBundle
 
 __all__ = ["TokenProbeSet", "MAX_SNAPSHOT_VOCAB", "CONTEXT", "CLASS_SUBSET"]
 
@@ -26,7 +26,6 @@ MAX_SNAPSHOT_VOCAB = 1024  # larger vocabularies keep no per-snapshot [P, V] log
 CONTEXT = 8
 CLASS_SUBSET = 512
 CHUNK = 256  # sequences per forward pass
-IGNORE_INDEX = -100
 
 
 def _in_few_sequences(flat: np.ndarray, seq_len: int, n: int, seed: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import DATASETS, TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
+from ..data import DATASETS, IGNORE_INDEX, TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
 from ..models import MODELS, Classifier, build_backbone, tie_embeddings
 from ..objectives.registry import _FusedObjective, create_objective
 from .config import ConfigError, TrainConfig
@@ -42,7 +42,6 @@ CHECKPOINT = "checkpoint.pt"
 FUSED_MIN_VOCAB = 8192  # --fused auto: fused head + loss from this many classes on
 FUSED = {"ce": "ce_fused", "tfsd": "tfsd_fused"}
 PROBE_ROWS = 4096  # rows a fused run's head sees on a probe step
-IGNORE_INDEX = -100
 
 
 class Diverged(RuntimeError):
