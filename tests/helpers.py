@@ -1,4 +1,4 @@
-"""Test helpers: float64 references and an allocation tracker."""
+"""Test helpers: float64 references, an allocation tracker, and raw store edits."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ class PeakStorage(TorchDispatchMode):
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def set_meta_raw(folder, key: str, value: str | None) -> None:
+    """Write ``value`` (raw text, or delete the key with None) into a store's meta table,
+    bypassing the writer: how tests make a malformed store."""
+    import sqlite3
+
+    from geomviz.store import STORE_FILE
+
+    con = sqlite3.connect(folder / STORE_FILE)
+    if value is None:
+        con.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+    con.commit()
+    con.close()

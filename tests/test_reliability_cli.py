@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ import torch
 from geomviz.store import STORE_FILE, open_run
 from geomviz.training.config import resolve_config
 from geomviz.training.train import CHECKPOINT, train
+from tests.helpers import set_meta_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "gaussians", "epochs": 1, "snapshots": 0, "progress": False}
@@ -48,7 +48,7 @@ def world(tmp_path_factory):
     ckpt.write_bytes(ckpt.read_bytes()[:500])
     for name, key, value in (("nostatus", "status", None), ("notjson", "final", "{oops")):
         shutil.copytree(good, root / "runs" / name)
-        _set_meta(root / "runs" / name, key, value)
+        set_meta_raw(root / "runs" / name, key, value)
     configs = {"hidden": "hidden: abc\n", "kw": "objective_kw: [1, 2]\n",
                "ood": "ood_classes: 8\n", "probes": "probes: nah\n"}
     for name, text in configs.items():
@@ -58,14 +58,6 @@ def world(tmp_path_factory):
     return root, good, env
 
 
-def _set_meta(folder: Path, key: str, value: str | None) -> None:
-    con = sqlite3.connect(folder / STORE_FILE)
-    if value is None:
-        con.execute("DELETE FROM meta WHERE key = ?", (key,))
-    else:
-        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-    con.commit()
-    con.close()
 
 
 def _cli(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ from geomviz.store import (
     list_runs,
     open_run,
 )
+from tests.helpers import set_meta_raw
 
 
 def test_round_trip_and_live_reads(tmp_path):
@@ -167,14 +168,6 @@ def test_writers_started_in_the_same_instant_one_wins(tmp_path):
     assert open_run(tmp_path / "run").meta["who"] == who
 
 
-def _set_meta_raw(folder, key, value):
-    con = sqlite3.connect(folder / STORE_FILE)
-    if value is None:
-        con.execute("DELETE FROM meta WHERE key = ?", (key,))
-    else:
-        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-    con.commit()
-    con.close()
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -185,7 +178,7 @@ def _set_meta_raw(folder, key, value):
 ])
 def test_malformed_metadata_is_one_store_error(tmp_path, key, value, message):
     RunWriter(tmp_path, {"config": {}}).close()
-    _set_meta_raw(tmp_path, key, value)
+    set_meta_raw(tmp_path, key, value)
     with pytest.raises(StoreError, match=message) as e:
         open_run(tmp_path)
     assert "\n" not in str(e.value)

@@ -6,6 +6,7 @@ import pytest
 
 from geomviz.dashboard.data import PathError, resolve_run, run_table
 from geomviz.store import RunWriter
+from tests.helpers import set_meta_raw
 
 
 def test_run_ids_must_resolve_inside_the_runs_folder(tmp_path):
@@ -74,16 +75,6 @@ def test_correctness_colouring_is_a_discrete_legend_from_the_margin():
     assert not any(getattr(t.marker, "showscale", False) for t in fig.data)
 
 
-def _corrupt_meta(folder, key, value):
-    import sqlite3
-
-    con = sqlite3.connect(folder / "run.sqlite")
-    if value is None:
-        con.execute("DELETE FROM meta WHERE key = ?", (key,))
-    else:
-        con.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
-    con.commit()
-    con.close()
 
 
 def test_malformed_meta_is_one_warning_row_and_the_others_are_listed(tmp_path):
@@ -91,8 +82,8 @@ def test_malformed_meta_is_one_warning_row_and_the_others_are_listed(tmp_path):
 
     for name in ("good", "nojson", "nostatus"):
         RunWriter(tmp_path / name, {"objective": "ce", "dataset": "mnist1d"}).close("finished")
-    _corrupt_meta(tmp_path / "nojson", "objective", "{not json")
-    _corrupt_meta(tmp_path / "nostatus", "status", None)
+    set_meta_raw(tmp_path / "nojson", "objective", "{not json")
+    set_meta_raw(tmp_path / "nostatus", "status", None)
     rows = {r["run"]: r for r in run_table(tmp_path)}
     assert rows["good"]["status"] == "finished"
     for bad in ("nojson", "nostatus"):
