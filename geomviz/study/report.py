@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .claims import claims_table
 from .figureset import CAPTIONS, FIGURES, FigureSet
 from .results import aggregate, fmt_stat, fmt_value, group_records, present_metrics, seed_stat
+from .verdicts import paired_verdict
 
 __all__ = ["write_report", "compare_lines", "results_table", "seed_table", "ground_truth"]
 
@@ -63,33 +65,26 @@ def ood_table(records: list[dict], key: str = "auroc_by_score") -> str:
 
 
 def compare_lines(records: list[dict], subject: str = "tfsd", baseline: str = "ce") -> list[str]:
-    """One sentence per directional metric: subject vs baseline, better/worse/unclear.
+    """One sentence per metric: subject vs baseline, from the paired seed differences.
 
-    A difference counts only when it exceeds the sum of the two seed sds; with one
-    seed there is no spread to judge by, and the sentence says so.
+    Better or worse only when the 95% t-interval of the mean paired difference
+    excludes 0 (:mod:`geomviz.study.verdicts`); the interval is printed beside it.
     """
-    agg = aggregate(records)
-    if subject not in agg or baseline not in agg:
+    groups = group_records(records)
+    if subject not in groups or baseline not in groups:
         return []
     out = []
     for m in present_metrics(records):
-        a, b = agg[subject][m.key], agg[baseline][m.key]
-        if a is None or b is None:
+        a = {r["seed"]: r.get(m.key) for r in groups[subject]}
+        b = {r["seed"]: r.get(m.key) for r in groups[baseline]}
+        v = paired_verdict(a, b, m.better)
+        if v is None:
             continue
-        delta = a[0] - b[0]
-        spread = a[1] + b[1]
-        if not m.better:
-            verdict = "higher" if delta > 0 else "lower"
-        elif min(a[2], b[2]) < 2:
-            verdict = ("better" if (delta > 0) == (m.better == "higher") else "worse") + \
-                " (one seed: no spread to judge the difference by)"
-        elif abs(delta) <= spread:
-            verdict = "no clear difference (within the seeds' spread)"
-        else:
-            verdict = "better" if (delta > 0) == (m.better == "higher") else "**worse**"
-        out.append(f"- {m.header}: {subject} {fmt_value(a[0], m.digits)} vs {baseline} "
-                   f"{fmt_value(b[0], m.digits)} (Δ {delta:+.3g}, sd {a[1]:.2g} / {b[1]:.2g}): "
-                   f"{verdict}.")
+        ma, mb = seed_stat(a.values()), seed_stat(b.values())
+        label = {"worse": "**worse**", "one seed": "one seed: no interval to judge by"}.get(
+            v.label, v.label)
+        out.append(f"- {m.header}: {subject} {fmt_value(ma[0], m.digits)} vs {baseline} "
+                   f"{fmt_value(mb[0], m.digits)} ({v.interval}): {label}.")
     return out
 
 
@@ -207,6 +202,7 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
              "seed)",
              f"- OOD score in the table: {records[0]['score']} (maximum softmax probability)"
              if records and records[0]["score"] == "msp" else "", "",
+             "## Claims", "", claims_table([(c["dataset"], records)]), "",
              "## Results (mean ± sd over seeds)", "", results_table(records), "",
              "Columns: test accuracy, NLL and ECE (15 bins); OOD AUROC and FPR at 95% TPR with "
              "OOD as positive; final ‖x‖ is the mean feature norm of the in-distribution probe "

@@ -37,7 +37,18 @@ METRICS = [
     Metric("final_norm", "final ‖x‖", "", 4),
     Metric("norm_growth", "‖x‖ growth", "lower", 3),
     Metric("nc1", "NC1", "lower", 3),
+    # language models: distance of the prediction from the exact next-token law
+    Metric("truth_kl", "KL(true ‖ q)", "lower", 3),
+    # class groups (synonym sets, superclasses): within/between distance, rank agreement
+    Metric("classes_ratio", "within/between", "", 3),
+    Metric("classes_structure", "structure ρ", "higher", 3),
+    # label noise: memorised flipped labels; feature-gradient norm, flipped over clean
+    Metric("memorised", "memorised", "lower", 3),
+    Metric("grad_noisy_ratio", "‖g‖ flipped/clean", "", 3),
 ]
+
+# the last quarter of training: where a probe series is summarised by its mean
+TAIL = 0.25
 
 
 def _snapshot_norms(run) -> tuple[float | None, float | None]:
@@ -54,6 +65,27 @@ def _snapshot_norms(run) -> tuple[float | None, float | None]:
     return last, last / float(np.mean(norms[0][ind], dtype=np.float64))
 
 
+def _tail_mean(run, name: str, split: str = "train") -> float | None:
+    """Mean of series ``name`` over the last :data:`TAIL` of its steps (``None`` if absent)."""
+    s = run.scalars(name, split)
+    if not len(s["step"]):
+        return None
+    keep = s["step"] >= s["step"].max() - TAIL * (s["step"].max() - s["step"].min())
+    v = s["value"][keep]
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else None
+
+
+def _series_max(run, name: str) -> float | None:
+    v = run.scalars(name)["value"]
+    v = v[np.isfinite(v)]
+    return float(v.max()) if len(v) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b not in (None, 0.0) else None
+
+
 def run_record(folder: str | Path, score: str = "msp") -> dict:
     """One run's headline numbers (``None`` where the run did not record one).
 
@@ -66,6 +98,12 @@ def run_record(folder: str | Path, score: str = "msp") -> dict:
         meta = run.meta
         final = meta.get("final") or {}
         final_norm, growth = _snapshot_norms(run)
+        series = {"max_logit_train": _series_max(run, "health.max_logit"),
+                  "hard_target": _tail_mean(run, "entropy.hard.target"),
+                  "easy_target": _tail_mean(run, "entropy.easy.target"),
+                  "hard_pred": _tail_mean(run, "entropy.hard.pred"),
+                  "grad_noisy": _tail_mean(run, "grad.noisy.norm.mean"),
+                  "grad_clean": _tail_mean(run, "grad.clean.norm.mean")}
     test, ood, train = final.get("test", {}), final.get("ood", {}), final.get("train_eval", {})
     near = final.get("ood_near", {})  # no snapshots: no final norm (never another definition)
     return {"folder": str(folder), "objective": meta.get("objective", "?"),
@@ -77,6 +115,14 @@ def run_record(folder: str | Path, score: str = "msp") -> dict:
             "auroc": ood.get(f"{score}.auroc"), "fpr95": ood.get(f"{score}.fpr95"),
             "auroc_near": near.get(f"{score}.auroc"), "fpr95_near": near.get(f"{score}.fpr95"),
             "final_norm": final_norm, "norm_growth": growth, "nc1": train.get("nc1"),
+            "truth_kl": test.get("truth.kl"), "classes_ratio": test.get("classes.ratio"),
+            "classes_structure": test.get("classes.structure"),
+            "memorised": train.get("memorised"),
+            "grad_noisy_ratio": _ratio(series["grad_noisy"], series["grad_clean"]),
+            "label_noise": (meta.get("config") or {}).get("label_noise") or 0.0,
+            **series, **{f"{kind}_{q}": test.get(f"entropy.{kind}.{q}")
+                         for kind in ("synonym", "single")
+                         for q in ("target", "pred", "truth", "fraction")},
             "score": score, "auroc_by_score": {k.split(".")[0]: v for k, v in ood.items()
                                                if k.endswith(".auroc")},
             "auroc_near_by_score": {k.split(".")[0]: v for k, v in near.items()
