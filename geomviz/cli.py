@@ -295,24 +295,29 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
-    from .study.runner import STUDY_OBJECTIVES, run_study
+    from .study.runner import preset_config, preset_plan, run_study
     from .training.resume import make_folder
 
-    seeds = _parse_list(args.seeds, int, flag="--seeds")
+    plan = preset_plan(args.preset)
+    seeds = _parse_list(args.seeds, int, flag="--seeds") if args.seeds else None
     objectives = _parse_list(args.objectives, flag="--objectives") if args.objectives \
-        else list(STUDY_OBJECTIVES)
+        else list(plan.objectives)
     formats = parse_formats(args.format)
-    make_folder(args.out)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
-                                   ("ood_dir", args.ood_dir), ("device", args.device),
-                                   ("progress", args.progress)) if v is not None}
+                                   ("ood_dir", args.ood_dir), ("data_path", args.data_path),
+                                   ("device", args.device), ("progress", args.progress))
+                 if v is not None}
+    for _, extra in plan.parts or ((None, {}),):  # bad values fail before any folder is made
+        preset_config(args.preset, {**extra, **overrides})
+    make_folder(args.out)
     res = run_study(args.preset, seeds, args.out, objectives, overrides, tuple(formats),
                     args.width, args.scale, shlex.join(["geomviz", *args.argv]))
     grid = res["grid"]
+    n_figs = sum(len(f.figures) for f in res["figures"])
+    n_files = sum(len(e.files) for e in res["export"])
     print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s, "
-          f"{len(grid.reused)} reused; {len(res['figures'].figures)} figures "
-          f"({len(res['export'].files)} files) in {Path(args.out) / 'figures'}; "
-          f"report: {res['report']}")
+          f"{len(grid.reused)} reused; {n_figs} figures ({n_files} files) in "
+          f"{Path(args.out) / 'figures'}; report: {res['report']}")
     return 0
 
 
@@ -387,14 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probe examples per manifold panel (default 300)")
     p.set_defaults(func=_cmd_figures)
     p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
-    p.add_argument("--preset", required=True, help="mnist1d, gaussians or cifar10")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
+    p.add_argument("--preset", required=True, help="mnist1d, gaussians, cifar10 (GPU), "
+                   "lm-synonyms, lm-text (GPU, needs --data-path) or noise")
+    p.add_argument("--seeds", help="comma-separated (default: the preset's, 0,1,2)")
     p.add_argument("--out", default="study", help="output folder (default study)")
     p.add_argument("--objectives", help="comma-separated (default: ce, metric_ce, tfsd, "
-                   "label_smoothing, logitnorm, ce_zloss)")
+                   "label_smoothing, logitnorm, ce_zloss; no logitnorm for the lm presets)")
     p.add_argument("--epochs", type=_int_in(1), help="override the preset's epochs")
     p.add_argument("--data-dir", help="dataset folder (cifar10)")
     p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
+    p.add_argument("--data-path", help="UTF-8 text file (lm-text)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")

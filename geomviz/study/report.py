@@ -16,10 +16,12 @@ import numpy as np
 
 from .claims import claims_table
 from .figureset import CAPTIONS, FIGURES, FigureSet
+from .report_tables import lm_table, noise_table
 from .results import aggregate, fmt_stat, fmt_value, group_records, present_metrics, seed_stat
 from .verdicts import paired_verdict
 
-__all__ = ["write_report", "compare_lines", "results_table", "seed_table", "ground_truth"]
+__all__ = ["write_report", "write_parts_report", "ReportPart", "compare_lines", "results_table",
+           "seed_table", "ground_truth"]
 
 
 def results_table(records: list[dict]) -> str:
@@ -88,7 +90,7 @@ def compare_lines(records: list[dict], subject: str = "tfsd", baseline: str = "c
     return out
 
 
-def ground_truth(figs: FigureSet) -> str:
+def ground_truth(figs: FigureSet, h: str = "##") -> str:
     """The target-entropy claim tested against the Bayes posterior (gaussians runs only)."""
     from ..store import open_run
     from .groundtruth import claim_test, probe_entropies
@@ -117,7 +119,7 @@ def ground_truth(figs: FigureSet) -> str:
             "H(q) hard / easy | p (H(p) hard > easy) | ρ(H(p), Bayes H) | s·d_y (or z_y) "
             "median hard / easy | nearest negative median hard / easy |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    return "\n".join(["## Ground truth: are hard samples' targets flatter?", "",
+    return "\n".join([f"{h} Ground truth: are hard samples' targets flatter?", "",
                       f"Class pairs {pairs} overlap (centres "
                       f"{info.get('hard_distance', '?')} σ apart; other classes "
                       f"{info.get('far_distance', '?')} σ). Entropies in nats at the last "
@@ -174,27 +176,65 @@ def _provenance(records: list[dict]) -> list[str]:
 
 def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: Path,
                  command: str, files: list[Path] | None = None) -> Path:
-    """Write the Markdown report at ``path``; figures are linked relative to it. ``files``:
-    the figure files written with it (default: whatever exists in ``fig_dir``), so a stale
-    image from an earlier export is never embedded."""
+    """Write the Markdown report of a one-setting study at ``path``; figures are linked
+    relative to it. ``files``: the figure files written with it (default: whatever exists
+    in ``fig_dir``), so a stale image from an earlier export is never embedded."""
+    return write_parts_report(path, preset, [ReportPart(cfg.dataset, cfg, figs, Path(fig_dir),
+                                                        files)], command)
+
+
+@dataclasses.dataclass
+class ReportPart:
+    """One setting of a study (a dataset, a noise rate): its runs' figures and files."""
+
+    label: str
+    cfg: object
+    figs: FigureSet
+    fig_dir: Path
+    files: list[Path] | None = None
+
+
+def write_parts_report(path: str | Path, preset: str, parts: list[ReportPart],
+                       command: str) -> Path:
+    """The report of every part: one claims table over all of them, then each part's
+    setup, tables, verdicts and figures (a part's headings one level down when there are
+    several)."""
     path = Path(path)
-    records = figs.records
-    rel = Path(fig_dir).resolve().relative_to(path.parent.resolve()) \
-        if Path(fig_dir).resolve().is_relative_to(path.parent.resolve()) else Path(fig_dir)
-    fresh = None if files is None else {Path(f).resolve() for f in files}
+    every = [r for p in parts for r in p.figs.records]
+    lines = [f"# geomviz study: {preset}", "",
+             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by:", "", f"    {command}", "",
+             "## Claims", "", claims_table([(p.label, p.figs.records) for p in parts]), ""]
+    many = len(parts) > 1
+    for p in parts:
+        if many:
+            lines += [f"## {p.label}", ""]
+        lines += _part_lines(path, p, "#" * (3 if many else 2))
+    lines += ["## Provenance", "", *(_provenance(every) if every else []), ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _part_lines(path: Path, part: ReportPart, h: str) -> list[str]:
+    records, figs = part.figs.records, part.figs
+    fig_dir = Path(part.fig_dir)
+    rel = fig_dir.resolve().relative_to(path.parent.resolve()) \
+        if fig_dir.resolve().is_relative_to(path.parent.resolve()) else fig_dir
+    fresh = None if part.files is None else {Path(f).resolve() for f in part.files}
     near = ood_table(records, "auroc_near_by_score")
+    lm, noise = lm_table(records), noise_table(records)
 
     def written(rel_path: Path) -> bool:
         full = (path.parent / rel_path).resolve()
         return full.exists() and (fresh is None or full in fresh)
 
-    c = dataclasses.asdict(cfg)
+    c = dataclasses.asdict(part.cfg)
     with_seeds = sorted({r["seed"] for r in records if r["seed"] is not None})
     ood = next((r for r in records), {})
-    lines = [f"# geomviz study: {preset}", "",
-             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by:", "", f"    {command}", "",
-             "## Setup", "",
-             f"- data: {c['dataset']}; OOD: {_ood_name(ood)}; model: {c['model']} "
+    noisy = (f"; label noise {c['label_noise']} ({c.get('label_noise_mode', 'symmetric')})"
+             if c.get("label_noise") else "")
+    lines = [f"{h} Setup", "",
+             f"- data: {c['dataset']}{noisy}; OOD: {_ood_name(ood)}; model: {c['model']} "
              f"(feature dim {c['feature_dim']}); {c['epochs']} epochs, batch {c['batch_size']}, "
              f"{c['optimizer']} lr {c['lr']}, weight decay {c['weight_decay']}",
              f"- objectives: {', '.join(group_records(records))}; seeds: "
@@ -202,39 +242,41 @@ def write_report(path: str | Path, preset: str, cfg, figs: FigureSet, fig_dir: P
              "seed)",
              f"- OOD score in the table: {records[0]['score']} (maximum softmax probability)"
              if records and records[0]["score"] == "msp" else "", "",
-             "## Claims", "", claims_table([(c["dataset"], records)]), "",
-             "## Results (mean ± sd over seeds)", "", results_table(records), "",
+             f"{h} Results (mean ± sd over seeds)", "", results_table(records), "",
              "Columns: test accuracy, NLL and ECE (15 bins); OOD AUROC and FPR at 95% TPR with "
              "OOD as positive; final ‖x‖ is the mean feature norm of the in-distribution probe "
              "set at the last step, ‖x‖ growth its ratio to step 0; NC1 on 5000 training "
-             "examples.", "", "### TFSD against CE", "",
+             "examples.", "",
+             *([f"{h} Entropies against the exact law", "", lm, ""] if lm else []),
+             *([f"{h} Label noise", "", noise, ""] if noise else []),
+             f"{h}# TFSD against CE", "",
+             "Paired over seeds (each seed shares data, initialisation and batches): the mean "
+             "difference with its 95% t-interval; better or worse only when the interval "
+             "excludes 0.", "",
              *(compare_lines(records) or ["- (a TFSD and a CE run are both needed)"]), "",
-             "### TFSD against metric-CE (the same distance head, one-hot target)", "",
+             f"{h}# TFSD against metric-CE (the same distance head, one-hot target)", "",
              "What the zero-anchor target adds over the distance head alone.", "",
              *(compare_lines(records, "tfsd", "metric_ce") or
                ["- (a TFSD and a metric_ce run are both needed)"]), "",
-             "### OOD AUROC by score", "",
+             f"{h}# OOD AUROC by score", "",
              "Each score ranks inputs by the model's ID confidence. For distance heads "
              "max_logit is -s·min_j d_j, so it ranks inputs exactly as the min-distance score "
              "does and has the same AUROC: that score is shown once, as max_logit.", "",
              ood_table(records) or "(no OOD split)", "",
-             *(["### OOD AUROC by score, second OOD set", "", near, ""] if near else []),
-             "## Every seed", "", seed_table(records), "", ground_truth(figs),
-             "## Figures", ""]
+             *([f"{h}# OOD AUROC by score, second OOD set", "", near, ""] if near else []),
+             f"{h} Every seed", "", seed_table(records), "", ground_truth(figs, h),
+             f"{h} Figures", ""]
     for name in FIGURES:
         if name in figs.figures:
             png, html = rel / f"{name}.png", rel / f"{name}.html"
-            lines += [f"### {name}", "", CAPTIONS[name], ""]
+            lines += [f"{h}# {name}", "", CAPTIONS[name], ""]
             if written(png):
                 lines += [f"![{name}]({png.as_posix()})", ""]
             if written(html):
                 lines += [f"[interactive]({html.as_posix()})", ""]
         elif name in figs.skipped:
-            lines += [f"### {name}", "", f"Not drawn: {figs.skipped[name]}.", ""]
-    lines += ["## Provenance", "", *(_provenance(records) if records else []), ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+            lines += [f"{h}# {name}", "", f"Not drawn: {figs.skipped[name]}.", ""]
+    return lines
 
 
 def _ood_name(record: dict) -> str:

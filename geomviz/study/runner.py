@@ -17,10 +17,11 @@ from pathlib import Path
 from ..store import StoreError, open_run, warn_skipped
 from ..training.config import ConfigError, TrainConfig, resolve_config
 
-__all__ = ["PRESETS", "STUDY_OBJECTIVES", "StudyResult", "preset_config", "train_grid",
-           "run_study"]
+__all__ = ["PRESETS", "STUDY_OBJECTIVES", "PRESET_PLANS", "StudyResult", "preset_config",
+           "preset_plan", "train_grid", "run_study"]
 
 STUDY_OBJECTIVES = ("ce", "metric_ce", "tfsd", "label_smoothing", "logitnorm", "ce_zloss")
+LM_OBJECTIVES = ("ce", "metric_ce", "tfsd", "label_smoothing", "ce_zloss")
 
 PRESETS: dict[str, dict] = {
     # CPU, minutes: digits 8 and 9 held out as the OOD split
@@ -30,7 +31,47 @@ PRESETS: dict[str, dict] = {
     # GPU: ResNet on local CIFAR-10 files; SVHN (far) or CIFAR-100 (near) as OOD if present
     "cifar10": {"dataset": "cifar10", "model": "resnet", "epochs": 30, "batch_size": 256,
                 "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 2.0},
+    # CPU, <= 15 min: the generated language with synonym sets and its exact next-token law
+    "lm-synonyms": {"dataset": "synonyms", "model": "gpt", "train_tokens": 131072,
+                    "epochs": 4, "snapshots": 20},
+    # GPU: a text file (--data-path), byte-level BPE, the small GPT
+    "lm-text": {"dataset": "text", "model": "gpt", "gpt_size": "small", "feature_dim": 768,
+                "vocab_size": 8192, "seq_len": 256, "batch_size": 64, "epochs": 3,
+                "lr": 6e-4, "snapshots": 20},
+    # CPU: label noise on two datasets at two rates (its parts in PRESET_PLANS)
+    "noise": {"dataset": "mnist1d", "ood_classes": [8, 9], "epochs": 20, "label_noise": 0.2},
 }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a preset trains beyond its config: objectives, seeds and settings (parts)."""
+
+    objectives: tuple[str, ...] = STUDY_OBJECTIVES
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # (label, config overrides): one grid per part, trained and reported in turn
+    parts: tuple[tuple[str, dict], ...] = ()
+    needs: tuple[str, ...] = ()  # config fields the user must give
+
+
+_NOISE_PARTS = tuple(
+    (f"{name}, label noise {rate}", {**data, "label_noise": rate})
+    for name, data in (("mnist1d", {"dataset": "mnist1d", "ood_classes": [8, 9]}),
+                       ("gaussians", {"dataset": "gaussians", "ood_classes": []}))
+    for rate in (0.2, 0.4))
+
+PRESET_PLANS: dict[str, Plan] = {
+    "lm-synonyms": Plan(objectives=LM_OBJECTIVES),
+    "lm-text": Plan(objectives=LM_OBJECTIVES, needs=("data_path",)),
+    "noise": Plan(parts=_NOISE_PARTS),
+}
+
+
+def preset_plan(preset: str) -> Plan:
+    """The preset's objectives, default seeds and parts."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return PRESET_PLANS.get(preset, Plan())
 
 # fields that do not change what a run computes: a finished run is reused across them
 _IRRELEVANT = ("out", "name", "resume", "progress", "flush_every", "eval_batch_size", "device")
@@ -67,6 +108,9 @@ def preset_config(preset: str, overrides: dict | None = None) -> TrainConfig:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[preset], **(overrides or {})}
+    missing = [k for k in preset_plan(preset).needs if not values.get(k)]
+    if missing:
+        raise ConfigError(f"the {preset} preset needs --{missing[0].replace('_', '-')}")
     if preset == "cifar10" and not values.get("ood_dataset"):
         found = list(_cifar_ood(values.get("data_dir"), values.get("ood_dir")).items())
         if found:
@@ -152,32 +196,54 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
     return result
 
 
-def run_study(preset: str, seeds: list[int], out: str | Path, objectives: list[str] | None = None,
-              overrides: dict | None = None, formats: tuple[str, ...] = ("png", "svg", "html"),
-              width: int = 800, scale: float = 2.0, command: str | None = None) -> dict:
-    """Train (or reuse) the grid, export the figure set to ``out/figures`` and write
-    ``out/report.md``. Returns what was done (the grid holds the training time)."""
+def run_study(preset: str, seeds: list[int] | None, out: str | Path,
+              objectives: list[str] | None = None, overrides: dict | None = None,
+              formats: tuple[str, ...] = ("png", "svg", "html"), width: int = 800,
+              scale: float = 2.0, command: str | None = None) -> dict:
+    """Train (or reuse) the grid of every part of the preset, export each part's figure
+    set to ``out/figures[/<part>]`` and write ``out/report.md``. Returns what was done
+    (``grid``: every run; the training time summed over parts)."""
     from .export import ExportError, export
     from .figureset import build_figures
-    from .report import write_report
+    from .report import ReportPart, write_parts_report
 
     out = Path(out)
-    objectives = list(objectives or STUDY_OBJECTIVES)
+    plan = preset_plan(preset)
+    objectives = list(objectives or plan.objectives)
+    seeds = list(plan.seeds) if seeds is None else seeds
     if not seeds or not objectives:
         raise ConfigError("a study needs at least one seed and one objective")
-    base = preset_config(preset, overrides)
-    grid = train_grid(base, objectives, seeds, out / "runs", reuse=True)
-    figs = build_figures(grid.runs, cache_root=out / "runs")
-    error = None
-    try:
-        exported = export(figs.figures, out / "figures", list(formats), width, scale)
-        files = exported.files
-    except ExportError as e:  # the report still gets written, linking the HTML written
-        error, exported = e, None
-        files = [out / "figures" / f"{n}.html" for n in figs.figures] if "html" in formats \
-            else []
-    report = write_report(out / "report.md", preset, base, figs, out / "figures",
-                          command or shlex.join(["geomviz", *sys.argv[1:]]), files)
+    parts = plan.parts or ((None, {}),)
+    # every part's config is checked before the first run trains
+    bases = [(label, preset_config(preset, {**extra, **(overrides or {})}))
+             for label, extra in parts]
+    total = StudyResult(out / "runs")
+    report_parts, exported, error = [], [], None
+    for label, base in bases:
+        sub = _slug(label) if label else ""
+        grid = train_grid(base, objectives, seeds, out / "runs" / sub if sub else out / "runs",
+                          reuse=True)
+        for name in ("runs", "trained", "reused"):
+            getattr(total, name).extend(getattr(grid, name))
+        total.train_seconds += grid.train_seconds
+        figs = build_figures(grid.runs, cache_root=grid.root)
+        fig_dir = out / "figures" / sub if sub else out / "figures"
+        try:
+            res = export(figs.figures, fig_dir, list(formats), width, scale)
+            files = res.files
+            exported.append(res)
+        except ExportError as e:  # the report still gets written, linking the HTML written
+            error = e
+            files = [fig_dir / f"{n}.html" for n in figs.figures] if "html" in formats else []
+        report_parts.append(ReportPart(label or base.dataset, base, figs, fig_dir, files))
+    report = write_parts_report(out / "report.md", preset, report_parts,
+                                command or shlex.join(["geomviz", *sys.argv[1:]]))
     if error is not None:
         raise error
-    return {"grid": grid, "figures": figs, "export": exported, "report": report}
+    return {"grid": total, "figures": [p.figs for p in report_parts], "export": exported,
+            "report": report}
+
+
+def _slug(label: str) -> str:
+    """A folder name for a part label: ``mnist1d, label noise 0.2`` -> ``mnist1d-noise0.2``."""
+    return label.replace(", label noise ", "-noise").replace(" ", "_").replace(",", "")

@@ -68,3 +68,49 @@ def test_cifar10_study_scores_both_ood_sets(tmp_path, monkeypatch):
     text = (out / "report.md").read_text()
     assert "OOD: svhn; second OOD set: cifar100" in text
     assert "AUROC (2nd OOD set)" in text and "OOD AUROC by score, second OOD set" in text
+
+
+def test_lm_presets_and_their_plans(tmp_path, capsys):
+    from geomviz.study.runner import LM_OBJECTIVES, preset_plan
+
+    cfg = preset_config("lm-synonyms")
+    assert (cfg.dataset, cfg.model) == ("synonyms", "gpt")
+    assert preset_plan("lm-synonyms").objectives == LM_OBJECTIVES == (
+        "ce", "metric_ce", "tfsd", "label_smoothing", "ce_zloss")
+    assert preset_plan("lm-synonyms").seeds == (0, 1, 2)
+    with pytest.raises(ConfigError, match="needs --data-path"):
+        preset_config("lm-text")
+    text = tmp_path / "t.txt"
+    text.write_text("a tiny corpus " * 200)
+    assert preset_config("lm-text", {"data_path": str(text)}).data_path == str(text)
+    assert main(["study", "--preset", "lm-text", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "needs --data-path" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()  # refused before the output folder was made
+
+
+def test_a_preset_with_parts_trains_each_and_writes_one_report(tmp_path, monkeypatch):
+    """Two settings of the gaussians preset: one grid each, one claims table over both."""
+    from geomviz.study import runner
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    parts = (("gaussians, slow", {"epochs": 1, "lr": 1e-3, "snapshots": 3}),
+             ("gaussians, fast", {"epochs": 1, "lr": 3e-3, "snapshots": 3}))
+    monkeypatch.setitem(runner.PRESET_PLANS, "gaussians",
+                        runner.Plan(objectives=("ce", "tfsd"), seeds=(0, 1), parts=parts))
+    out = tmp_path / "study"
+    assert main(["study", "--preset", "gaussians", "--out", str(out), "--format", "html",
+                 "--no-progress"]) == 0
+    for sub in ("gaussians_slow", "gaussians_fast"):
+        assert sorted(p.name for p in (out / "runs" / sub).glob("[!.]*")) == [
+            "ce-s0", "ce-s1", "tfsd-s0", "tfsd-s1"]
+        assert (out / "figures" / sub / "norm_growth.html").exists()
+    with open_run(out / "runs" / "gaussians_fast" / "tfsd-s1") as run:
+        assert run.meta["config"]["lr"] == 3e-3
+    text = (out / "report.md").read_text()
+    assert text.count("## Claims") == 1 and text.index("## Claims") < text.index(
+        "## gaussians, slow") < text.index("## gaussians, fast")
+    assert "| C1: CE explodes the feature norm (radial explosion) | gaussians, slow:" in text
+    assert "| C1: CE explodes the feature norm (radial explosion) | gaussians, fast:" in text
+    assert "(figures/gaussians_fast/norm_growth.html)" in text
+    assert "### Results (mean ± sd over seeds)" in text
