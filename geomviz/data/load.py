@@ -30,7 +30,7 @@ import torch
 
 from .base import DataBundle, DataError
 from .images import cifar, svhn
-from .vectors import gaussians, gaussians_hier, mnist1d, mean_distances
+from .vectors import gaussians, gaussians_hier, mean_distances, mnist1d
 
 __all__ = ["DATASETS", "TOKEN_DATASETS", "GROUPED_DATASETS", "load_dataset", "load_tokens"]
 
