@@ -75,7 +75,7 @@ def mean_distances(centres: np.ndarray) -> np.ndarray:
 
 def gaussians_hier(superclasses: int = 5, per_super: int = 4, dim: int = 32,
                    n_train: int = 4000, n_test: int = 1000, super_distance: float = 8.0,
-                   spread: float = 1.5, seed: int = 0) -> dict:
+                   spread: float = 2.0, seed: int = 0) -> dict:
     """A two-level hierarchy of unit-variance classes, for the semantic-structure claim.
 
     ``superclasses`` superclass means about ``super_distance`` apart (random directions at
