@@ -85,7 +85,7 @@ class ProbeSession:
         self.spike_k, self._losses = spike_k, deque(maxlen=spike_window)
         self.ignore_index = int(ignore_index)
         self._handles: list = []
-        self._armed, self._y = False, None
+        self._armed, self._y, self._noisy = False, None, None
         self._pending: list[dict[str, Tensor]] = []
         self._prev_agg: dict[str, float] | None = None
         self.settings = {"every": every, "easy_threshold": easy, "hard_threshold": hard,
@@ -101,11 +101,15 @@ class ProbeSession:
             h.remove()
         self._handles.clear()
 
-    def before_step(self, step: int, y: Tensor, force: bool = False) -> None:
+    def before_step(self, step: int, y: Tensor, force: bool = False,
+                    noisy: Tensor | None = None) -> None:
         """Arm the hooks when ``step`` is a logging step (or ``force``, e.g. an epoch's last
-        step); ``y`` are the batch's targets."""
+        step); ``y`` are the batch's targets, ``noisy[B]`` (optional, bool) marks the samples
+        whose label was flipped (label noise): it splits the gradient norms into
+        ``grad.noisy.norm.mean`` and ``grad.clean.norm.mean``."""
         self._armed = force or step % self.every == 0
         self._y = y if self._armed else None
+        self._noisy = noisy if self._armed else None
 
     @property
     def armed(self) -> bool:
@@ -118,8 +122,11 @@ class ProbeSession:
         x = inputs[0]
         d = x.shape[-1]
         xf, zf, y = x.reshape(-1, d), output.reshape(-1, output.shape[-1]), self._y.reshape(-1)
+        noisy = None if self._noisy is None else self._noisy.reshape(-1)
         if xf.shape[0] != y.shape[0]:  # the head saw a subset of rows (fused heads' probe rows)
             y = y[: xf.shape[0]]
+        if noisy is not None and noisy.shape[0] != xf.shape[0]:
+            noisy = noisy[: xf.shape[0]] if noisy.shape[0] > xf.shape[0] else None
         _, vectors, bias, _ = _head_geometry(module)
         with torch.no_grad():
             rec = batch_stats(xf.detach(), zf.detach(), y, vectors.detach(),
@@ -132,7 +139,7 @@ class ProbeSession:
 
             def on_grad(g: Tensor) -> None:
                 with torch.no_grad():  # per-sample ∂ℓ_i/∂x_i under a mean-reduced loss
-                    rec.update(grad_stats(g.reshape(-1, d), xd, rows, keep))
+                    rec.update(grad_stats(g.reshape(-1, d), xd, rows, keep, noisy))
 
             x.register_hook(on_grad)
 

@@ -23,13 +23,14 @@ from torch.nn import functional as F
 
 __all__ = ["Field", "layout", "batch_stats", "grad_stats", "GRAD_FIELDS", "NORM_EDGES",
            "COS_EDGES", "SYMLOG_EDGES", "entropy_edges", "QUANTILES", "softmax_entropy",
-           "target_distribution", "target_entropy"]
+           "target_distribution", "target_entropy", "masked_quantiles", "SAMPLE_QUANTILES"]
 
 #: Fixed histogram bins, the same for every run so histograms add up across runs and ranks.
 NORM_EDGES = np.r_[0.0, np.logspace(-3, 4, 57)]  # ||x||: 0, then 1e-3 .. 1e4, 8 bins/decade
 COS_EDGES = np.linspace(-1.0, 1.0, 41)
 SYMLOG_EDGES = np.r_[-np.logspace(5, -3, 33), 0.0, np.logspace(-3, 5, 33)]  # ±1e5 .. ±1e-3
 QUANTILES = (0.05, 0.5, 0.95)
+SAMPLE_QUANTILES = (0.5, 0.99)  # of the per-sample gradient norm ‖∂ℓ_i/∂x_i‖
 
 
 def entropy_edges(num_classes: int) -> np.ndarray:
@@ -82,12 +83,32 @@ def _hist(values: Tensor, edges: Tensor, weight: Tensor | None = None) -> Tensor
     return torch.bincount(idx, weights=weight, minlength=len(edges) - 1).to(values.dtype)
 
 
+def masked_quantiles(v: Tensor, keep: Tensor | None = None,
+                     qs: tuple[float, ...] = QUANTILES) -> Tensor:
+    """Quantiles ``qs`` of ``v[N]`` over the kept, non-NaN rows, as ``torch.nanquantile``
+    computes them (linear interpolation), NaN where no row is kept.
+
+    Why not ``torch.quantile``: under ``torch.compile`` it fails on a dynamic batch size
+    ("Cannot call numel() on tensor with symbolic sizes", issue 15). Here dropped rows are
+    sorted to the end as +inf and the kept count stays a device tensor: no host sync, and
+    any batch size traces.
+    """
+    v = v.float()
+    ok = ~torch.isnan(v) if keep is None else keep & ~torch.isnan(v)
+    s = torch.sort(torch.where(ok, v, torch.full_like(v, float("inf")))).values  # [N]
+    k = ok.sum()  # kept rows, on the device
+    q = torch.tensor(qs, dtype=torch.float32, device=v.device)
+    pos = q * (k - 1).clamp_min(0).float()  # [Q]
+    lo = pos.floor().long().clamp(0, len(v) - 1)
+    hi = pos.ceil().long().clamp(0, len(v) - 1)
+    a, b = s[lo], s[hi]
+    out = torch.where(hi > lo, a + (b - a) * (pos - lo.float()), a)
+    return torch.where(k > 0, out, torch.full_like(out, float("nan")))
+
+
 def _quantiles(v: Tensor, keep: Tensor | None = None) -> Tensor:
-    """Quantiles of ``v`` over the kept rows (NaN-masking keeps it free of host syncs)."""
-    q = torch.tensor(QUANTILES, dtype=v.dtype, device=v.device)
-    if keep is None:
-        return torch.quantile(v, q)
-    return torch.nanquantile(torch.where(keep, v, torch.full_like(v, float("nan"))), q)
+    """The :data:`QUANTILES` of ``v`` over the kept rows (see :func:`masked_quantiles`)."""
+    return masked_quantiles(v, keep, QUANTILES)
 
 
 def softmax_entropy(z: Tensor, anchor: Tensor) -> Tensor:
@@ -195,16 +216,24 @@ def batch_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Ten
 
 GRAD_FIELDS = [Field("grad.n", 1, "sum"), Field("grad.radial_abs.sum", 1, "sum"),
                Field("grad.radial_signed.sum", 1, "sum"), Field("grad.tangential.sum", 1, "sum"),
-               Field("grad.radial_sq.sum", 1, "sum"), Field("grad.total_sq.sum", 1, "sum")]
+               Field("grad.radial_sq.sum", 1, "sum"), Field("grad.total_sq.sum", 1, "sum"),
+               Field("grad.sample_norm.max", 1, "max"),
+               Field("grad.sample_norm.quantiles", len(SAMPLE_QUANTILES), "local"),
+               Field("grad.noisy.n", 1, "sum"), Field("grad.noisy.norm.sum", 1, "sum"),
+               Field("grad.clean.n", 1, "sum"), Field("grad.clean.norm.sum", 1, "sum")]
 
 
 def grad_stats(g: Tensor, x: Tensor, scale_rows: float | Tensor = 1.0,
-               keep: Tensor | None = None) -> dict[str, Tensor]:
-    """Radial/tangential split of per-sample feature gradients ``g[N, D]`` at features ``x``.
+               keep: Tensor | None = None, noisy: Tensor | None = None) -> dict[str, Tensor]:
+    """Radial/tangential split of per-sample feature gradients ``g[N, D]`` at features ``x``,
+    and the tail of their norms.
 
     g_r = g·x̂ (signed: negative means a descent step grows ||x||), g_t = g - g_r x̂.
     ``scale_rows`` undoes a mean reduction (the number of kept rows, possibly a device
-    tensor) so the norms are those of ∂ℓ_i/∂x_i; rows outside ``keep[N]`` count nowhere.
+    tensor) so the norms are those of ∂ℓ_i/∂x_i, the per-sample loss's gradient (exact when
+    each ℓ_i depends on its own x_i only, as for every registered objective); rows outside
+    ``keep[N]`` count nowhere. ``noisy[N]`` (bool: the sample's label was flipped) splits
+    the mean norm into flipped and clean samples; without it both counts stay 0.
     """
     g, x = g.float() * scale_rows, x.float()
     kf = torch.ones(len(g), device=g.device) if keep is None else keep.float()
@@ -212,8 +241,15 @@ def grad_stats(g: Tensor, x: Tensor, scale_rows: float | Tensor = 1.0,
     gr = (g * xhat).sum(1)
     gsq = (g * g).sum(1)
     gt = (gsq - gr * gr).clamp_min(0).sqrt()
-    return {"grad.n": kf.sum().reshape(1), "grad.radial_abs.sum": (gr.abs() * kf).sum().reshape(1),
-            "grad.radial_signed.sum": (gr * kf).sum().reshape(1),
-            "grad.tangential.sum": (gt * kf).sum().reshape(1),
-            "grad.radial_sq.sum": (gr * gr * kf).sum().reshape(1),
-            "grad.total_sq.sum": (gsq * kf).sum().reshape(1)}
+    norm = gsq.sqrt()  # [N] ‖∂ℓ_i/∂x_i‖
+    keep_b = kf > 0
+    noisy_f = (torch.zeros_like(kf) if noisy is None else noisy.float() * kf)
+    clean_f = (torch.zeros_like(kf) if noisy is None else (1 - noisy.float()) * kf)
+    out = {"grad.n": kf.sum(), "grad.radial_abs.sum": (gr.abs() * kf).sum(),
+           "grad.radial_signed.sum": (gr * kf).sum(), "grad.tangential.sum": (gt * kf).sum(),
+           "grad.radial_sq.sum": (gr * gr * kf).sum(), "grad.total_sq.sum": (gsq * kf).sum(),
+           "grad.sample_norm.max": torch.where(keep_b, norm, torch.zeros_like(norm)).max(),
+           "grad.sample_norm.quantiles": masked_quantiles(norm, keep_b, SAMPLE_QUANTILES),
+           "grad.noisy.n": noisy_f.sum(), "grad.noisy.norm.sum": (norm * noisy_f).sum(),
+           "grad.clean.n": clean_f.sum(), "grad.clean.norm.sum": (norm * clean_f).sum()}
+    return {k: v.reshape(-1) for k, v in out.items()}

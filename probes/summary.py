@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stats import COS_EDGES, NORM_EDGES, QUANTILES, SYMLOG_EDGES, _margin_names, entropy_edges
+from .stats import (
+    COS_EDGES,
+    NORM_EDGES,
+    QUANTILES,
+    SAMPLE_QUANTILES,
+    SYMLOG_EDGES,
+    _margin_names,
+    entropy_edges,
+)
 
 __all__ = ["summarize", "decompose", "shapley3"]
 
@@ -110,6 +118,13 @@ def summarize(agg: dict[str, np.ndarray], metric: str, class_norms: np.ndarray |
         s["grad.tangential.mean"] = a["grad.tangential.sum"] / gn
         s["grad.radial_fraction"] = (a["grad.radial_sq.sum"] / a["grad.total_sq.sum"]
                                      if a["grad.total_sq.sum"] > 0 else float("nan"))
+        s["grad.sample_norm.max"] = a["grad.sample_norm.max"]
+        for q, v in zip(SAMPLE_QUANTILES, np.atleast_1d(a["grad.sample_norm.quantiles"]),
+                        strict=True):  # the flush's last probed batch (like the other p*)
+            s[f"grad.sample_norm.p{round(q * 100)}"] = float(v)
+        for part in ("noisy", "clean"):  # only where the trainer passed a noisy mask
+            if a.get(f"grad.{part}.n", 0) > 0:
+                s[f"grad.{part}.norm.mean"] = a[f"grad.{part}.norm.sum"] / a[f"grad.{part}.n"]
     counts = a["penultimate.norm.class_count"]
     per_class = np.where(counts > 0, a["penultimate.norm.class_sum"] / np.maximum(counts, 1),
                          np.nan)

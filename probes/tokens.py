@@ -4,6 +4,8 @@
   head, unembedding rows of a linear one) of tokens in the same synonym set are, against
   tokens of different sets. "Tearing" the manifold between synonyms would show as the
   ratio within/between growing.
+* :func:`class_structure`: the "dark knowledge" score, Spearman's rank correlation between
+  the class vectors' pairwise distances and a known dissimilarity of the classes.
 * :func:`law_stats`: per-position comparison of the prediction with a known next-token law
   (KL(true ‖ q), H(true)), the direct test of whether a target is flat where the truth is.
 * :func:`select_positions` / :func:`contexts`: the fixed set of probe positions that
@@ -16,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["class_group_distances", "law_stats", "select_positions", "contexts",
+__all__ = ["class_group_distances", "class_structure", "spearman", "law_stats",
+           "select_positions", "contexts",
            "select_class_subset", "FREQ_BUCKETS"]
 
 FREQ_BUCKETS = ("top", "mid", "rare")  # top 10% of tokens by frequency, the middle, the rarest 50%
@@ -26,16 +29,58 @@ FREQ_BUCKETS = ("top", "mid", "rare")  # top 10% of tokens by frequency, the mid
 def class_group_distances(vectors: Tensor, groups: Tensor) -> dict[str, float]:
     """Mean Euclidean distance between class vectors ``vectors[V, D]`` of tokens in the same
     group (``groups[V]``, e.g. synonym-set ids; pairs i < j) and in different groups, and
-    their ratio. Groups of one token contribute only "between" pairs."""
+    their ratio. Groups of one token contribute only "between" pairs; classes whose group
+    is unknown (a negative id) count nowhere."""
     v = vectors.double()
+    groups = groups.to(v.device)
     d = torch.cdist(v, v)  # [V, V]
     same = groups[:, None] == groups[None, :]
-    upper = torch.ones_like(same).triu(1)
+    known = (groups[:, None] >= 0) & (groups[None, :] >= 0)
+    upper = torch.ones_like(same).triu(1) & known
     within, between = d[same & upper], d[~same & upper]
     w = float(within.mean()) if within.numel() else float("nan")
     b = float(between.mean()) if between.numel() else float("nan")
     return {"classes.within": w, "classes.between": b,
             "classes.ratio": w / b if b > 0 else float("nan")}
+
+
+def _average_ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank (``scipy.stats.rankdata``'s default)."""
+    order = np.argsort(a, kind="mergesort")
+    s = a[order]
+    new = np.r_[True, s[1:] != s[:-1]]  # [n] a new run of equal values starts here
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(a)]
+    ranks = np.empty(len(a), dtype=np.float64)
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(new) - 1]
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho of ``a[n]`` and ``b[n]`` (Pearson's r of the average ranks, as
+    ``scipy.stats.spearmanr``); NaN when either side is constant or n < 2."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2:
+        return float("nan")
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
+
+
+@torch.no_grad()
+def class_structure(vectors: Tensor, dissimilarity: np.ndarray) -> float:
+    """``classes.structure``: Spearman's rho between the pairwise Euclidean distances of the
+    class vectors ``vectors[C, D]`` and a known class dissimilarity ``[C, C]`` (distances
+    between true means, or 0 within / 1 across superclasses), over the pairs i < j whose
+    dissimilarity is known (finite). 1 when the vectors order the pairs as the truth does
+    (with a 0/1 truth, the most its ties allow); NaN when either side is constant."""
+    v = vectors.detach().double()
+    d = torch.cdist(v, v).cpu().numpy()  # [C, C]
+    truth = np.asarray(dissimilarity, dtype=np.float64)
+    i, j = np.triu_indices(len(d), 1)
+    ok = np.isfinite(truth[i, j])
+    return spearman(d[i, j][ok], truth[i, j][ok])
 
 
 def law_stats(law: Tensor, logq: Tensor, y: Tensor) -> dict[str, Tensor]:

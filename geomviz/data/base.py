@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,6 +46,40 @@ class DataBundle:
     x_ood_near: Tensor | None = None  # a second OOD set, scored but not snapshotted
     near_ood_name: str | None = None
     truth: Callable[[Tensor], Tensor] | None = None  # tokens [B, T] -> law [B, T, V]
+    # label noise (see geomviz.data.noise): which training labels were flipped, and the
+    # labels before flipping; None when no label was flipped on purpose
+    noisy: Tensor | None = None  # [N] bool
+    y_train_clean: Tensor | None = None  # [N] int64
+
+    @property
+    def noisy_index(self) -> np.ndarray:
+        """Indices of the flipped training samples (empty without label noise)."""
+        if self.noisy is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(self.noisy.numpy()).astype(np.int64)
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """The group of each class ``[C]`` (synonym set, CIFAR-100 superclass, Gaussian
+        superclass), -1 where unknown; None when the dataset declares none. Kept in
+        ``info["groups"]`` so the run's metadata carries it."""
+        g = self.info.get("groups")
+        return None if g is None else np.asarray(g, dtype=np.int64)
+
+    @property
+    def class_dissimilarity(self) -> np.ndarray | None:
+        """A known dissimilarity between classes ``[C, C]``: the distances between the true
+        means where they are known (``info["class_dissimilarity"]``), else 0 for classes of one
+        group and 1 across groups (NaN where a group is unknown); None without either."""
+        d = self.info.get("class_dissimilarity")
+        if d is not None:
+            return np.asarray(d, dtype=np.float64)
+        g = self.groups
+        if g is None:
+            return None
+        out = (g[:, None] != g[None, :]).astype(np.float64)
+        out[(g[:, None] < 0) | (g[None, :] < 0)] = np.nan
+        return out
 
     @property
     def num_classes(self) -> int:

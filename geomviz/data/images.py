@@ -30,6 +30,9 @@ def _unpickle(path: Path) -> dict:
 
 
 def cifar(data_dir: Path | None, which: str) -> dict:
+    """CIFAR-10/100 from the python pickles; CIFAR-100 adds ``groups`` (the superclass of each
+    fine class) when its pickles carry ``coarse_labels``."""
+    groups, coarse = None, []
     if which == "cifar10":
         train_files = [f"data_batch_{i}" for i in range(1, 6)]
         folder = _cifar_folder(data_dir, which, "cifar-10-batches-py",
@@ -42,15 +45,43 @@ def cifar(data_dir: Path | None, which: str) -> dict:
         folder = _cifar_folder(data_dir, which, "cifar-100-python", ["train", "test", "meta"])
         parts = [_unpickle(folder / "train")]
         test = _unpickle(folder / "test")
-        names = [n.decode() for n in _unpickle(folder / "meta")[b"fine_label_names"]]
+        meta = _unpickle(folder / "meta")
+        names = [n.decode() for n in meta[b"fine_label_names"]]
         label = b"fine_labels"
+        if b"coarse_labels" in parts[0]:  # the 20 superclasses (always in the real files)
+            groups = _superclasses([parts[0], test], len(names))
+            coarse = [n.decode() for n in meta.get(b"coarse_label_names", [])]
 
     def images(d):
         return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
 
-    return {"x": np.concatenate([images(p) for p in parts]),
-            "y": np.concatenate([np.asarray(p[label]) for p in parts]),
-            "x_test": images(test), "y_test": np.asarray(test[label]), "names": names}
+    out = {"x": np.concatenate([images(p) for p in parts]),
+           "y": np.concatenate([np.asarray(p[label]) for p in parts]),
+           "x_test": images(test), "y_test": np.asarray(test[label]), "names": names}
+    if groups is not None:
+        out["groups"] = groups
+        if coarse:
+            out["group_names"] = coarse
+    return out
+
+
+def _superclasses(splits: list[dict], num_classes: int) -> np.ndarray:
+    """The superclass of each fine class ``[C]`` read off the (fine, coarse) label pairs;
+    -1 for a class no split shows. A fine class under two superclasses is a bad file."""
+    groups = np.full(num_classes, -1, dtype=np.int64)
+    for d in splits:
+        if b"coarse_labels" not in d:
+            continue
+        fine = np.asarray(d[b"fine_labels"], dtype=np.int64)
+        coarse = np.asarray(d[b"coarse_labels"], dtype=np.int64)
+        if len(fine) != len(coarse) or (len(fine) and fine.max() >= num_classes):
+            raise DataError("cifar100: fine_labels and coarse_labels do not match")
+        for f in np.unique(fine):
+            seen = np.unique(coarse[fine == f])
+            if len(seen) > 1 or (groups[f] >= 0 and groups[f] != seen[0]):
+                raise DataError(f"cifar100: fine class {f} lies in two superclasses")
+            groups[f] = seen[0]
+    return groups
 
 
 def svhn(data_dir: Path | None) -> dict:

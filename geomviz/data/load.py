@@ -7,7 +7,14 @@ Nothing is downloaded at run time:
 * ``cifar10`` / ``cifar100`` are read from the standard python-pickle folders,
   ``svhn`` from ``train_32x32.mat`` / ``test_32x32.mat``, all under ``--data-dir``;
 * ``gaussians`` is a synthetic mixture with deliberately overlapping class pairs
-  (``info["hard_pairs"]``), for ground-truth checks of the target-entropy claim.
+  (``info["hard_pairs"]``), for ground-truth checks of the target-entropy claim;
+  ``gaussians_hier`` a two-level hierarchy (5 superclasses of 4 classes), for the
+  semantic-structure claim.
+
+Class structure: ``info["groups"]`` (the group of each class: CIFAR-100's 20 superclasses,
+``gaussians_hier``'s superclasses, the synonym sets of ``synonyms``) and, where the true
+means are known (both Gaussian sets), ``info["class_dissimilarity"]`` (distances between
+them); see :attr:`DataBundle.groups` and :attr:`DataBundle.class_dissimilarity`.
 
 OOD: ``ood_classes`` holds classes out of training (their test examples become the
 OOD split and the remaining labels are renumbered), and ``ood_dataset`` adds a
@@ -23,19 +30,22 @@ import torch
 
 from .base import DataBundle, DataError
 from .images import cifar, svhn
-from .vectors import gaussians, mnist1d
+from .vectors import gaussians, gaussians_hier, mean_distances, mnist1d
 
-__all__ = ["DATASETS", "TOKEN_DATASETS", "load_dataset", "load_tokens"]
+__all__ = ["DATASETS", "TOKEN_DATASETS", "GROUPED_DATASETS", "load_dataset", "load_tokens"]
 
-DATASETS = ("mnist1d", "gaussians", "cifar10", "cifar100", "svhn", "synonyms", "text")
+DATASETS = ("mnist1d", "gaussians", "gaussians_hier", "cifar10", "cifar100", "svhn",
+            "synonyms", "text")
 TOKEN_DATASETS = ("synonyms", "text")
+GROUPED_DATASETS = ("cifar100", "gaussians_hier", "synonyms")  # datasets that declare groups
 
 
 def _raw(name: str, data_dir: Path | None, seed: int) -> tuple[dict, list[str], str]:
     if name == "mnist1d":
         return mnist1d(), [str(i) for i in range(10)], "vector"
-    if name == "gaussians":
-        raw = gaussians(seed=seed)
+    if name in ("gaussians", "gaussians_hier"):
+        raw = gaussians(seed=seed) if name == "gaussians" else gaussians_hier(seed=seed)
+        raw["class_dissimilarity"] = mean_distances(raw["centres"])
         return raw, [f"g{i}" for i in range(len(raw["centres"]))], "vector"
     if name in ("cifar10", "cifar100"):
         raw = cifar(data_dir, name)
@@ -83,7 +93,10 @@ def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
         if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
             raise DataError(f"{name} {split}: labels outside 0..{len(names) - 1}")
     x_ood, ood_name = raw.get("x_ood"), ("far blob" if "x_ood" in raw else None)
-    info = {k: raw[k] for k in ("hard_pairs", "hard_distance", "far_distance") if k in raw}
+    info = {k: raw[k] for k in ("hard_pairs", "hard_distance", "far_distance", "group_names")
+            if k in raw}
+    groups = None if raw.get("groups") is None else np.asarray(raw["groups"], dtype=np.int64)
+    dissim = raw.get("class_dissimilarity")
     held = sorted({int(c) for c in ood_classes})
     if held:
         bad = [c for c in held if not 0 <= c < len(names)]
@@ -101,6 +114,12 @@ def load_dataset(name: str = "mnist1d", data_dir: str | Path | None = None,
         if "hard_pairs" in info:
             info["hard_pairs"] = [[int(remap[a]), int(remap[b])] for a, b in info["hard_pairs"]
                                   if remap[a] >= 0 and remap[b] >= 0]
+        groups = None if groups is None else groups[keep]
+        dissim = None if dissim is None else np.asarray(dissim)[np.ix_(keep, keep)]
+    if groups is not None:  # plain lists: info goes into the run's JSON metadata
+        info["groups"] = groups.tolist()
+    if dissim is not None:
+        info["class_dissimilarity"] = np.asarray(dissim, dtype=np.float64).tolist()
     def other_test(other_name: str, folder) -> np.ndarray:
         other = load_dataset(other_name, folder or data_dir, seed=seed)
         if other.input_shape != tuple(x.shape[1:]):

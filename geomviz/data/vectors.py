@@ -9,7 +9,7 @@ import numpy as np
 
 from .base import DataError, cache_dir
 
-__all__ = ["mnist1d", "gaussians", "bayes_posterior"]
+__all__ = ["mnist1d", "gaussians", "gaussians_hier", "bayes_posterior", "mean_distances"]
 
 MNIST1D_VERSION = "v1"  # bump if the generation arguments below change
 
@@ -65,6 +65,47 @@ def gaussians(num_classes: int = 10, dim: int = 32, n_train: int = 4000, n_test:
     pairs = [[2 * p, 2 * p + 1] for p in range(hard_pairs)]
     return {"x": x, "y": y, "x_test": xt, "y_test": yt, "x_ood": x_ood, "hard_pairs": pairs,
             "centres": centres, "hard_distance": hard_distance, "far_distance": far_distance}
+
+
+def mean_distances(centres: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``[C, C]`` between the true class means ``centres[C, D]``."""
+    c = np.asarray(centres, dtype=np.float64)
+    return np.sqrt(np.maximum(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1), 0.0))
+
+
+def gaussians_hier(superclasses: int = 5, per_super: int = 4, dim: int = 32,
+                   n_train: int = 4000, n_test: int = 1000, super_distance: float = 8.0,
+                   spread: float = 2.0, seed: int = 0) -> dict:
+    """A two-level hierarchy of unit-variance classes, for the semantic-structure claim.
+
+    ``superclasses`` superclass means about ``super_distance`` apart (random directions at
+    radius ``super_distance / sqrt 2``); each has ``per_super`` subclasses whose means lie
+    ``spread`` from it in random directions (so about ``spread·sqrt 2`` from each other:
+    overlapping siblings, distant cousins). Class k belongs to superclass ``k // per_super``
+    (``groups``); ``centres`` are the true means. A far blob is the OOD split.
+    """
+    if superclasses < 2 or per_super < 1:
+        raise DataError("gaussians_hier needs >= 2 superclasses of >= 1 class each")
+    g = np.random.default_rng([int(seed), 0x68696572])  # "hier": not the gaussians' stream
+    supers = g.standard_normal((superclasses, dim))
+    supers *= super_distance / np.sqrt(2) / np.linalg.norm(supers, axis=1, keepdims=True)
+    offsets = g.standard_normal((superclasses, per_super, dim))
+    offsets *= spread / np.linalg.norm(offsets, axis=2, keepdims=True)
+    centres = (supers[:, None, :] + offsets).reshape(-1, dim)  # [S·P, D]
+    num_classes = len(centres)
+
+    def draw(n):
+        y = g.integers(0, num_classes, n)
+        return (centres[y] + g.standard_normal((n, dim))).astype(np.float32), y
+
+    x, y = draw(n_train)
+    xt, yt = draw(n_test)
+    far = g.standard_normal(dim)
+    far *= 3 * super_distance / np.linalg.norm(far)
+    x_ood = (far + g.standard_normal((n_test, dim))).astype(np.float32)
+    return {"x": x, "y": y, "x_test": xt, "y_test": yt, "x_ood": x_ood, "centres": centres,
+            "groups": np.repeat(np.arange(superclasses), per_super),
+            "group_names": [f"s{i}" for i in range(superclasses)]}
 
 
 def bayes_posterior(name: str, seed: int, test_index: np.ndarray,

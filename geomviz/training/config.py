@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.load import GROUPED_DATASETS, TOKEN_DATASETS
+from ..data.noise import NOISE_MODES
+
 __all__ = ["TrainConfig", "ConfigError", "load_config_file", "resolve_config"]
 
 
@@ -35,6 +38,14 @@ class TrainConfig:
     # a second OOD set, scored at each evaluation (e.g. CIFAR-100 as near-OOD for CIFAR-10)
     near_ood_dataset: str | None = None
     near_ood_dir: str | None = None
+    # label noise (claim C6, outliers): flip this fraction of training labels, from the seed,
+    # the same for every objective; symmetric (to another class, uniformly) or pairs
+    # (class k -> (k + 1) mod K). Classification datasets only.
+    label_noise: float = 0.0
+    label_noise_mode: str = "symmetric"
+    # class groups (claim C8): auto (record classes.* where the dataset declares groups or
+    # known class distances) | on (the same, and the dataset must declare groups) | off
+    class_groups: str = "auto"
     # language-model data: dataset "synonyms" (a generated language with a known law) or
     # "text" (any UTF-8 file); sequences of seq_len input tokens, next-token targets
     data_path: str | None = None  # text: the UTF-8 file
@@ -115,6 +126,14 @@ class TrainConfig:
         for name, allowed in _CHOICES.items():
             need(getattr(self, name) in allowed, f"{name} must be one of "
                  f"{', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
+        need(0.0 <= self.label_noise < 1.0, f"label_noise must be in [0, 1), got "
+             f"{self.label_noise}")
+        need(self.label_noise == 0 or self.dataset not in TOKEN_DATASETS,
+             f"label_noise needs a classification dataset; {self.dataset} is token sequences "
+             "(next-token targets have no label to flip)")
+        need(self.class_groups != "on" or self.dataset in GROUPED_DATASETS,
+             f"class_groups on: {self.dataset} declares no class groups; datasets with groups: "
+             f"{', '.join(GROUPED_DATASETS)}")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
         return self
@@ -123,7 +142,8 @@ class TrainConfig:
 _CHOICES: dict[str, tuple] = {
     "optimizer": ("adamw", "sgd"), "amp": ("auto", "bf16", "off"), "tokenizer": ("bpe", "bytes"),
     "order": (1, 2), "emission": ("uniform", "zipf"), "gpt_size": ("tiny", "small"),
-    "fused": ("auto", "on", "off"),
+    "fused": ("auto", "on", "off"), "label_noise_mode": NOISE_MODES,
+    "class_groups": ("auto", "on", "off"),
 }
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from probes.tokens import class_group_distances, class_structure
+
 from .. import metrics as M
 from ..data import DataBundle
 from ..models import Classifier
 from ..objectives.heads import squared_distances
 
-__all__ = ["collect", "evaluate"]
+__all__ = ["collect", "evaluate", "noise_metrics", "class_metrics", "NOISY_SAMPLES"]
 
 NC_SAMPLES = 5000
+NOISY_SAMPLES = 5000  # flipped training samples scored for memorisation (the first ones)
 
 
 @torch.no_grad()
@@ -42,13 +45,20 @@ def collect(model: Classifier, x: Tensor, bundle: DataBundle, device: torch.devi
 
 def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_size: int = 1024,
              amp_dtype: torch.dtype | None = None, on_test=None,
-             on_scores=None) -> dict[str, dict[str, float]]:
+             on_scores=None, class_groups: bool = True) -> dict[str, dict[str, float]]:
     """``{"test": {...}, "ood": {...}, "train_eval": {...}}`` of scalar metrics.
 
     test: acc, nll, ece. ood: ``<score>.<metric>`` for MSP, max-logit, energy and
     min-distance (Euclidean heads); ood_near: the same for the second OOD set.
     train_eval: neural collapse on up to 5000 training examples (the first ones: the same
-    examples for every run).
+    examples for every run). With label noise (``bundle.noisy``) also ``memorised`` (the
+    share of flipped samples, up to 5000, predicted with their flipped label),
+    ``noisy_acc_true`` (with their original label) and ``clean_acc`` (accuracy on the
+    unflipped ones among the first 5000).
+    With ``class_groups``, test also gets ``classes.{within,between,ratio}`` (mean distance
+    between class vectors of one group and of different groups, where the dataset declares
+    groups) and ``classes.structure`` (see :func:`probes.tokens.class_structure`, where a
+    class dissimilarity is known).
     ``on_test(collected)`` receives the test split's features and logits (for probes);
     ``on_scores(conf_id, conf_ood)`` the per-sample confidence scores (for the OOD panel).
     """
@@ -76,6 +86,42 @@ def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_
             "acc": M.accuracy(train["logits"], bundle.y_train[:n]),
             "feature_norm": float(train["features"].double().norm(dim=1).mean()),
         }
+        if bundle.noisy is not None:
+            out["train_eval"].update(noise_metrics(model, bundle, train["logits"], device,
+                                                   batch_size, amp_dtype))
+        if class_groups:
+            out["test"].update(class_metrics(model.head.class_vectors, bundle))
         return out
     finally:
         model.train(was_training)
+
+
+def noise_metrics(model: Classifier, bundle: DataBundle, first_logits: Tensor,
+                  device: torch.device, batch_size: int = 1024,
+                  amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """How far the model fits the flipped labels: ``memorised`` and ``noisy_acc_true`` over
+    up to :data:`NOISY_SAMPLES` flipped samples, ``clean_acc`` from ``first_logits`` (the
+    logits of the first training examples, already computed)."""
+    out: dict[str, float] = {}
+    idx = torch.from_numpy(bundle.noisy_index[:NOISY_SAMPLES])
+    if len(idx):
+        pred = collect(model, bundle.x_train[idx], bundle, device, batch_size,
+                       amp_dtype)["logits"].argmax(1)  # [M]
+        out["memorised"] = float((pred == bundle.y_train[idx]).double().mean())
+        if bundle.y_train_clean is not None:
+            out["noisy_acc_true"] = float((pred == bundle.y_train_clean[idx]).double().mean())
+    clean = ~bundle.noisy[: len(first_logits)]
+    if clean.any():
+        out["clean_acc"] = M.accuracy(first_logits[clean], bundle.y_train[: len(clean)][clean])
+    return out
+
+
+def class_metrics(vectors: Tensor, bundle: DataBundle) -> dict[str, float]:
+    """``classes.*`` of the class vectors ``vectors[C, D]`` against the dataset's known class
+    structure; empty where it declares none."""
+    out: dict[str, float] = {}
+    if bundle.groups is not None:
+        out.update(class_group_distances(vectors.detach(), torch.from_numpy(bundle.groups)))
+    if bundle.class_dissimilarity is not None:
+        out["classes.structure"] = class_structure(vectors, bundle.class_dissimilarity)
+    return out

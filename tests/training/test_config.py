@@ -104,6 +104,13 @@ def test_values_are_coerced_to_the_field_types():
     ({"probes": 2}, "expected true or false"),
     ({"epochs": True}, "expected an integer"),
     ({"hidden": [1.5]}, "expected an integer"),
+    ({"label_noise": 1.0}, "label_noise must be in [0, 1), got 1.0"),
+    ({"label_noise": -0.2}, "label_noise must be in [0, 1)"),
+    ({"label_noise": 0.2, "dataset": "synonyms"}, "label_noise needs a classification dataset"),
+    ({"label_noise_mode": "asym"}, "label_noise_mode must be one of symmetric, pairs"),
+    ({"class_groups": "on"}, "class_groups on: mnist1d declares no class groups"),
+    ({"class_groups": "on", "dataset": "gaussians"}, "gaussians declares no class groups"),
+    ({"class_groups": "yes"}, "class_groups must be one of auto, on, off"),
 ])
 def test_ranges_and_choices(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -113,3 +120,27 @@ def test_ranges_and_choices(values, message):
 def test_validate_checks_a_config_built_in_python():
     with pytest.raises(ConfigError, match="config key hidden"):
         TrainConfig(hidden="abc").validate()  # type: ignore[arg-type]
+
+
+def test_label_noise_and_class_groups_accepted_values():
+    cfg = resolve_config({"label_noise": 0.4, "label_noise_mode": "pairs"},
+                         {"dataset": "gaussians_hier", "class_groups": "on"})
+    assert (cfg.label_noise, cfg.label_noise_mode, cfg.class_groups) == (0.4, "pairs", "on")
+    assert resolve_config({"dataset": "synonyms", "class_groups": "on"}).label_noise == 0.0
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--label-noise", "1.5"], "label_noise must be in [0, 1)"),
+    (["--dataset", "mnist1d", "--class-groups", "on"], "mnist1d declares no class groups"),
+    (["--dataset", "text", "--label-noise", "0.1"], "needs a classification dataset"),
+])
+def test_cli_bad_label_noise_or_groups_is_one_line_and_exit_2(tmp_path, capsys, flags, message):
+    from geomviz.cli import main
+
+    try:
+        rc = main(["train", *flags, "--out", str(tmp_path / "run")])
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and err.count("\n") == 0
+    assert not (tmp_path / "run").exists()  # caught before any work
