@@ -26,7 +26,7 @@ from torch import Tensor
 
 from probes import target_kind
 from probes.stats import softmax_entropy, target_entropy
-from probes.tokens import FREQ_BUCKETS, class_group_distances, law_stats
+from probes.tokens import FREQ_BUCKETS, class_group_distances, class_structure, law_stats
 
 from .. import metrics as M
 from ..data import IGNORE_INDEX, DataBundle
@@ -88,18 +88,19 @@ def _scores(z: Tensor, f: Tensor, head) -> dict[str, np.ndarray]:
 @torch.no_grad()
 def evaluate_tokens(model: Classifier, bundle: DataBundle, device: torch.device,
                     batch_size: int = 1024, amp_dtype: torch.dtype | None = None, on_test=None,
-                    on_scores=None) -> dict[str, dict[str, float]]:
+                    on_scores=None, class_groups: bool = True) -> dict[str, dict[str, float]]:
     """``{"test": {...}, "ood": {...}, "train_eval": {...}}``; see the module docstring.
-    (``batch_size`` is unused: chunks are sized by the logits they hold.)"""
+    (``batch_size`` is unused: chunks are sized by the logits they hold.) ``class_groups``:
+    record ``classes.*`` where the language has synonym sets."""
     was_training = model.training
     model.eval()
     try:
-        return _evaluate(model, bundle, device, amp_dtype, on_test, on_scores)
+        return _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups)
     finally:
         model.train(was_training)
 
 
-def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores):
+def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups=True):
     head, obj = model.head, model.objective
     target = target_kind(obj.name)
     smoothing = float(getattr(obj.loss, "smoothing", 0.0) or 0.0)
@@ -164,9 +165,12 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores):
         for k in ("norm", "entropy.pred", "entropy.target"):
             test[f"freq.{name}.{k}"] = s.mean(f"freq.{name}.{k}", f"freq.{name}.n")
         test[f"freq.{name}.fraction"] = s.mean(f"freq.{name}.n", "n")
-    if groups is not None:
+    if groups is not None and class_groups:
         k = min(CLASS_LIMIT, bundle.num_classes)
-        test.update(class_group_distances(head.class_vectors.detach()[:k], groups[:k]))
+        vectors = head.class_vectors.detach()[:k]
+        test.update(class_group_distances(vectors, groups[:k]))
+        # 0 within a synonym set, 1 across: the "dark knowledge" rank score of the vectors
+        test["classes.structure"] = class_structure(vectors, bundle.class_dissimilarity[:k, :k])
     if on_test is not None:
         on_test({k: torch.cat(v) for k, v in probe.items()})
     out = {"test": test}

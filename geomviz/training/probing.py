@@ -69,9 +69,10 @@ class Probing(contextlib.AbstractContextManager):
         self.writer.array(0, "snapshot.index", np.r_[test_idx, ood_idx])
         self.writer.array(0, "snapshot.is_ood", (self.probe_y < 0).cpu().numpy())
 
-    def before_step(self, step: int, y: Tensor, force: bool = False) -> None:
+    def before_step(self, step: int, y: Tensor, force: bool = False,
+                    noisy: Tensor | None = None) -> None:
         if self.session is not None:
-            self.session.before_step(step, y, force)
+            self.session.before_step(step, y, force, noisy)
 
     @property
     def armed(self) -> bool:

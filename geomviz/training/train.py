@@ -26,7 +26,15 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import DATASETS, IGNORE_INDEX, TOKEN_DATASETS, DataBundle, load_dataset, load_tokens
+from ..data import (
+    DATASETS,
+    IGNORE_INDEX,
+    TOKEN_DATASETS,
+    DataBundle,
+    apply_label_noise,
+    load_dataset,
+    load_tokens,
+)
 from ..models import MODELS, Classifier, build_backbone, tie_embeddings
 from ..objectives.registry import _FusedObjective, create_objective
 from .config import ConfigError, TrainConfig
@@ -154,9 +162,10 @@ def load_bundle(cfg: TrainConfig) -> DataBundle:
                            train_tokens=cfg.train_tokens, test_tokens=cfg.test_tokens,
                            concepts=cfg.concepts, max_synonyms=cfg.max_synonyms,
                            order=cfg.order, emission=cfg.emission)
-    return load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes), cfg.ood_dataset,
-                        cfg.ood_dir, seed=cfg.seed, near_ood_dataset=cfg.near_ood_dataset,
-                        near_ood_dir=cfg.near_ood_dir)
+    bundle = load_dataset(cfg.dataset, cfg.data_dir, tuple(cfg.ood_classes), cfg.ood_dataset,
+                          cfg.ood_dir, seed=cfg.seed, near_ood_dataset=cfg.near_ood_dataset,
+                          near_ood_dir=cfg.near_ood_dir)
+    return apply_label_noise(bundle, cfg.label_noise, cfg.label_noise_mode, cfg.seed)
 
 
 def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
@@ -216,19 +225,23 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
     # one writer per run (lock); --resume: config check, checkpoint, or a restart from scratch
     writer, start_epoch, step = open_writer(cfg, meta, ckpt_path, device, rank, model, opt, sched)
     x_all, y_all = bundle.x_train.to(device), bundle.y_train.to(device)
+    noisy_all = None if bundle.noisy is None else bundle.noisy.to(device)
     bar = _progress(cfg, rank, total, step)
     probing = Probing(cfg, model, bundle, writer, device, rank, total)
+    if rank == 0 and step == 0 and bundle.noisy is not None:
+        writer.array(0, "train.noisy_index", bundle.noisy_index)
     try:
         probing.__enter__()
         if step == 0:
             probing.after_step(0)  # the initial geometry
         for epoch in range(start_epoch, cfg.epochs):
             step = _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch,
-                              step, device, amp_dtype, rank, world, model, bar)
+                              step, device, amp_dtype, rank, world, model, bar, noisy_all)
             if rank == 0:
                 res = (evaluate_tokens if tokens else evaluate)(
                     model, bundle, device, cfg.eval_batch_size, amp_dtype,
-                    on_test=probing.on_test(step, epoch), on_scores=_score_writer(writer, step))
+                    on_test=probing.on_test(step, epoch), on_scores=_score_writer(writer, step),
+                    class_groups=cfg.class_groups != "off")
                 for split, values in res.items():
                     writer.scalars(step, values, split=split, epoch=epoch)
                 writer.flush()
@@ -263,7 +276,7 @@ def _score_writer(writer, step: int):
 
 
 def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoch, step,
-               device, amp_dtype, rank, world, model, bar) -> int:
+               device, amp_dtype, rank, world, model, bar, noisy_all=None) -> int:
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     perm = torch.randperm(len(x_all), generator=gen)[rank::world].to(device)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch + rank)
@@ -276,7 +289,8 @@ def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoc
         xb, yb = x_all[idx], y_all[idx]  # [B, ...] and [B] (or [B, T] next tokens)
         if bundle.kind == "image" and cfg.augment:
             xb = _augment(xb, aug_gen)
-        probing.before_step(step + 1, yb, force=b == n_batches - 1)  # record at every flush
+        probing.before_step(step + 1, yb, force=b == n_batches - 1,  # record at every flush
+                            noisy=None if noisy_all is None else noisy_all[idx])
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
             loss, logits = step_module(bundle.prepare(xb), yb, probing.armed)

@@ -98,6 +98,17 @@ def test_chunked_token_evaluation_equals_the_full_logits_reference(objective, mo
     want = M.ood_metrics(M.confidence_scores(z)["msp"], M.confidence_scores(zo)["msp"])
     assert res["ood"]["msp.auroc"] == pytest.approx(want["auroc"], abs=1e-9)
     assert "classes.ratio" in res["test"]
+    # the dark-knowledge score: Spearman of class-vector distances with same/other synonym set
+    from scipy.stats import spearmanr
+
+    cv = model.objective.head.class_vectors.detach().double()
+    g = np.asarray(bundle.info["groups"])
+    i, j = np.triu_indices(V, 1)
+    ok = (g[i] >= 0) & (g[j] >= 0)
+    ref = spearmanr(torch.cdist(cv, cv).numpy()[i, j][ok], (g[i] != g[j])[ok]).statistic
+    assert res["test"]["classes.structure"] == pytest.approx(ref, abs=1e-12)
+    off = evaluate_tokens(model, bundle, torch.device("cpu"), class_groups=False)
+    assert not any(k.startswith("classes.") for k in off["test"])
 
 
 def test_token_run_trains_with_padding_and_stores_its_probes(tmp_path):
