@@ -66,7 +66,7 @@ PRESET_PLANS: dict[str, Plan] = {
     "gaussians": Plan(seeds=FIVE),
     "lm-synonyms": Plan(objectives=LM_OBJECTIVES),
     "lm-text": Plan(objectives=LM_OBJECTIVES, needs=("data_path",)),
-    "noise": Plan(parts=_NOISE_PARTS),
+    "noise": Plan(seeds=FIVE, parts=_NOISE_PARTS),
 }
 
 
