@@ -393,9 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_figures)
     p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
     p.add_argument("--preset", required=True, help="mnist1d, gaussians, cifar10 (GPU), "
-                   "lm-synonyms, lm-text (GPU, needs --data-path) or noise")
+                   "lm-synonyms, lm-text (GPU, needs --data-path), noise or hierarchy")
     p.add_argument("--seeds", help="comma-separated (default: the preset's: 0-4 for mnist1d, "
-                   "gaussians and noise, 0,1,2 otherwise)")
+                   "gaussians, hierarchy and noise, 0,1,2 otherwise)")
     p.add_argument("--out", default="study", help="output folder (default study)")
     p.add_argument("--objectives", help="comma-separated (default: ce, metric_ce, tfsd, "
                    "label_smoothing, logitnorm, ce_zloss; no logitnorm for the lm presets)")

@@ -38,6 +38,8 @@ PRESETS: dict[str, dict] = {
     "lm-text": {"dataset": "text", "model": "gpt", "gpt_size": "small", "feature_dim": 768,
                 "vocab_size": 8192, "seq_len": 256, "batch_size": 64, "epochs": 3,
                 "lr": 6e-4, "snapshots": 20},
+    # CPU: semantic structure (C8): 5 superclasses of 4 Gaussian classes, a far OOD blob
+    "hierarchy": {"dataset": "gaussians_hier", "epochs": 20},
     # CPU: label noise on two datasets at two rates (its parts in PRESET_PLANS)
     "noise": {"dataset": "mnist1d", "ood_classes": [8, 9], "epochs": 20, "label_noise": 0.2},
 }
@@ -64,6 +66,7 @@ FIVE = (0, 1, 2, 3, 4)  # claims need paired intervals; 3 seeds give t = 4.30, 5
 PRESET_PLANS: dict[str, Plan] = {
     "mnist1d": Plan(seeds=FIVE),
     "gaussians": Plan(seeds=FIVE),
+    "hierarchy": Plan(seeds=FIVE),
     "lm-synonyms": Plan(objectives=LM_OBJECTIVES),
     "lm-text": Plan(objectives=LM_OBJECTIVES, needs=("data_path",)),
     "noise": Plan(seeds=FIVE, parts=_NOISE_PARTS),
