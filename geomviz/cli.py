@@ -318,7 +318,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
-    from .study.sweep import SWEEP_OBJECTIVES, parse_lrs, parse_onoff, sweep_config
+    from .study.sweep import SWEEP_OBJECTIVES, check_grid, parse_lrs, parse_onoff, sweep_config
     from .study.sweep_report import run_sweep
     from .training.resume import make_folder
 
@@ -336,6 +336,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     qks = parse_onoff(args.qk_layernorm) if args.qk_layernorm is not None \
         else axes.get("qk", [False])
     formats = parse_formats(args.format)
+    check_grid(base, objectives, lrs, seeds, qks, Path(args.out) / "runs")  # before any work
     make_folder(args.out)
     t0 = time.perf_counter()
     res = run_sweep(base, objectives, lrs, seeds, qks, args.out, tuple(formats), args.width,

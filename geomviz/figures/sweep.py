@@ -97,7 +97,8 @@ def instability(results, lr: float, qk: bool = False, title: str | None = None):
             for row, key in ((1, "health.attn_logit.max"), (2, "health.max_logit")):
                 steps, values = r.series.get(key, (np.array([]), np.array([])))
                 fig.add_trace(go.Scatter(
-                    x=steps, y=values, mode="lines+markers", marker={"size": 4}, name=name, legendgroup=name,
+                    x=steps, y=values, mode="lines+markers", marker={"size": 4}, name=name,
+                    legendgroup=name,
                     showlegend=row == 1 and i == 0,
                     line={"color": colors[name], "dash": dashes[i % len(dashes)], "width": 1.8},
                     hovertemplate=f"{name} seed {r.cell.seed}<br>step %{{x}}<br>%{{y:.2f}}"

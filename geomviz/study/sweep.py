@@ -27,19 +27,19 @@ from ..training.config import ConfigError, TrainConfig, resolve_config
 from .runner import _differences, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
-           "run_name", "sweep_config", "train_sweep", "MANIFEST"]
+           "run_name", "sweep_config", "check_grid", "train_sweep", "MANIFEST"]
 
 SWEEP_OBJECTIVES = ("ce", "ce_zloss", "tfsd", "metric_ce")
 MANIFEST = "sweep.json"
 
-# The CPU preset is sized to train its 48 runs, then report and figures, in under 20
-# minutes on 2 cores (measured: README); the GPU one follows Wortsman's proxy more closely.
+# The CPU preset is sized to train its 40 runs (64 updates each), then report and figures,
+# in under 20 minutes on 2 shared cores (measured: README); the GPU one is a larger proxy.
 SWEEP_PRESETS: dict[str, dict] = {
     "lm-spikes": {
         "config": {"dataset": "synonyms", "model": "gpt", "gpt_size": "tiny",
-                   "train_tokens": 65_536, "test_tokens": 4096, "epochs": 3, "batch_size": 32,
+                   "train_tokens": 65_536, "test_tokens": 4096, "epochs": 2, "batch_size": 32,
                    "warmup_epochs": 1.0, "flush_every": 8, "snapshots": 0},
-        "objectives": list(SWEEP_OBJECTIVES), "lrs": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+        "objectives": list(SWEEP_OBJECTIVES), "lrs": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
         "seeds": [0, 1], "qk": [False]},
     "lm-spikes-gpu": {
         "config": {"dataset": "synonyms", "model": "gpt", "gpt_size": "small",
@@ -129,12 +129,10 @@ def _plan_cell(cfg: TrainConfig) -> str:
     return _plan(cfg)
 
 
-def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
-                qks: list[bool], root: str | Path) -> SweepGrid:
-    """Train (or reuse) every cell under ``root``; every name, value and folder is checked
-    before the first run starts. A diverged run is kept and counted."""
-    from ..training.resume import check_out
-    from ..training.train import Diverged, check_objective, load_bundle, train
+def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
+               qks: list[bool], root: str | Path) -> tuple[list[Cell], list[TrainConfig]]:
+    """Every cell and its config, each checked (names, values, model) before any work."""
+    from ..training.train import check_objective
 
     root = Path(root)
     for what, items in (("objective", objectives), ("seed", seeds), ("learning rate", lrs),
@@ -144,6 +142,8 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
         _no_repeats(list(items), what)
     if any(not (lr > 0 and math.isfinite(lr)) for lr in lrs):
         raise ConfigError("every learning rate must be a finite number > 0")
+    if base.dataset not in ("synonyms", "text") and any(qks):
+        raise ConfigError("--qk-layernorm on needs the gpt model (a token dataset)")
     cells = [Cell(o, float(lr), bool(q), int(s)) for q in qks for o in objectives
              for lr in lrs for s in seeds]
     cfgs = [dataclasses.replace(base, objective=c.objective, lr=c.lr, qk_layernorm=c.qk,
@@ -153,8 +153,18 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
     for cfg in cfgs:
         cfg.validate()
         check_objective(cfg)
-    if base.dataset not in ("synonyms", "text") and any(qks):
-        raise ConfigError("--qk-layernorm on needs the gpt model (a token dataset)")
+    return cells, cfgs
+
+
+def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
+                qks: list[bool], root: str | Path) -> SweepGrid:
+    """Train (or reuse) every cell under ``root``; every name, value and folder is checked
+    before the first run starts. A diverged run is kept and counted."""
+    from ..training.resume import check_out
+    from ..training.train import Diverged, load_bundle, train
+
+    root = Path(root)
+    cells, cfgs = check_grid(base, objectives, lrs, seeds, qks, root)
     plans = [_plan_cell(c) for c in cfgs]
     for cfg, plan in zip(cfgs, plans, strict=True):
         if plan == "train":

@@ -10,8 +10,8 @@ rates ``η_1..η_n``: ``mean_i min(L(η_i), L0) − min_i L(η_i)``, the second 
 capped losses too (so a sweep that never trains has sensitivity 0 and is flagged).
 
 **Stable** rate: every seed finished with a finite final loss below ``L0``. The largest
-stable rate of an objective is the largest swept rate that is stable, with every smaller
-rate stable too is not required (reported as measured).
+stable rate of an objective is the largest swept rate that is stable (smaller rates need
+not all be: it is reported as measured).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def lr_sensitivity(losses: Mapping[float, float], l0: float) -> float:
     if not losses:
         raise ValueError("LR sensitivity needs at least one rate")
     c = np.array([capped(v, l0) for v in losses.values()], dtype=np.float64)
-    return float(c.mean() - c.min())
+    return max(0.0, float(c.mean() - c.min()))  # not -1e-16 when every rate is equal
 
 
 _SERIES = {"health.attn_logit.max": "train", "health.max_logit": "train", "loss": "train"}
