@@ -53,7 +53,8 @@ def lr_sensitivity(results, title: str = "Final loss against learning rate"):
             c = colors[name]
             first = col == 1
             fig.add_trace(go.Scatter(x=lrs + lrs[::-1], y=hi + lo[::-1], fill="toself",
-                                     fillcolor=_rgba(c, 0.18), line={"width": 0},
+                                     mode="lines", fillcolor=_rgba(c, 0.18),
+                                     line={"width": 0, "color": _rgba(c, 0.18)},
                                      hoverinfo="skip", legendgroup=name, showlegend=False),
                           1, col)
             fig.add_trace(go.Scatter(

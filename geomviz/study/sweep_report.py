@@ -91,6 +91,31 @@ def _findings(summaries: list[Summary], qk: bool) -> list[str]:
     return out
 
 
+def _peak(r: RunResult, key: str) -> float:
+    v = r.series.get(key, (None, []))[1]
+    v = [x for x in v if math.isfinite(x)]
+    return max(v) if v else math.nan
+
+
+def _instability_table(results: list[RunResult], lr: float | None, qk: bool) -> list[str]:
+    """Peak max attention logit and peak max output logit over training, per objective,
+    at the instability figure's rate (mean over seeds [min, max])."""
+    if lr is None:
+        return ["CE trains at no swept rate: no instability rate to show.", ""]
+    lines = [f"Logit growth at lr {lr:g} (the largest rate where CE trains), peak over "
+             "training, mean over seeds [min, max]:", "",
+             "| objective | max attention logit | max output logit |", "|---|---:|---:|"]
+    for obj in sorted({r.cell.objective for r in results}, key=lambda o: (o != "ce", o)):
+        rs = [r for r in results if r.cell.objective == obj and r.cell.qk == qk
+              and r.cell.lr == lr]
+        cells = []
+        for key in ("health.attn_logit.max", "health.max_logit"):
+            v = [p for r in rs if math.isfinite(p := _peak(r, key))]
+            cells.append(f"{sum(v) / len(v):.4g} [{min(v):.4g}, {max(v):.4g}]" if v else "–")
+        lines.append(f"| {obj} | {cells[0]} | {cells[1]} |")
+    return lines + [""]
+
+
 def sweep_figures(results: list[RunResult], summaries: list[Summary]) -> dict:
     """``{"lr_sensitivity": fig, "instability": fig}`` (the second only when CE trains at
     some rate, at the largest such rate)."""
@@ -129,11 +154,16 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
         f"loss exceeds {SPIKE_K} × the median of the previous {SPIKE_WINDOW} steps. "
         "Verdicts: paired differences against CE across seeds, 95% t-interval; "
         "\"no clear difference\" when it includes 0.", ""]
+    n_spikes = sum(len(r.spikes) for r in results)
+    lines += [f"Across the grid: {n_spikes} spikes in "
+              f"{sum(bool(r.spikes) for r in results)} of {len(results)} runs, {n_div} "
+              "diverged runs.", ""]
     for qk in qks:
         lines += [f"## qk-layernorm {'on' if qk else 'off'}", "",
                   "Final test NLL against learning rate: mean over seeds [min, max]:", "",
                   *_loss_table(results, summaries, qk), "",
-                  *_stability_table(summaries, qk), "", *_findings(summaries, qk), ""]
+                  *_stability_table(summaries, qk), "", *_findings(summaries, qk), "",
+                  *_instability_table(results, ce_largest_stable(summaries, qk), qk)]
     if files:
         lines += ["## Figures", ""] + [f"- [{f.name}]({f.relative_to(path.parent)})"
                                        if f.is_relative_to(path.parent) else f"- {f}"

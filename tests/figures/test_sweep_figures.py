@@ -37,6 +37,12 @@ def test_lr_sensitivity_colours_bands_diverged_and_axes():
     assert list(ce.x) == [1e-3, 1e-2]
     assert ce.y[0] == pytest.approx(np.mean([2.001, 2.101]))  # the mean over seeds
     band = next(t for t in fig.data if t.fill == "toself" and t.legendgroup == "ce")
+    assert band.mode == "lines"  # no markers in plotly's default colours
+    for t in fig.data:  # every trace in its objective's colour
+        want = OBJECTIVE_COLORS[t.legendgroup]
+        rgb = ",".join(str(int(want[i:i + 2], 16)) for i in (1, 3, 5))
+        got = t.line.color or t.marker.color
+        assert got == want or got.startswith(f"rgba({rgb},"), (t.name, got)
     # min-max over seeds: max at 1e-3, 1e-2, then min at 1e-2, 1e-3
     assert list(band.y) == pytest.approx([2.101, 2.11, 2.01, 2.001])
     x = next(t for t in fig.data if t.mode == "markers")
