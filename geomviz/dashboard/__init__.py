@@ -22,7 +22,7 @@ def _page_callbacks() -> tuple[dict, list]:
     if _CALLBACKS is None:
         from dash import _callback
 
-        from .pages import compare, runs  # noqa: F401 - registers the pages and callbacks
+        from .pages import compare, runs, sweep  # noqa: F401 - registers the pages, callbacks
 
         _CALLBACKS = (dict(_callback.GLOBAL_CALLBACK_MAP), list(_callback.GLOBAL_CALLBACK_LIST))
         _callback.GLOBAL_CALLBACK_MAP.clear()

@@ -1,5 +1,6 @@
 """The trainer's side of the probes: attach them, snapshot the fixed probe set, and hand
-the evaluation split to them. With ``probes=False`` only the flush transfer remains."""
+the evaluation split to them. With ``probes=False`` only the flush transfer and the
+per-step spike detection (:mod:`probes.health`, a few device ops) remain."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import Tensor
 
 from probes import attach, target_kind
+from probes.health import Health
 from probes.session import to_host
 from probes.snapshots import run_model, select_probe_set, snapshot_arrays, snapshot_steps
 
@@ -29,8 +31,14 @@ class Probing(contextlib.AbstractContextManager):
         self.steps = set(snapshot_steps(total_steps, cfg.snapshots)) if cfg.snapshots else set()
         self.probe_x: Tensor | None = None
         self.tokens: TokenProbeSet | None = None
+        self.health: Health | None = None
+        self.spikes = 0  # spikes written by this process
 
     def __enter__(self) -> Probing:
+        self.health = Health(self.model.backbone, self.model.objective.head, self.cfg.flush_every,
+                             self.device, probe_model=self.enabled)
+        self._stack.callback(self.health.close)
+        self.writer.set_meta(health=self.health.settings)
         if not self.enabled:
             return self
         kind = target_kind(self.cfg.objective)
@@ -73,6 +81,12 @@ class Probing(contextlib.AbstractContextManager):
                     noisy: Tensor | None = None) -> None:
         if self.session is not None:
             self.session.before_step(step, y, force, noisy)
+            self.health.arm(self.session.armed)
+
+    def on_loss(self, step: int, loss: Tensor) -> None:
+        """The step's loss, for spike detection (device only)."""
+        if self.health is not None:
+            self.health.on_loss(step, loss)
 
     @property
     def armed(self) -> bool:
@@ -103,9 +117,20 @@ class Probing(contextlib.AbstractContextManager):
             self.writer.array(step, f"snapshot.{name}", value)
 
     def flush(self, step: int, epoch: int, extra: Tensor, loss_fn):
+        """The one device->host transfer: probe statistics, ``extra`` (returned on the host)
+        and the health window together; the health events are written here."""
+        n = len(extra)
+        if self.health is not None:
+            extra = torch.cat([extra.float(), self.health.pack()])
         if self.session is None:
-            return to_host(extra)
-        return self.session.flush(step, epoch, extra=extra, loss_fn=loss_fn)
+            host = to_host(extra)
+        else:
+            host = self.session.flush(step, epoch, extra=extra, loss_fn=loss_fn)
+        if self.health is not None:  # ranks other than 0 hold a writer that writes nothing
+            world = torch.distributed.get_world_size() if (
+                torch.distributed.is_available() and torch.distributed.is_initialized()) else 1
+            self.spikes += self.health.write(self.writer, step, epoch, host[n:], world)
+        return host[:n]
 
     def on_test(self, step: int, epoch: int):
         def record(collected: dict) -> None:

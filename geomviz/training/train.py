@@ -294,6 +294,7 @@ def _run_epoch(cfg, bundle, step_module, opt, sched, probing, x_all, y_all, epoc
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
             loss, logits = step_module(bundle.prepare(xb), yb, probing.armed)
+        probing.on_loss(step + 1, loss)  # spike detection, on the device
         opt.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = cfg.grad_clip if cfg.grad_clip else float("inf")

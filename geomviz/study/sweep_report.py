@@ -1,0 +1,198 @@
+"""``geomviz sweep``: train the grid, then ``<out>/report.md`` and its figures.
+
+The report gives, per objective: final loss against learning rate (seed band), LR
+sensitivity (:mod:`.sweep_results`), the largest stable rate, spikes and divergences,
+and a verdict against CE from paired seed differences with their 95% t-interval
+(:func:`.verdicts.paired_verdict`; "no clear difference" when it includes 0).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from ..training.config import TrainConfig
+from .sweep import SweepGrid, train_sweep
+from .sweep_results import RunResult, Summary, ce_largest_stable, collect, summarize
+
+__all__ = ["run_sweep", "write_report", "sweep_figures"]
+
+
+def _g(v: float | None) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:g}"
+
+
+def _loss_table(results: list[RunResult], summaries: list[Summary], qk: bool) -> list[str]:
+    sums = [s for s in summaries if s.qk == qk]
+    lrs = sorted({lr for s in sums for lr in s.lrs})
+    lines = ["| objective | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+             "|---|" + "---:|" * len(lrs)]
+    for s in sums:
+        cells = []
+        for lr in lrs:
+            rs = [r for r in results if r.cell.qk == qk and r.cell.objective == s.objective
+                  and r.cell.lr == lr]
+            if not rs:
+                cells.append("")
+                continue
+            v = [r.capped for r in rs]
+            text = f"{sum(v) / len(v):.3f}"
+            if len(v) > 1:
+                text += f" [{min(v):.3f}, {max(v):.3f}]"
+            div = sum(r.status == "diverged" for r in rs)
+            spikes = sum(len(r.spikes) for r in rs)
+            if div:
+                text += f" ({div} div.)"
+            if spikes:
+                text += f" ({spikes} sp.)"
+            cells.append(text)
+        lines.append(f"| {s.objective} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mean(d: dict) -> str:
+    if not d:
+        return "–"
+    v = list(d.values())
+    return f"{sum(v) / len(v):.4f} (" + ", ".join(f"{x:.4f}" for x in v) + ")"
+
+
+def _verdict(p) -> str:
+    if p is None:
+        return "–"
+    return f"{p.label}: {p.interval}"
+
+
+def _stability_table(summaries: list[Summary], qk: bool) -> list[str]:
+    lines = ["| objective | LR sensitivity ↓ mean (per seed) | best final loss ↓ mean (per seed) "
+             "| largest stable lr | spikes | diverged / runs | sensitivity vs CE | "
+             "best loss vs CE |", "|---|---:|---:|---:|---:|---:|---|---|"]
+    for s in (s for s in summaries if s.qk == qk):
+        note = " (never trains)" if s.never_trains else ""
+        lines.append(
+            f"| {s.objective}{note} | {_mean(s.sensitivity)} | {_mean(s.best)} | "
+            f"{_g(s.largest_stable)} | {s.spikes} | {s.diverged} / {s.runs} | "
+            f"{_verdict(s.vs_ce.get('sensitivity')) if s.objective != 'ce' else 'reference'} | "
+            f"{_verdict(s.vs_ce.get('best loss')) if s.objective != 'ce' else 'reference'} |")
+    return lines
+
+
+def _findings(summaries: list[Summary], qk: bool) -> list[str]:
+    out = []
+    for s in (s for s in summaries if s.qk == qk and s.objective != "ce"):
+        v = s.vs_ce.get("sensitivity")
+        if v is None:
+            continue
+        word = {"better": "less sensitive to the learning rate than CE",
+                "worse": "more sensitive to the learning rate than CE"}.get(v.label, v.label)
+        out.append(f"- **{s.objective}**: {word} ({v.interval}); {s.spikes} spikes and "
+                   f"{s.diverged} diverged runs of {s.runs} (CE: see the table).")
+    return out
+
+
+def _peak(r: RunResult, key: str) -> float:
+    v = r.series.get(key, (None, []))[1]
+    v = [x for x in v if math.isfinite(x)]
+    return max(v) if v else math.nan
+
+
+def _instability_table(results: list[RunResult], lr: float | None, qk: bool) -> list[str]:
+    """Peak max attention logit and peak max output logit over training, per objective,
+    at the instability figure's rate (mean over seeds [min, max])."""
+    if lr is None:
+        return ["CE trains at no swept rate: no instability rate to show.", ""]
+    lines = [f"Logit growth at lr {lr:g} (the largest rate where CE trains), peak over "
+             "training, mean over seeds [min, max]:", "",
+             "| objective | max attention logit | max output logit |", "|---|---:|---:|"]
+    for obj in sorted({r.cell.objective for r in results}, key=lambda o: (o != "ce", o)):
+        rs = [r for r in results if r.cell.objective == obj and r.cell.qk == qk
+              and r.cell.lr == lr]
+        cells = []
+        for key in ("health.attn_logit.max", "health.max_logit"):
+            v = [p for r in rs if math.isfinite(p := _peak(r, key))]
+            cells.append(f"{sum(v) / len(v):.4g} [{min(v):.4g}, {max(v):.4g}]" if v else "–")
+        lines.append(f"| {obj} | {cells[0]} | {cells[1]} |")
+    return lines + [""]
+
+
+def sweep_figures(results: list[RunResult], summaries: list[Summary]) -> dict:
+    """``{"lr_sensitivity": fig, "instability": fig}`` (the second only when CE trains at
+    some rate, at the largest such rate)."""
+    from ..figures.sweep import instability, lr_sensitivity
+
+    figs = {"lr_sensitivity": lr_sensitivity(results)}
+    qk = min(r.cell.qk for r in results)  # qk-layernorm off when swept: where logits grow
+    lr = ce_largest_stable(summaries, qk)
+    if lr is not None:
+        figs["instability"] = instability(results, lr, qk)
+    return figs
+
+
+def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[RunResult],
+                 summaries: list[Summary], files: list[Path], command: str) -> Path:
+    from probes.health import SPIKE_K, SPIKE_WINDOW
+
+    qks = sorted({r.cell.qk for r in results})
+    model = "gpt" if base.model == "auto" and base.dataset in ("synonyms", "text") else base.model
+    n_div = sum(r.status == "diverged" for r in results)
+    l0 = results[0].l0 if results else float("nan")
+    lines = [
+        "# Learning-rate sweep", "",
+        f"Command: `{command}`", "",
+        f"Dataset `{base.dataset}`, model `{model}` ({base.gpt_size}, width "
+        f"{base.feature_dim}, seq_len {base.seq_len}), {base.epochs} epochs of "
+        f"{base.train_tokens} training tokens, batch {base.batch_size}, {base.optimizer}, "
+        f"warmup {base.warmup_epochs} epochs then cosine, weight decay {base.weight_decay}, "
+        f"grad clip {base.grad_clip}. {len(results)} runs: {len(grid.trained)} trained in "
+        f"{grid.train_seconds:.0f} s, {len(grid.reused)} reused; {n_div} diverged "
+        "(kept and counted).", "",
+        f"Final loss: test NLL at the last evaluation (nats/token). Initial loss L0 = ln V = "
+        f"{l0:.4f}; a diverged run or a non-finite loss counts as L0. LR sensitivity "
+        "(Wortsman et al. 2023): mean over the rates of min(final loss, L0) minus the best "
+        "of them. Stable rate: every seed finished below L0. Spike: a step whose training "
+        f"loss exceeds {SPIKE_K} × the median of the previous {SPIKE_WINDOW} steps. "
+        "Verdicts: paired differences against CE across seeds, 95% t-interval; "
+        "\"no clear difference\" when it includes 0.", ""]
+    n_spikes = sum(len(r.spikes) for r in results)
+    lines += [f"Across the grid: {n_spikes} spikes in "
+              f"{sum(bool(r.spikes) for r in results)} of {len(results)} runs, {n_div} "
+              "diverged runs.", ""]
+    for qk in qks:
+        lines += [f"## qk-layernorm {'on' if qk else 'off'}", "",
+                  "Final test NLL against learning rate: mean over seeds [min, max]:", "",
+                  *_loss_table(results, summaries, qk), "",
+                  *_stability_table(summaries, qk), "", *_findings(summaries, qk), "",
+                  *_instability_table(results, ce_largest_stable(summaries, qk), qk)]
+    if files:
+        lines += ["## Figures", ""] + [f"- [{f.name}]({f.relative_to(path.parent)})"
+                                       if f.is_relative_to(path.parent) else f"- {f}"
+                                       for f in files] + [""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
+              qks: list[bool], out: str | Path, formats: tuple[str, ...] = ("png", "svg", "html"),
+              width: int = 800, scale: float = 2.0, command: str = "geomviz sweep") -> dict:
+    """Train (or reuse) the grid under ``out/runs``, export the figures to ``out/figures``
+    and write ``out/report.md``."""
+    from .export import ExportError, export
+
+    out = Path(out)
+    grid = train_sweep(base, objectives, lrs, seeds, qks, out / "runs")
+    t0 = time.perf_counter()
+    results = collect(grid.cells)
+    summaries = summarize(results)
+    figs = sweep_figures(results, summaries) if results else {}
+    error, files = None, []
+    try:
+        files = export(figs, out / "figures", list(formats), width, scale).files if figs else []
+    except ExportError as e:  # the report is still written, with the HTML files written
+        error = e
+        files = [out / "figures" / f"{n}.html" for n in figs] if "html" in formats else []
+    report = write_report(out / "report.md", base, grid, results, summaries, files, command)
+    if error is not None:
+        raise error
+    return {"grid": grid, "results": results, "summaries": summaries, "report": report,
+            "files": files, "report_seconds": time.perf_counter() - t0}

@@ -1,0 +1,163 @@
+"""What a learning-rate sweep found: final losses, LR sensitivity, stability, spikes, verdicts.
+
+**Final loss** of a run: its test NLL at the last evaluation (nats/token for language
+models). **Initial loss** ``L0 = ln V`` (``V`` classes): the NLL of the uniform
+prediction, what a model that learned nothing scores; the same for every objective. A
+diverged run, or one whose final loss is not finite, counts as ``L0``.
+
+**LR sensitivity** (Wortsman et al. 2023, eq. 1) of one objective and seed over the swept
+rates ``η_1..η_n``: ``mean_i min(L(η_i), L0) − min_i L(η_i)``, the second term over the
+capped losses too (so a sweep that never trains has sensitivity 0 and is flagged).
+
+**Stable** rate: every seed finished with a finite final loss below ``L0``. The largest
+stable rate of an objective is the largest swept rate that is stable (smaller rates need
+not all be: it is reported as measured).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..store import StoreError, open_run
+from .sweep import MANIFEST, Cell
+from .verdicts import Paired, paired_verdict
+
+__all__ = ["RunResult", "Summary", "collect", "collect_root", "lr_sensitivity", "summarize",
+           "capped"]
+
+
+@dataclass
+class RunResult:
+    cell: Cell
+    folder: Path
+    status: str
+    final: float  # test NLL at the last evaluation; nan when none or not finite
+    l0: float  # ln V
+    spikes: list[tuple[int, float]] = field(default_factory=list)  # (step, size)
+    series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def capped(self) -> float:
+        return capped(self.final, self.l0, self.status)
+
+    @property
+    def trains(self) -> bool:
+        return self.status == "finished" and math.isfinite(self.final) and self.final < self.l0
+
+
+def capped(final: float, l0: float, status: str = "finished") -> float:
+    """``min(final, L0)``, and ``L0`` for a diverged run or a non-finite final loss."""
+    if status == "diverged" or final is None or not math.isfinite(final):
+        return float(l0)
+    return float(min(final, l0))
+
+
+def lr_sensitivity(losses: Mapping[float, float], l0: float) -> float:
+    """Wortsman et al.'s LR sensitivity of one ``{lr: final loss}`` sweep (NaN/inf and
+    missing values count as ``l0``): mean of the capped losses minus their minimum."""
+    if not losses:
+        raise ValueError("LR sensitivity needs at least one rate")
+    c = np.array([capped(v, l0) for v in losses.values()], dtype=np.float64)
+    return max(0.0, float(c.mean() - c.min()))  # not -1e-16 when every rate is equal
+
+
+_SERIES = {"health.attn_logit.max": "train", "health.max_logit": "train", "loss": "train"}
+
+
+def _read(folder: Path, cell: Cell) -> RunResult | None:
+    try:
+        with open_run(folder) as run:
+            meta = run.meta
+            nll = (meta.get("final") or {}).get("test", {}).get("nll")
+            final = float(nll) if nll is not None else math.nan
+            l0 = math.log(len(meta.get("class_names") or []) or 2)
+            sp = run.scalars("health.spike", split="spike")
+            spikes = [(int(s), float(v)) for s, v in zip(sp["step"], sp["value"], strict=True)]
+            series = {}
+            for name, split in _SERIES.items():
+                d = run.scalars(name, split=split)
+                series[name] = (np.asarray(d["step"]), np.asarray(d["value"], dtype=float))
+    except StoreError as e:
+        print(f"warning: skipping {folder}: {str(e).splitlines()[0]}")
+        return None
+    status = meta["status"]
+    if status != "finished":
+        final = math.nan
+    return RunResult(cell, folder, status, final, l0, spikes, series)
+
+
+def collect(cells: Mapping[Path, Cell]) -> list[RunResult]:
+    """Every run of the grid read back (unreadable stores are skipped with a warning)."""
+    return [r for folder, cell in cells.items() if (r := _read(Path(folder), cell))]
+
+
+def collect_root(root: str | Path) -> list[RunResult]:
+    """The grid of the sweep whose manifest is ``root/sweep.json``."""
+    root = Path(root)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        cells = {root / name: Cell(c["objective"], float(c["lr"]), bool(c["qk"]), int(c["seed"]))
+                 for name, c in manifest["runs"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{root / MANIFEST} is not a sweep manifest: {e}") from None
+    return collect({f: c for f, c in cells.items() if (f / "run.sqlite").exists()})
+
+
+@dataclass
+class Summary:
+    """One objective (at one qk-layernorm setting) over the swept rates and seeds."""
+
+    objective: str
+    qk: bool
+    lrs: list[float]
+    losses: dict[float, list[float]]  # lr -> capped final loss per seed (seed order)
+    sensitivity: dict[int, float]  # seed -> LR sensitivity
+    best: dict[int, float]  # seed -> best capped final loss over rates
+    largest_stable: float | None
+    spikes: int
+    diverged: int
+    runs: int
+    never_trains: bool
+    vs_ce: dict[str, Paired | None] = field(default_factory=dict)
+
+
+def summarize(results: list[RunResult]) -> list[Summary]:
+    """One :class:`Summary` per (qk, objective), CE first, verdicts against CE's seeds."""
+    keys = sorted({(r.cell.qk, r.cell.objective) for r in results},
+                  key=lambda k: (k[0], k[1] != "ce", k[1]))
+    out: list[Summary] = []
+    for qk, obj in keys:
+        rs = [r for r in results if r.cell.qk == qk and r.cell.objective == obj]
+        lrs = sorted({r.cell.lr for r in rs})
+        seeds = sorted({r.cell.seed for r in rs})
+        by = {(r.cell.lr, r.cell.seed): r for r in rs}
+        losses = {lr: [by[lr, s].capped for s in seeds if (lr, s) in by] for lr in lrs}
+        sens, best = {}, {}
+        for s in seeds:
+            sweep = {lr: by[lr, s].capped for lr in lrs if (lr, s) in by}
+            if len(sweep) == len(lrs):  # a seed missing a rate has no comparable sensitivity
+                sens[s] = lr_sensitivity(sweep, rs[0].l0)
+                best[s] = min(sweep.values())
+        stable = [lr for lr in lrs if all(by[lr, s].trains for s in seeds if (lr, s) in by)]
+        out.append(Summary(obj, qk, lrs, losses, sens, best, max(stable) if stable else None,
+                           sum(len(r.spikes) for r in rs),
+                           sum(r.status == "diverged" for r in rs), len(rs),
+                           not any(r.trains for r in rs)))
+    for s in out:
+        ce = next((c for c in out if c.qk == s.qk and c.objective == "ce"), None)
+        if ce is not None and s is not ce:
+            s.vs_ce = {"sensitivity": paired_verdict(s.sensitivity, ce.sensitivity, "lower"),
+                       "best loss": paired_verdict(s.best, ce.best, "lower")}
+    return out
+
+
+def ce_largest_stable(summaries: list[Summary], qk: bool = False) -> float | None:
+    """The largest rate at which CE still trains (the instability figure's rate)."""
+    ce = next((s for s in summaries if s.objective == "ce" and s.qk == qk), None)
+    return ce.largest_stable if ce else None
