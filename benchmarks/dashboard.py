@@ -52,7 +52,7 @@ def make_run(folder: Path, seed: int, t_snap: int, points: int, dim: int) -> Non
         w.array(step, "snapshot.norm", np.linalg.norm(f.astype(np.float32), axis=1))
         w.array(step, "snapshot.cos_true", g.uniform(-1, 1, points).astype(np.float32))
         w.array(step, "snapshot.entropy_pred", g.uniform(0, 2, points).astype(np.float32))
-        w.scalars(step, {"loss": 1.0 / (1 + t), "acc": t / t_snap, "health.spike": 0.0})
+        w.scalars(step, {"loss": 1.0 / (1 + t), "acc": t / t_snap, "health.flush_spike": 0.0})
         w.flush()
     w.close()
 

@@ -201,7 +201,9 @@ class ProbeSession:
             self._prev_agg = flat
             if loss is not None:
                 med = float(np.median(self._losses)) if self._losses else float("nan")
-                scalars["health.spike"] = float(bool(self._losses) and loss > self.spike_k * med)
+                # a jump of the flush-window mean; per-step spikes are probes.health's
+                scalars["health.flush_spike"] = float(bool(self._losses) and
+                                                      loss > self.spike_k * med)
                 self._losses.append(loss)
         if self.writer is None:
             return

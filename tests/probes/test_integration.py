@@ -19,7 +19,7 @@ SERIES = [
     "grad.radial.mean", "grad.tangential.mean", "grad.radial_fraction",
     "entropy.all.pred", "entropy.all.target", "entropy.all.kl", "entropy.easy.target",
     "entropy.hard.target", "entropy.easy.fraction", "health.max_logit", "health.logsumexp",
-    "health.spike", "decomp.radial", "decomp.angular", "decomp.weight", "decomp.total",
+    "health.flush_spike", "decomp.radial", "decomp.angular", "decomp.weight", "decomp.total",
     "loss", "acc", "grad_norm", "lr",
 ]
 MARGINS = {"ce": ["head.logit_true", "head.logit_top_negative", "head.margin"],
