@@ -51,14 +51,16 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
     fig = go.Figure()
     kind = "class" if color is None else ("category" if categories else "color")
     # a legend of hundreds of classes (a language model's tokens) hides the plot: none then
-    legend = kind != "class" or len(np.unique(labels[labels >= 0])) <= MAX_LEGEND_CLASSES
+    legend = (len(categories) <= MAX_LEGEND_CLASSES if kind == "category" else
+              kind != "class" or len(np.unique(labels[labels >= 0])) <= MAX_LEGEND_CLASSES)
     for tkind, c, m in trace_masks(labels, kind, color, categories):
         if tkind == "class":
             name = class_names[c] if class_names and c < len(class_names) else str(c)
             marker = {"size": 5, "color": PALETTE[int(c) % 10]}
         elif tkind == "category":
             name = categories[c]
-            marker = {"size": 5, "color": CATEGORY_COLORS[c % len(CATEGORY_COLORS)]}
+            marker = {"size": 5, "color": CATEGORY_COLORS[c % len(CATEGORY_COLORS)]
+                      if len(categories) <= len(CATEGORY_COLORS) else PALETTE[c % len(PALETTE)]}
         elif tkind == "color":
             name = color_name
             lo, hi = crange if crange is not None else (None, None)
@@ -107,6 +109,9 @@ def hover_rows(points: np.ndarray, labels: np.ndarray, class_names: list[str] | 
 
     cols = [[int(i) for i in points], [cname(int(y)) for y in labels[points]]]
     for v in (hover or {}).values():
+        if _is_text(v):  # a token run's context and target, already text
+            cols.append([str(t) for t in np.asarray(v, dtype=object)[points]])
+            continue
         # + 0.0 turns -0.0 into 0.0: a one-hot target's entropy reads "0", not "-0"
         cols.append((np.round(np.asarray(v, dtype=np.float64)[points], 4) + 0.0).tolist())
     return [list(r) for r in zip(*cols, strict=True)]
@@ -115,8 +120,14 @@ def hover_rows(points: np.ndarray, labels: np.ndarray, class_names: list[str] | 
 def hover_template(hover: dict | None, step: int | None) -> str:
     """Class, step and each hover value (its label carries the unit), rounded."""
     lines = ["class %{customdata[1]}"] + ([f"step {step}"] if step is not None else [])
-    lines += [f"{label} = %{{customdata[{i + 2}]:.3~g}}" for i, label in enumerate(hover or {})]
+    lines += [f"{label} %{{customdata[{i + 2}]}}" if _is_text(v) else
+              f"{label} = %{{customdata[{i + 2}]:.3~g}}"
+              for i, (label, v) in enumerate((hover or {}).items())]
     return "<br>".join(lines) + "<extra></extra>"
+
+
+def _is_text(values) -> bool:
+    return np.asarray(values).dtype.kind in "OUS"
 
 
 def trace_masks(labels: np.ndarray, kind: str | bool = "class", color: np.ndarray | None = None,
