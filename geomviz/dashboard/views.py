@@ -197,9 +197,9 @@ PANELS = {  # key: (title, y title, log y, y starts at 0)
     # language-model runs (test positions, each evaluation)
     "truth_kl": ("distance to the true next-token law KL(true ‖ q)", "KL (nats per token)",
                  False, True),
-    "synonym_entropy": ("synonym positions: H(q) solid, H(p) dotted, H(true) grey",
+    "synonym_entropy": ("synonym positions: H(q) solid, H(p) dotted, H(true) grey dashed",
                         "entropy (nats)", False, True),
-    "single_entropy": ("determined positions: H(q) solid, H(p) dotted, H(true) grey",
+    "single_entropy": ("determined positions: H(q) solid, H(p) dotted, H(true) grey dashed",
                        "entropy (nats)", False, True),
     "tearing": ("class vectors: within / between synonym-set distance",
                 "distance ratio (unitless)", False, True),

@@ -33,13 +33,14 @@ def overlay(sides: list[tuple[str, str, dict[str, SeedSeries]]], title: str, yti
     the legend names the sides once. ``y2`` adds a right axis: ``{label: (title, lines)}``
     keyed by side label, drawn dotted. ``note`` (for example why a side is missing) is
     written under the title. ``reference`` lines (a property of the data, such as the true
-    law's entropy) are drawn grey and dashed, once, whatever the sides.
+    law's entropy) are drawn grey and dashed, once, whatever the sides; the title names them.
     """
     go = _go()
     fig = go.Figure()
     _marker(fig, marker_step)
     for name, series in (reference or {}).items():
-        _add(fig, series, name, REFERENCE_COLOR, "dash", name, show=True, legend_name=name)
+        # named in the hover, not the legend: the title says what the grey line is
+        _add(fig, series, name, REFERENCE_COLOR, "dash", name, show=False, legend_name=name)
     for label, color, lines in sides:
         for j, (name, series) in enumerate(lines.items()):
             _add(fig, series, f"{label} · {name}", color, DASHES[j % len(DASHES)], label,

@@ -39,20 +39,22 @@ def load_class_vectors(root, runs: list[str]) -> dict | None:
 
 
 def section(root, runs: list[str], sides: list[dict]) -> html.Div:
-    """The class-vector row of the layout; hidden (but present, for the callback) unless
-    both runs store class vectors."""
+    """The class-vector row of the layout: empty unless both runs store class vectors (its
+    callback then has no outputs on the page, and Dash never calls it)."""
     try:
         shown = load_class_vectors(root, runs) is not None
-        note = ""
-    except Exception as e:  # noqa: BLE001 - a bad store hides this row, with the reason
-        shown, note = False, safe_error(e)
+    except Exception as e:  # noqa: BLE001 - a bad store is a note, the rest of the page works
+        return html.Div(html.P(f"class vectors: {safe_error(e)}", className="note"),
+                        id="compare-classes")
+    if not shown:
+        return html.Div(id="compare-classes")
     return html.Div([
         html.H3("class vectors (token subset), coloured by synonym set"),
         html.P("Synonyms drifting apart over training would be tearing; the ratio of their "
-               "distances is the tearing panel below. " + note, className="note"),
+               "distances is the tearing panel below.", className="note"),
         html.Div([html.Div(dcc.Graph(id=f"compare-{s}-classes", className="manifold"),
                            className="column") for s in SIDES], className="columns"),
-    ], id="compare-classes", style={} if shown else {"display": "none"})
+    ], id="compare-classes")
 
 
 def _index(steps: list[int], step) -> int:
