@@ -33,12 +33,14 @@ KIND_NAMES = ["other", "synonym set", "determined"]  # geomviz.data.synonyms.pos
 @dataclass
 class ClassVectors:
     """One run's class vectors at ``steps[T]``: token ids ``ids[K]``, their synonym set
-    ``groups[K]`` (-1 where the dataset has none) and token names (``names``, may be None)."""
+    ``groups[K]`` (-1 where the dataset has none), their frequency bucket ``freq[K]`` (-1 if
+    unknown) and token names (``names``, may be None)."""
 
     folder: Path
     steps: np.ndarray
     ids: np.ndarray
     groups: np.ndarray
+    freq: np.ndarray
     names: list[str] | None
     metric: str
 
@@ -60,10 +62,14 @@ def load_class_vectors(folder: str | Path) -> ClassVectors:
         meta = run.meta
     info = meta.get("data_info") or {}
     ids = np.arange(0) if ids is None else np.asarray(ids, dtype=np.int64)
-    groups = (np.asarray(info["groups"], dtype=np.int64)[ids] if info.get("groups") is not None
-              else np.full(len(ids), -1, dtype=np.int64))
-    return ClassVectors(Path(folder), steps, ids, groups, meta.get("class_names"),
-                        (meta.get("probes") or {}).get("metric", "dot"))
+
+    def per_token(key: str) -> np.ndarray:
+        if info.get(key) is None:
+            return np.full(len(ids), -1, dtype=np.int64)
+        return np.asarray(info[key], dtype=np.int64)[ids]
+
+    return ClassVectors(Path(folder), steps, ids, per_token("groups"), per_token("freq_bucket"),
+                        meta.get("class_names"), (meta.get("probes") or {}).get("metric", "dot"))
 
 
 def _key(runs: list[ClassVectors]) -> str:

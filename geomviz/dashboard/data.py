@@ -171,8 +171,8 @@ def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
 
 def class_vector_data(root: Path, folders: list[Path]) -> dict | None:
     """The runs' class vectors on one joint PCA basis (cached), on their common steps, as
-    manifold runs (points are tokens, coloured by synonym set); None unless every run stores
-    them (a language-model run)."""
+    manifold runs (points are tokens, coloured by synonym set, or by frequency bucket where
+    the data has no synonym sets); None unless every run stores them (a token run)."""
     try:
         cvs = [load_class_vectors(f) for f in folders]
     except ValueError:
@@ -187,7 +187,9 @@ def class_vector_data(root: Path, folders: list[Path]) -> dict | None:
         pos = [int(np.flatnonzero(cv.steps == t)[0]) for t in common]
         name = str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name
         out["runs"].append({"xy": arr[pos], "labels": cv.ids, "extra": {},
-                            "static": {"group": cv.groups} if (cv.groups >= 0).any() else {},
-                            "tokens": None, "name": f"{name} · class vectors",
+                            "static": {"group": cv.groups} if (cv.groups >= 0).any() else
+                            {"freq_bucket": cv.freq} if (cv.freq >= 0).any() else {},
+                            "hover": {"synonym set": cv.groups} if (cv.groups >= 0).any()
+                            else {}, "tokens": None, "name": f"{name} · class vectors",
                             "metric": cv.metric, "class_names": cv.names})
     return out

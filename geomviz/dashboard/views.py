@@ -112,12 +112,11 @@ def _round(a: np.ndarray) -> np.ndarray:
 
 
 def _hover(run: dict, idx: int) -> dict:
-    """Hover values at snapshot ``idx``; a token run's last context tokens and target first."""
+    """Hover values at snapshot ``idx``: a token run's last context tokens and target first,
+    then per-point values fixed over steps (``run["hover"]``), then the snapshot's own."""
     out = {} if run.get("tokens") is None else {"tokens": run["tokens"]}
-    if "group" in run.get("static", {}) and run.get("tokens") is None:  # class vectors
-        out["synonym set"] = run["static"]["group"]
-    return out | {label: run["extra"][k][idx] for label, k in HOVER.items()
-                  if k in run["extra"]}
+    return out | dict(run.get("hover") or {}) | {
+        label: run["extra"][k][idx] for label, k in HOVER.items() if k in run["extra"]}
 
 
 def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, method: str,

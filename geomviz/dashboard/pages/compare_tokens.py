@@ -49,7 +49,8 @@ def section(root, runs: list[str], sides: list[dict]) -> html.Div:
     if not shown:
         return html.Div(id="compare-classes")
     return html.Div([
-        html.H3("class vectors (token subset), coloured by synonym set"),
+        html.H3("class vectors (token subset), coloured by synonym set (or frequency where "
+                "the data has none)"),
         html.P("Synonyms drifting apart over training would be tearing; the ratio of their "
                "distances is the tearing panel below.", className="note"),
         html.Div([html.Div(dcc.Graph(id=f"compare-{s}-classes", className="manifold"),
@@ -76,15 +77,16 @@ def _classes(step, runs, options):
         return no_update, no_update
     if data is None:
         return no_update, no_update
+    key = "group" if "group" in data["runs"][0]["static"] else "freq_bucket"
     idx = _index(data["steps"], step)
     shown = data["steps"][idx]
     shared, fit = "shared" in (options or []), "fit" in (options or [])
     if ctx.triggered_id == "compare-shown":  # a slider move: x/y and hover rows only
         ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
-        p = [manifold_patch(r, idx, "group", shown, rg)
+        p = [manifold_patch(r, idx, key, shown, rg)
              for r, rg in zip(data["runs"], ranges, strict=True)]
         return p[0], p[1]
     ranges = manifold_ranges(data["runs"], shared, idx if fit else None)
-    figs = [manifold_figure(r, idx, "group", shown, rg, None, "pca", axis_titles=AXES)[0]
+    figs = [manifold_figure(r, idx, key, shown, rg, None, "pca", axis_titles=AXES)[0]
             for r, rg in zip(data["runs"], ranges, strict=True)]
     return figs[0], figs[1]
