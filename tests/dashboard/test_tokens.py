@@ -137,3 +137,55 @@ def test_token_time_panels_and_the_true_entropy_reference(app_root):
     tear = next(t for t in panels["tearing"].data if t.line.color == "#4C78A8")
     np.testing.assert_allclose(tear.y, ratio)
     assert panels["tearing"].layout.yaxis.title.text == "distance ratio (unitless)"
+
+
+def _token_store(folder, vectors: dict[int, np.ndarray], info: dict):
+    from geomviz.store import RunWriter
+
+    w = RunWriter(folder, {"objective": "ce", "kind": "tokens", "data_info": info,
+                           "class_names": [f"t{i}" for i in range(8)]})
+    w.array(0, "snapshot.class_ids", np.arange(6))
+    for step, v in vectors.items():
+        w.array(step, "snapshot.class_vectors", v.astype(np.float16))
+    w.close("finished")
+
+
+def test_class_vectors_without_synonym_sets_are_coloured_by_frequency(tmp_path):
+    """A text run (no synonym sets): the class vectors are coloured by frequency bucket; the
+    joint projection is computed once, cached on disk, and matches float64 PCA by hand."""
+    from geomviz.dashboard.data import class_vector_data
+    from geomviz.dashboard.views import manifold_figure
+
+    g = np.random.default_rng(0)
+    vecs = {s: g.standard_normal((6, 4)) * (1 + s) for s in (0, 5)}
+    _token_store(tmp_path / "a", vecs, {"freq_bucket": [0, 1, 1, 2, 2, 2, 1, 0]})
+    _token_store(tmp_path / "b", {s: v[::-1] * 2 for s, v in vecs.items()},
+                 {"freq_bucket": [0, 1, 1, 2, 2, 2, 1, 0]})
+    data = class_vector_data(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert data["steps"] == [0, 5]
+    run = data["runs"][0]
+    assert run["static"] == {"freq_bucket": run["static"]["freq_bucket"]} and not run["hover"]
+    np.testing.assert_array_equal(run["static"]["freq_bucket"], [0, 1, 1, 2, 2, 2])
+    fig, reason = manifold_figure(run, 1, "freq_bucket", 5, None, None, "pca",
+                                  axis_titles=("PC1", "PC2"))
+    assert reason is None and [t.name for t in fig.data][:3] == ["top 10%", "middle 40%",
+                                                                  "rarest 50%"]
+    # by hand: float64 PCA of every vector of both runs and steps; distances are basis-free
+    stack = np.concatenate([np.stack([vecs[s].astype(np.float16) for s in (0, 5)]),
+                            np.stack([(v[::-1] * 2).astype(np.float16)
+                                      for v in vecs.values()])]).astype(np.float64)
+    flat = stack.reshape(-1, 4)
+    c = flat - flat.mean(0)
+    _, _, vt = np.linalg.svd(c, full_matrices=False)
+    ref = (stack[1] - flat.mean(0)) @ vt[:2].T
+    got = run["xy"][1]
+    dist = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(dist(got), dist(ref), rtol=1e-4, atol=1e-5)
+    cached = list((tmp_path / ".projections").glob("class_vectors-*.npz"))
+    assert len(cached) == 1
+    again = class_vector_data(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    np.testing.assert_array_equal(again["runs"][1]["xy"], data["runs"][1]["xy"])
+    from geomviz.store import RunWriter
+
+    RunWriter(tmp_path / "mlp", {"objective": "ce"}).close("finished")  # no class vectors
+    assert class_vector_data(tmp_path, [tmp_path / "a", tmp_path / "mlp"]) is None
