@@ -112,11 +112,13 @@ def _round(a: np.ndarray) -> np.ndarray:
 
 
 def _hover(run: dict, idx: int) -> dict:
-    """Hover values at snapshot ``idx``: a token run's last context tokens and target first,
-    then per-point values fixed over steps (``run["hover"]``), then the snapshot's own."""
-    out = {} if run.get("tokens") is None else {"tokens": run["tokens"]}
-    return out | dict(run.get("hover") or {}) | {
+    """Hover values at snapshot ``idx``: per-point values fixed over steps (``run["hover"]``),
+    then the snapshot's own. (A token run's context text is the traces' ``text``.)"""
+    return dict(run.get("hover") or {}) | {
         label: run["extra"][k][idx] for label, k in HOVER.items() if k in run["extra"]}
+
+
+TEXT_LABEL = "tokens"  # hover label of a token run's last context tokens → target
 
 
 def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, method: str,
@@ -128,7 +130,7 @@ def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, me
                      highlight=np.asarray(highlight, dtype=int), ranges=ranges,
                      categories=cats, crange=crange,
                      axis_titles=axis_titles or AXES.get(method, ("x", "y")),
-                     step=step)
+                     step=step, text=run.get("tokens"), text_label=TEXT_LABEL)
     fig.update_layout(template=template())
     return fig, reason
 
@@ -139,7 +141,8 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Pat
     kind = "class" if values is None else ("category" if cats else "color")
     xy = _round(run["xy"][idx])
     hover = _hover(run, idx)
-    template = F.hover_template(hover, step)
+    template = F.hover_template(hover, step,
+                                None if run.get("tokens") is None else TEXT_LABEL)
     p = Patch()
     for i, (tkind, _, m) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
         p["data"][i]["x"] = xy[m, 0].tolist()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geomviz.dashboard import views as V
 from geomviz.store import open_run
 from tests.lm_runs import lm_runs
 
@@ -74,13 +75,24 @@ def test_manifold_hover_shows_tokens_and_colours_by_synonym_set(app_root):
     out = _post(app, "compare-left-graph.figure", values, ["compare-color.value"])
     fig = out["compare-left-graph"]["figure"]
     data = [t for t in fig["data"] if t.get("customdata")]
-    assert "tokens %{customdata[2]}" in data[0]["hovertemplate"]
-    row = data[0]["customdata"][0]
-    assert isinstance(row[2], str) and " → " in row[2] and row[2].split(" → ")[1] == row[1]
-    # one trace per synonym set (96 sets, no legend), plus OOD and the selection ring
-    names = {t["name"] for t in fig["data"]}
-    assert "set 0" in names and "OOD" in names
-    assert not any(t.get("showlegend") for t in fig["data"] if t["name"].startswith("set "))
+    assert "tokens %{text}" in data[0]["hovertemplate"]
+    row, text = data[0]["customdata"][0], data[0]["text"][0]
+    assert " → " in text and text.split(" → ")[1] == row[1]  # the target is the class
+    # a slider move patches x/y and the numbers, never the (unchanging) token text
+    values["compare-shown.data"] = values["compare-steps.data"][1]
+    patch = _post(app, "compare-left-graph.figure", values, ["compare-shown.data"])
+    ops = patch["compare-left-graph"]["figure"]["operations"]
+    assert not any(op["location"][0] == "data" and op["location"][-1] == "text" for op in ops)
+    assert any(op["location"][-1] == "hovertemplate" and "tokens %{text}" in
+               op["params"]["value"] for op in ops)
+    # 96 synonym sets: one trace in ten repeating colours (no legend; a slider patch stays
+    # small), then OOD and the selection ring
+    assert [t["name"] for t in fig["data"]] == [V.COLORINGS["group"][0], "OOD", "selected"]
+    sets = fig["data"][0]
+    with open_run(app_root[1] / "lm" / "ce-s0") as r:
+        group, labels = r.arrays("snapshot.group")[0], r.arrays("snapshot.labels")[0]
+    assert _arr(sets["marker"]["color"]) == (group[labels >= 0] % 10).tolist()
+    assert sets["showlegend"] is False
 
 
 def test_class_vector_manifold_follows_the_slider(app_root):
@@ -98,7 +110,7 @@ def test_class_vector_manifold_follows_the_slider(app_root):
     assert "vector units" in left["layout"]["xaxis"]["title"]["text"]
     with open_run(root / "lm" / "ce-s0") as r:
         n_tokens = len(r.arrays("snapshot.class_ids")[0])
-    pts = [t for t in left["data"] if t["name"].startswith("set ")]
+    pts = [t for t in left["data"] if t["name"] == V.COLORINGS["group"][0]]
     assert sum(len(_arr(t["x"])) for t in pts) == n_tokens
     assert "synonym set" in pts[0]["hovertemplate"]
     x_end = [x for t in pts for x in _arr(t["x"])]
