@@ -356,10 +356,10 @@ def test_lm_hover_shows_tokens_and_class_vectors_follow_the_slider(lm_server, br
     steps = _steps(root, "lm/ce-s0")
     page = browser.new_page()
     page.goto(f"{url}/compare?a=lm/ce-s0&b=lm/tfsd-s0")
-    for sel in (GD, CV):
+    for sel in (GD, CV):  # points (one trace: 96 synonym sets), OOD if any, selection ring
         for side in ("left", "right"):
             page.wait_for_function(f"() => {{ const gd = {sel.format(side=side)}; "
-                                   "return gd && gd._fullData && gd._fullData.length > 2; }",
+                                   "return gd && gd._fullData && gd._fullData.length >= 2; }",
                                    timeout=60_000)
     # hover the first point of the left manifold with the mouse: the label shows tokens
     pos = page.evaluate(f"""() => {{ const gd = {GD.format(side='left')};
