@@ -52,7 +52,8 @@ def resolve_run(root: str | Path, run_id: str | None) -> Path:
 
 
 def run_table(root: str | Path) -> list[dict]:
-    """One row per run: id, objective, dataset, seed, status, steps, accuracy, AUROC, warning."""
+    """One row per run: id, objective, dataset, seed, status, steps, accuracy, AUROC, the
+    distance to the true next-token law (``truth.kl``, token runs on known laws), warning."""
     rows = []
     for folder in list_runs(root):
         rid = str(folder.relative_to(Path(root)))
@@ -66,13 +67,14 @@ def run_table(root: str | Path) -> list[dict]:
                              "status": meta["status"],
                              "steps": int(steps[-1]) if len(steps) else 0,
                              "acc": final.get("test", {}).get("acc"),
-                             "auroc": final.get("ood", {}).get("msp.auroc"), "warning": ""})
+                             "auroc": final.get("ood", {}).get("msp.auroc"),
+                             "kl": final.get("test", {}).get("truth.kl"), "warning": ""})
         except Exception as e:  # noqa: BLE001 - one bad store is one warning row, never more
             if not isinstance(e, StoreError):
                 e = f"{type(e).__name__}: {e}"
             rows.append({"run": rid, "objective": "?", "dataset": "?", "seed": None,
                          "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
-                         "warning": str(e)})
+                         "kl": None, "warning": str(e)})
     return rows
 
 

@@ -201,3 +201,17 @@ def test_class_vectors_without_synonym_sets_are_coloured_by_frequency(tmp_path):
 
     RunWriter(tmp_path / "mlp", {"objective": "ce"}).close("finished")  # no class vectors
     assert class_vector_data(tmp_path, [tmp_path / "a", tmp_path / "mlp"]) is None
+
+
+def test_runs_page_lists_the_distance_to_the_true_law(app_root):
+    from geomviz.dashboard.data import run_table
+    from geomviz.dashboard.pages import runs
+
+    app, root, _ = app_root
+    rows = {r["run"]: r for r in run_table(root)}
+    with open_run(root / "lm" / "tfsd-s0") as r:
+        kl = r.meta["final"]["test"]["truth.kl"]
+    assert rows["lm/tfsd-s0"]["kl"] == kl
+    with app.server.test_request_context():
+        page = str(runs.layout())
+    assert "KL to true law (nats/token)" in page and f"{kl:.3f}" in page
