@@ -61,16 +61,13 @@ def tearing(ratio: dict[str, SeedSeries], colors: dict[str, str]):
     than unrelated tokens, and a ratio that rises is synonyms being torn apart."""
     go = _go()
     fig = go.Figure()
-    lo, hi = np.inf, -np.inf
-    for name, series in ratio.items():
-        _band(fig, series, name, colors[name])
-        for s, _v in series:
-            if len(s):
-                lo, hi = min(lo, float(np.min(s))), max(hi, float(np.max(s)))
-    if np.isfinite(lo):
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[1.0, 1.0], mode="lines",
+    steps = [float(x) for series in ratio.values() for s, _ in series for x in s]
+    if steps:  # drawn first, under the objectives' lines
+        fig.add_trace(go.Scatter(x=[min(steps), max(steps)], y=[1.0, 1.0], mode="lines",
                                  name="1: synonyms no closer than other tokens",
                                  line={"color": REFERENCE_COLOR, "dash": "dash", "width": 1}))
+    for name, series in ratio.items():
+        _band(fig, series, name, colors[name])
     fig.update_yaxes(title_text="within / between distance (ratio, unitless)",
                      rangemode="tozero")
     fig.update_xaxes(title_text="training step")
