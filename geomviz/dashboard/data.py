@@ -9,11 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..class_vectors import (
+    decode_contexts,
+    load_class_vectors,
+    project_class_vectors,
+    token_static,
+)
 from ..projection import load_snapshots, project
 from ..store import StoreError, list_runs, open_run
 
 __all__ = ["resolve_run", "run_table", "seed_groups", "time_series", "manifold_data",
-           "ood_data", "PathError"]
+           "ood_data", "class_vector_data", "PathError", "TOKEN_SCALARS"]
+
+# a language-model run's test-split probes (geomviz.training.evaluate_tokens)
+TOKEN_SCALARS = ("truth.kl", "classes.ratio") + tuple(
+    f"entropy.{w}.{k}" for w in ("synonym", "single") for k in ("target", "pred", "truth"))
 
 
 class PathError(ValueError):
@@ -42,7 +52,8 @@ def resolve_run(root: str | Path, run_id: str | None) -> Path:
 
 
 def run_table(root: str | Path) -> list[dict]:
-    """One row per run: id, objective, dataset, seed, status, steps, accuracy, AUROC, warning."""
+    """One row per run: id, objective, dataset, seed, status, steps, accuracy, AUROC, the
+    distance to the true next-token law (``truth.kl``, token runs on known laws), warning."""
     rows = []
     for folder in list_runs(root):
         rid = str(folder.relative_to(Path(root)))
@@ -56,13 +67,14 @@ def run_table(root: str | Path) -> list[dict]:
                              "status": meta["status"],
                              "steps": int(steps[-1]) if len(steps) else 0,
                              "acc": final.get("test", {}).get("acc"),
-                             "auroc": final.get("ood", {}).get("msp.auroc"), "warning": ""})
+                             "auroc": final.get("ood", {}).get("msp.auroc"),
+                             "kl": final.get("test", {}).get("truth.kl"), "warning": ""})
         except Exception as e:  # noqa: BLE001 - one bad store is one warning row, never more
             if not isinstance(e, StoreError):
                 e = f"{type(e).__name__}: {e}"
             rows.append({"run": rid, "objective": "?", "dataset": "?", "seed": None,
                          "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
-                         "warning": str(e)})
+                         "kl": None, "warning": str(e)})
     return rows
 
 
@@ -117,6 +129,7 @@ def time_series(folder: Path) -> dict:
         first, second = (("head.anchor_gap", "head.nearest_negative")
                          if out["metric"] == "euclidean" else
                          ("head.logit_true", "head.logit_top_negative"))
+        out["tokens"] = {name: s(name, "test") for name in TOKEN_SCALARS}
         out["margins"] = {f"{name.split('.', 1)[1]} {q}": s(f"{name}.{q}")
                           for name in (first, second) for q in ("p5", "p50", "p95")}
         try:
@@ -142,11 +155,43 @@ def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
         pos = [int(np.flatnonzero(s.steps == t)[0]) for t in common]
         with open_run(f) as run:
             meta = run.meta
+        static = token_static(f) if meta.get("kind") == "tokens" else {}
+        context = static.pop("context", None)
         out["runs"].append({"xy": arr[pos], "labels": s.labels,
                             "extra": {k: v[pos] for k, v in s.extra.items()},
+                            "static": {k: v for k, v in static.items()
+                                       if len(v) == len(s.labels)},
+                            "tokens": None if context is None or len(context) != len(s.labels)
+                            else decode_contexts(context, s.labels, meta.get("class_names")),
                             "name": str(Path(f).relative_to(Path(root).resolve()))
                             if Path(f).is_relative_to(Path(root).resolve()) else Path(f).name,
                             "objective": meta.get("objective", "?"),
                             "metric": (meta.get("probes") or {}).get("metric", "dot"),
                             "class_names": meta.get("class_names")})
+    return out
+
+
+def class_vector_data(root: Path, folders: list[Path]) -> dict | None:
+    """The runs' class vectors on one joint PCA basis (cached), on their common steps, as
+    manifold runs (points are tokens, coloured by synonym set, or by frequency bucket where
+    the data has no synonym sets); None unless every run stores them (a token run)."""
+    try:
+        cvs = [load_class_vectors(f) for f in folders]
+    except ValueError:
+        return None
+    common = sorted(set.intersection(*(set(c.steps.tolist()) for c in cvs)))
+    if not common:
+        return None
+    xy = project_class_vectors(cvs, root)
+    base = Path(root).resolve()
+    out = {"steps": common, "runs": []}
+    for f, cv, arr in zip(folders, cvs, xy, strict=True):
+        pos = [int(np.flatnonzero(cv.steps == t)[0]) for t in common]
+        name = str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name
+        out["runs"].append({"xy": arr[pos], "labels": cv.ids, "extra": {},
+                            "static": {"group": cv.groups} if (cv.groups >= 0).any() else
+                            {"freq_bucket": cv.freq} if (cv.freq >= 0).any() else {},
+                            "hover": {"synonym set": cv.groups} if (cv.groups >= 0).any()
+                            else {}, "tokens": None, "name": f"{name} · class vectors",
+                            "metric": cv.metric, "class_names": cv.names})
     return out

@@ -12,6 +12,7 @@ import numpy as np
 from dash import Patch
 
 from .. import figures as F
+from ..class_vectors import FREQ_NAMES, KIND_NAMES
 from ..figures.compare import overlay, share_ranges
 from ..figures.theme import template
 
@@ -26,6 +27,11 @@ COLORINGS: dict[str, tuple[str, str, str | None, str | None]] = {
     "anchor_gap": ("anchor gap s·d_y² (logit units)", "color", "euclidean", "true"),
     "true_logit": ("true logit z_y (logit units)", "color", "dot", "true"),
     "margin": ("margin z_y − max z_j≠y (logit units)", "color", None, "margin"),
+    # language-model runs: arrays stored once per probe position (codes into categories)
+    "group": ("synonym set / concept of the target token", "codes", None, "group"),
+    "freq_bucket": ("target-token frequency (training counts)", "codes", None, "freq_bucket"),
+    "kind": ("position: next token spread over synonyms or determined", "codes", None,
+             "kind"),
 }
 ZERO_BASED = {"entropy_target", "entropy_pred", "norm"}  # these cannot be negative
 KNOWN_ARRAYS = {"norm", "cos_true", "true", "top_negative", "margin", "entropy_pred",
@@ -41,7 +47,8 @@ HEADS = {"euclidean": "a Euclidean (distance) head", "dot": "a linear head"}
 
 def coloring_options(runs: list[dict]) -> list[dict]:
     """The dropdown: known colourings, then any other per-sample array a run stores."""
-    opts = [{"label": v[0], "value": k} for k, v in COLORINGS.items()]
+    opts = [{"label": v[0], "value": k} for k, v in COLORINGS.items()
+            if v[1] != "codes" or any(k in r.get("static", {}) for r in runs)]
     extra = sorted({k for r in runs for k in r["extra"]} - KNOWN_ARRAYS)
     return opts + [{"label": k, "value": k} for k in extra]
 
@@ -56,12 +63,25 @@ def color_values(run: dict, idx: int, key: str):
         other = "anchor gap" if needs == "euclidean" else "true logit"
         return None, None, (f"{run['name']} has {HEADS.get(run.get('metric'), 'another head')}: "
                             f"no {other} ({label} is defined for {HEADS[needs]} only)")
+    if kind == "codes":
+        codes = run.get("static", {}).get(source)
+        if codes is None:
+            return None, None, f"{run['name']} stores no '{source}' array (not a token run)"
+        return np.asarray(codes, dtype=np.int64), _code_names(source, codes), None
     if source not in run["extra"]:
         return None, None, f"{run['name']} stores no '{source}' snapshot array"
     values = run["extra"][source][idx]
     if kind == "category":
         return (values > 0).astype(np.int64), ["wrong", "correct"], None
     return values, None, None
+
+
+def _code_names(source: str, codes: np.ndarray) -> list[str]:
+    if source == "freq_bucket":
+        return FREQ_NAMES
+    if source == "kind":
+        return KIND_NAMES
+    return [f"set {g}" for g in range(int(np.max(codes, initial=0)) + 1)]
 
 
 def color_range(runs: list[dict], key: str) -> tuple[float, float] | None:
@@ -92,18 +112,25 @@ def _round(a: np.ndarray) -> np.ndarray:
 
 
 def _hover(run: dict, idx: int) -> dict:
-    return {label: run["extra"][k][idx] for label, k in HOVER.items() if k in run["extra"]}
+    """Hover values at snapshot ``idx``: per-point values fixed over steps (``run["hover"]``),
+    then the snapshot's own. (A token run's context text is the traces' ``text``.)"""
+    return dict(run.get("hover") or {}) | {
+        label: run["extra"][k][idx] for label, k in HOVER.items() if k in run["extra"]}
+
+
+TEXT_LABEL = "tokens"  # hover label of a token run's last context tokens → target
 
 
 def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, method: str,
-                    highlight=()):
+                    highlight=(), axis_titles: tuple[str, str] | None = None):
     values, cats, reason = color_values(run, idx, key)
     label = COLORINGS.get(key, (key,))[0]
     fig = F.manifold(_round(run["xy"][idx]), run["labels"], values, label,
                      f"{run['name']} · step {step}", _hover(run, idx), run.get("class_names"),
                      highlight=np.asarray(highlight, dtype=int), ranges=ranges,
-                     categories=cats, crange=crange, axis_titles=AXES.get(method, ("x", "y")),
-                     step=step)
+                     categories=cats, crange=crange,
+                     axis_titles=axis_titles or AXES.get(method, ("x", "y")),
+                     step=step, text=run.get("tokens"), text_label=TEXT_LABEL)
     fig.update_layout(template=template())
     return fig, reason
 
@@ -114,7 +141,8 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Pat
     kind = "class" if values is None else ("category" if cats else "color")
     xy = _round(run["xy"][idx])
     hover = _hover(run, idx)
-    template = F.hover_template(hover, step)
+    template = F.hover_template(hover, step,
+                                None if run.get("tokens") is None else TEXT_LABEL)
     p = Patch()
     for i, (tkind, _, m) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
         p["data"][i]["x"] = xy[m, 0].tolist()
@@ -168,7 +196,24 @@ PANELS = {  # key: (title, y title, log y, y starts at 0)
     "true_logit": ("true logit z_y vs top negative (p5, p50, p95)", "logit (logit units)",
                    False, False),
     "loss": ("loss (left) and accuracy (right, dotted)", "loss (nats)", False, True),
+    # language-model runs (test positions, each evaluation)
+    "truth_kl": ("distance to the true next-token law KL(true ‖ q)", "KL (nats per token)",
+                 False, True),
+    "synonym_entropy": ("synonym positions: H(q) solid, H(p) dotted, H(true) grey dashed",
+                        "entropy (nats)", False, True),
+    "single_entropy": ("determined positions: H(q) solid, H(p) dotted, H(true) grey dashed",
+                       "entropy (nats)", False, True),
+    "tearing": ("class vectors: within / between synonym-set distance",
+                "distance ratio (unitless)", False, True),
 }
+TOKEN_PANELS = {"truth_kl": {"KL": "truth.kl"},
+                "synonym_entropy": {"H(q)": "entropy.synonym.pred",
+                                    "H(p)": "entropy.synonym.target",
+                                    "H(true)": "entropy.synonym.truth"},
+                "single_entropy": {"H(q)": "entropy.single.pred", "H(p)": "entropy.single.target",
+                                   "H(true)": "entropy.single.truth"},
+                "tearing": {"ratio": "classes.ratio"}}
+REFERENCE = "H(true)"  # a property of the data: one grey line, not one per side
 
 
 def panel_lines(ts: dict, key: str) -> dict | None:
@@ -190,6 +235,11 @@ def panel_lines(ts: dict, key: str) -> dict | None:
         return dict(ts["margins"])
     if key == "loss":
         return {"loss": ts["loss"]}
+    if key in TOKEN_PANELS:
+        tokens = ts.get("tokens") or {}
+        lines = {line: tokens[name] for line, name in TOKEN_PANELS[key].items()
+                 if name in tokens and len(tokens[name][0])}
+        return lines or None
     raise KeyError(key)
 
 
@@ -222,9 +272,15 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                     if key in ("anchor_gap", "true_logit") else f"{', '.join(missing)}: none")
         y2 = ({s["label"]: ("accuracy (fraction)", {"accuracy": [ts["acc"] for ts in s["ts"]]})
                for s in sides} if key == "loss" else None)
+        reference = None
+        for _, lines in present:  # H(true) once, from the first side that has it
+            if lines and REFERENCE in lines:
+                reference = reference or {REFERENCE: lines[REFERENCE]}
+        present = [(s, None if lines is None else
+                    {k: v for k, v in lines.items() if k != REFERENCE}) for s, lines in present]
         if mode == "overlay":
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
-                          title, ytitle, log_y, step, y2, note)
+                          title, ytitle, log_y, step, y2, note, reference)
             share_ranges([fig], log_y, from0)
             out.append((key, "AB", fig))
             continue
@@ -239,7 +295,7 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                 fig = overlay([(s["label"], s["color"], lines)] if lines else [],
                               f"{s['label']}: {title}", ytitle, log_y, step,
                               {s["label"]: y2[s["label"]]} if y2 else None,
-                              "" if lines else note)
+                              "" if lines else note, reference)
             figs.append(fig)
         if shared:
             share_ranges(figs, log_y, from0)

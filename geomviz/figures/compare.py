@@ -20,22 +20,27 @@ DASHES = ("solid", "dot", "dash", "longdash", "dashdot", "longdashdot")
 LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.32, "yanchor": "top",
                 "font": {"size": 11}}
 MARGIN = {"l": 60, "r": 20, "t": 44, "b": 40}
+REFERENCE_COLOR = "#888888"
 
 
 def overlay(sides: list[tuple[str, str, dict[str, SeedSeries]]], title: str, ytitle: str,
             log_y: bool = False, marker_step: int | None = None,
             y2: dict[str, tuple[str, dict[str, SeedSeries]]] | None = None,
-            note: str = ""):
+            note: str = "", reference: dict[str, SeedSeries] | None = None):
     """One axis, every side's lines: ``sides`` is ``[(label, colour, {line: SeedSeries})]``.
 
     Line ``j`` of every side gets dash style ``DASHES[j]`` (the title says which is which);
     the legend names the sides once. ``y2`` adds a right axis: ``{label: (title, lines)}``
     keyed by side label, drawn dotted. ``note`` (for example why a side is missing) is
-    written under the title.
+    written under the title. ``reference`` lines (a property of the data, such as the true
+    law's entropy) are drawn grey and dashed, once, whatever the sides; the title names them.
     """
     go = _go()
     fig = go.Figure()
     _marker(fig, marker_step)
+    for name, series in (reference or {}).items():
+        # named in the hover, not the legend: the title says what the grey line is
+        _add(fig, series, name, REFERENCE_COLOR, "dash", name, show=False, legend_name=name)
     for label, color, lines in sides:
         for j, (name, series) in enumerate(lines.items()):
             _add(fig, series, f"{label} · {name}", color, DASHES[j % len(DASHES)], label,

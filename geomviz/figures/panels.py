@@ -35,7 +35,8 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
              class_names: list[str] | None = None, highlight: np.ndarray | None = None,
              ranges: tuple | None = None, categories: list[str] | None = None,
              crange: tuple[float, float] | None = None,
-             axis_titles: tuple[str, str] = ("PC1", "PC2"), step: int | None = None):
+             axis_titles: tuple[str, str] = ("PC1", "PC2"), step: int | None = None,
+             text: np.ndarray | None = None, text_label: str = "tokens"):
     """Scatter of one snapshot ``xy[P, 2]``.
 
     Traces: one WebGL trace per class, or per category of a categorical ``color[P]`` (codes
@@ -44,6 +45,8 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
     an optional ``highlight`` ring trace last. ``customdata`` rows are ``[probe index, class,
     *hover values]`` so a hover or selection on one run maps onto the same examples on
     another, and the hover names class, step and the ``hover`` values (``{label: [P]}``).
+    ``text[P]`` (a token run's context and target) goes into each trace's ``text``, shown
+    under ``text_label``: it does not change with the step, so slider patches leave it be.
     """
     go = _go()
     xy = np.asarray(xy, dtype=np.float32)
@@ -51,9 +54,17 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
     fig = go.Figure()
     kind = "class" if color is None else ("category" if categories else "color")
     # a legend of hundreds of classes (a language model's tokens) hides the plot: none then
-    legend = kind != "class" or len(np.unique(labels[labels >= 0])) <= MAX_LEGEND_CLASSES
+    legend = (len(categories) <= MAX_LEGEND_CLASSES if kind == "category" else
+              kind != "class" or len(np.unique(labels[labels >= 0])) <= MAX_LEGEND_CLASSES)
+    k = len(PALETTE)
+    stepped = [[v, PALETTE[i]] for i in range(k) for v in (i / k, (i + 1) / k)]
     for tkind, c, m in trace_masks(labels, kind, color, categories):
-        if tkind == "class":
+        if tkind in ("classes", "categories"):  # many: one trace, ten colours repeating
+            codes = labels[m] if tkind == "classes" else np.asarray(color).astype(int)[m]
+            name = "classes" if tkind == "classes" else color_name
+            marker = {"size": 5, "color": codes % k, "colorscale": stepped, "cmin": -0.5,
+                      "cmax": k - 0.5}
+        elif tkind == "class":
             name = class_names[c] if class_names and c < len(class_names) else str(c)
             marker = {"size": 5, "color": PALETTE[int(c) % 10]}
         elif tkind == "category":
@@ -71,7 +82,11 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
         fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
                                    showlegend=legend or tkind == "ood",
                                    customdata=hover_rows(m, labels, class_names, hover),
-                                   hovertemplate=hover_template(hover, step), marker=marker))
+                                   text=None if text is None else
+                                   [str(t) for t in np.asarray(text, dtype=object)[m]],
+                                   hovertemplate=hover_template(
+                                       hover, step, None if text is None else text_label),
+                                   marker=marker))
     if highlight is not None:  # always last, possibly empty, so it can be patched
         h = np.asarray(highlight, dtype=int)
         fig.add_trace(go.Scattergl(x=xy[h, 0], y=xy[h, 1], mode="markers", name="selected",
@@ -112,9 +127,12 @@ def hover_rows(points: np.ndarray, labels: np.ndarray, class_names: list[str] | 
     return [list(r) for r in zip(*cols, strict=True)]
 
 
-def hover_template(hover: dict | None, step: int | None) -> str:
-    """Class, step and each hover value (its label carries the unit), rounded."""
+def hover_template(hover: dict | None, step: int | None, text_label: str | None = None) -> str:
+    """Class, step, the trace's per-point ``text`` under ``text_label`` (if given) and each
+    hover value (its label carries the unit), rounded."""
     lines = ["class %{customdata[1]}"] + ([f"step {step}"] if step is not None else [])
+    if text_label:
+        lines.append(f"{text_label} %{{text}}")
     lines += [f"{label} = %{{customdata[{i + 2}]:.3~g}}" for i, label in enumerate(hover or {})]
     return "<br>".join(lines) + "<extra></extra>"
 
@@ -123,7 +141,9 @@ def trace_masks(labels: np.ndarray, kind: str | bool = "class", color: np.ndarra
                 categories: list[str] | None = None) -> list[tuple[str, int | None, np.ndarray]]:
     """``(kind, class or category, point indices)`` of each data trace :func:`manifold`
     draws, in order: one per class, one per category (all of them, possibly empty) or one
-    "color" trace; then "ood"; the "selected" trace comes last. Callers that patch a
+    "color" trace; more than ``MAX_LEGEND_CLASSES`` classes or categories (a language
+    model's tokens or synonym sets) are one "classes" or "categories" trace, so a slider
+    patch stays small; then "ood"; the "selected" trace comes last. Callers that patch a
     manifold's x/y address its traces through this."""
     if kind is True:
         kind = "color"
@@ -133,6 +153,10 @@ def trace_masks(labels: np.ndarray, kind: str | bool = "class", color: np.ndarra
     ood = labels < 0
     if kind == "color":
         out = [("color", None, np.flatnonzero(~ood))]
+    elif kind == "category" and len(categories or []) > MAX_LEGEND_CLASSES:
+        out = [("categories", None, np.flatnonzero(~ood))]
+    elif kind == "class" and len(np.unique(labels[~ood])) > MAX_LEGEND_CLASSES:
+        out = [("classes", None, np.flatnonzero(~ood))]
     elif kind == "category":
         codes = np.asarray(color).astype(int)
         out = [("category", k, np.flatnonzero(~ood & (codes == k)))

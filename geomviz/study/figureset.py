@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import figures as F
+from ..class_vectors import load_class_vectors, project_class_vectors
+from ..figures import lm as LM
 from ..projection import load_snapshots, project
 from ..projection import polar as polar_view
 from ..store import StoreError, list_runs, open_run, warn_skipped
@@ -23,7 +25,9 @@ from .results import aggregate, fmt_stat, group_records, present_metrics, run_re
 __all__ = ["FIGURES", "CAPTIONS", "FigureSet", "find_runs", "build_figures"]
 
 FIGURES = ("norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
-           "ood", "summary_table", "target_vs_bayes")
+           "ood", "summary_table", "target_vs_bayes", "synonym_entropy", "tearing",
+           "class_vectors")
+LM_FIGURES = ("synonym_entropy", "tearing", "class_vectors")  # token runs with synonym sets
 
 CAPTIONS = {
     "norm_growth": "Median penultimate feature norm ‖x‖ of the training batches (line: mean "
@@ -45,6 +49,16 @@ CAPTIONS = {
     "summary_table": "Final test metrics, mean ± sd over seeds.",
     "target_vs_bayes": "Gaussians only: mean target and prediction entropy of the probe set in "
                        "bins of the exact Bayes posterior's entropy (all seeds pooled).",
+    "synonym_entropy": "Language models: on test positions whose true next token is spread "
+                       "over a synonym set (left) and on determined ones (right), TFSD's "
+                       "target entropy H(p), the prediction's H(q) and the true law's H(true), "
+                       "over training (line: mean over seeds; band: min-max).",
+    "tearing": "Language models: mean distance between class vectors of one synonym set over "
+               "the mean distance between sets (classes.ratio), over training; above 1, "
+               "synonyms sit farther apart than unrelated tokens.",
+    "class_vectors": "Language models: the class vectors (unembedding rows or centres) of the "
+                     "stored token subset on one PCA basis fitted to every objective and step "
+                     "shown (first seed), coloured by synonym set; axes shared within a column.",
 }
 
 
@@ -175,8 +189,11 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
     agg = aggregate(records)  # once, for the OOD legend and the summary table
     for name in names:
         try:
-            out.figures[name] = _build(name, groups, first, colors, score, records, agg,
-                                       class_names, need_manifold)
+            out.figures[name] = (
+                _build_lm(name, groups, first, colors, steps, cache_root, class_names)
+                if name in LM_FIGURES else
+                _build(name, groups, first, colors, score, records, agg, class_names,
+                       need_manifold))
         except (ValueError, KeyError, StoreError) as e:  # StoreError: damaged after opening
             out.skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
     return out
@@ -239,4 +256,51 @@ def _build(name, groups, first, colors, score, records, agg, class_names, need_m
         if not curves:
             raise ValueError("needs runs on the gaussians data (known posterior)")
         return F.target_vs_bayes(curves, colors)
+    raise AssertionError(name)
+
+
+def _build_lm(name, groups, first, colors, steps, cache_root, class_names):
+    """The language-model figures; runs without the token probes are left out, and a figure
+    none of the runs supports is skipped with the reason."""
+    if name == "synonym_entropy":
+        ent = {}
+        for obj, fs in groups.items():
+            parts = {f"{w}.{k}": _series(fs, f"entropy.{w}.{k}", "test")
+                     for w in ("synonym", "single") for k in ("target", "pred", "truth")}
+            if any(parts.values()):
+                ent[obj] = parts
+        if not ent:
+            raise ValueError("needs language-model runs on data with a known law and synonym "
+                             "sets (--dataset synonyms)")
+        return LM.synonym_entropy(ent, colors)
+    if name == "tearing":
+        ratio = _per_objective(groups, "classes.ratio", "test")
+        if not ratio:
+            raise ValueError("needs language-model runs on data with synonym sets "
+                             "(classes.ratio; --dataset synonyms)")
+        return LM.tearing(ratio, colors)
+    if name == "class_vectors":
+        cvs = {}
+        for obj, f in first.items():
+            try:
+                cv = load_class_vectors(f)
+            except ValueError:
+                continue
+            if (cv.groups >= 0).any():
+                cvs[obj] = cv
+        if not cvs:
+            raise ValueError("needs language-model runs with class-vector snapshots on data "
+                             "with synonym sets (--dataset synonyms)")
+        common = sorted(set.intersection(*(set(c.steps.tolist()) for c in cvs.values())))
+        if not common:
+            raise ValueError("the runs share no class-vector snapshot step")
+        chosen = _pick_steps(common, steps)
+        xy = project_class_vectors(list(cvs.values()), cache_root)
+        panels = {}
+        for (obj, cv), arr in zip(cvs.items(), xy, strict=True):
+            pos = [int(np.flatnonzero(cv.steps == s)[0]) for s in chosen]
+            panels[obj] = {"steps": chosen, "xy": arr[pos], "groups": cv.groups, "ids": cv.ids}
+        ranges = [F.common_ranges(*(p["xy"][i] for p in panels.values()))
+                  for i in range(len(chosen))]
+        return LM.class_vectors(panels, ranges, class_names)
     raise AssertionError(name)

@@ -323,8 +323,86 @@ def test_download_figures_gives_the_cli_files(server, browser, tmp_path):
     path = tmp_path / "figures.zip"
     info.value.save_as(path)
     names = set(zipfile.ZipFile(path).namelist())
-    drawn = set(FIGURES) - {"target_vs_bayes"}  # mnist1d runs: no known posterior
+    from geomviz.study.figureset import LM_FIGURES
+
+    drawn = set(FIGURES) - {"target_vs_bayes", *LM_FIGURES}  # mnist1d: no posterior, no tokens
     assert {f"{n}.{e}" for n in drawn for e in ("png", "svg", "html")} <= names
     assert "plotly.min.js" in names and not any(n.startswith("target_vs_bayes") for n in names)
     assert "target_vs_bayes" in page.inner_text("#compare-message")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def lm_server(tmp_path_factory):
+    """The dashboard over the tiny synonym-language runs (CE and TFSD)."""
+    pytest.importorskip("dash")
+    from werkzeug.serving import make_server
+
+    from geomviz.dashboard import create_app
+    from tests.lm_runs import lm_runs
+
+    root = lm_runs(tmp_path_factory)
+    srv = make_server("127.0.0.1", 0, create_app(root).server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}", root
+    srv.shutdown()
+
+
+CV = "document.querySelector('#compare-{side}-classes .js-plotly-plot')"
+
+
+def test_lm_hover_shows_tokens_and_class_vectors_follow_the_slider(lm_server, browser):
+    url, root = lm_server
+    steps = _steps(root, "lm/ce-s0")
+    page = browser.new_page()
+    page.goto(f"{url}/compare?a=lm/ce-s0&b=lm/tfsd-s0")
+    for sel in (GD, CV):  # points (one trace: 96 synonym sets), OOD if any, selection ring
+        for side in ("left", "right"):
+            page.wait_for_function(f"() => {{ const gd = {sel.format(side=side)}; "
+                                   "return gd && gd._fullData && gd._fullData.length >= 2; }",
+                                   timeout=60_000)
+    # hover the first point of the left manifold with the mouse: the label shows tokens
+    pos = page.evaluate(f"""() => {{ const gd = {GD.format(side='left')};
+        const t = gd._fullData.findIndex(d => (d.x || []).length > 0);
+        const L = gd._fullLayout, r = gd.getBoundingClientRect(), d = gd._fullData[t];
+        return [r.left + L._size.l + L.xaxis.l2p(d.x[0]),
+                r.top + L._size.t + L.yaxis.l2p(d.y[0])]; }}""")
+    page.mouse.move(pos[0] + 3, pos[1] + 3)
+    page.mouse.move(pos[0], pos[1])
+    page.wait_for_function(f"() => {GD.format(side='left')}.querySelector('.hoverlayer')"
+                           ".textContent.includes('→')", timeout=30_000)
+    hover = page.evaluate(f"() => {GD.format(side='left')}.querySelector('.hoverlayer')"
+                          ".textContent")
+    assert "tokens" in hover and "c" in hover.split("→")[1], hover
+    # the class-vector manifold: both sides on one scale, moving with the step slider
+    ranges = [page.evaluate(f"() => ({RANGES})({CV.format(side=s)})") for s in ("left", "right")]
+    assert ranges[0] == ranges[1]
+    title = page.evaluate(f"() => {CV.format(side='left')}.layout.title.text")
+    assert title.endswith(f"class vectors · step {steps[-1]}")
+    xs = page.evaluate(f"() => {CV.format(side='left')}._fullData.map(t => Array.from(t.x || []))")
+    page.focus("#compare-step [role=slider]")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => {CV.format(side='left')}.layout.title.text.endsWith("
+                           f"'step {steps[-2]}')", timeout=30_000)
+    page.wait_for_timeout(300)
+    moved = page.evaluate(f"() => {CV.format(side='left')}._fullData.map("
+                          "t => Array.from(t.x || []))")
+    assert sum(map(len, moved)) == sum(map(len, xs)) and moved != xs
+    # the token time panels, overlaid and side by side: titled, nothing overlapping
+    page.wait_for_selector('[id*="synonym_entropy"] .js-plotly-plot', timeout=30_000)
+    for overlaid in (True, False):
+        if not overlaid:
+            page.get_by_text("overlay time series").click()
+            page.wait_for_function("() => Array.from(document.querySelectorAll('[id^=\"{\"]'))"
+                                   ".some(e => JSON.parse(e.id).side === 'left' && "
+                                   "e.querySelector('.js-plotly-plot'))", timeout=30_000)
+        for width in (1280, 1920):
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(1200)
+            assert _untitled_axes(page) == [], (overlaid, width)
+            assert _overlaps(page) == [], (overlaid, width)
+    panels = _panel_ranges(page)
+    assert {"truth_kl", "synonym_entropy", "single_entropy", "tearing"} <= set(panels)
+    for panel in ("truth_kl", "synonym_entropy", "tearing"):
+        assert panels[panel]["left"] == panels[panel]["right"], panel
     page.close()

@@ -34,7 +34,8 @@ def test_figures_skip_what_runs_cannot_show(tmp_path, monkeypatch):
     assert main(["train", "--dataset", "mnist1d", "--epochs", "1", "--snapshots", "0",
                  "--out", str(tmp_path / "r"), "--no-progress"]) == 0
     figs = build_figures([tmp_path / "r"])
-    assert {"manifold_grid", "angle_radius", "ood", "target_vs_bayes"} <= set(figs.skipped)
+    assert {"manifold_grid", "angle_radius", "ood", "target_vs_bayes", "synonym_entropy",
+            "tearing", "class_vectors"} <= set(figs.skipped)
     assert {"norm_growth", "gradient_split", "summary_table"} <= set(figs.figures)
     assert run_record(tmp_path / "r")["final_norm"] is None  # no snapshots, no probe-set norm
     assert main(["figures", str(tmp_path / "r"), "--only", "ood", "--format", "html",

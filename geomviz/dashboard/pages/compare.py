@@ -37,6 +37,7 @@ from .compare_data import (
     safe_error,
     snapshot_index,
 )
+from .compare_tokens import section  # the class-vector view of token runs, and its callback
 
 SIDES = ("left", "right")
 PROJECTIONS = [{"label": " PCA (joint)", "value": "pca"},
@@ -137,6 +138,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         html.Div([html.Div([html.H3(s["label"], style={"color": s["color"]}),
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
                            className="column") for s in sides], className="columns"),
+        section(root, shown, sides),
         html.Div(id="compare-panels"),
         html.H3("OOD detection (last evaluation)"),
         dcc.RadioItems(["msp", "max_logit", "energy", "min_distance"], "msp",

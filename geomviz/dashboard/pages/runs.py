@@ -16,12 +16,16 @@ def _fmt(v, digits=3):
 
 
 def _table(rows: list[dict]):
+    kl = any(r.get("kl") is not None for r in rows)  # token runs on a known law
     head = html.Tr([html.Th(c) for c in ("run", "objective", "dataset", "seed", "status",
-                                         "steps", "test acc", "AUROC (MSP)", "")])
+                                         "steps", "test acc", "AUROC (MSP)",
+                                         *(["KL to true law (nats/token)"] if kl else []),
+                                         "")])
     body = [html.Tr([html.Td(r["run"]), html.Td(r["objective"]), html.Td(r["dataset"]),
                      html.Td("" if r["seed"] is None else r["seed"]),
                      html.Td(r["status"], className=f"status-{r['status']}"),
                      html.Td(r["steps"]), html.Td(_fmt(r["acc"])), html.Td(_fmt(r["auroc"])),
+                     *([html.Td(_fmt(r.get("kl")))] if kl else []),
                      html.Td(r["warning"][:80], className="warning")]) for r in rows]
     return html.Table([html.Thead(head), html.Tbody(body)], id="runs-table")
 
