@@ -118,7 +118,7 @@ def time_series(folder: Path) -> dict:
             d = run.scalars(name, split=split)
             return d["step"], d["value"]
 
-        out = {"loss": s("loss"), "acc": s("acc"), "spike": s("health.spike"),
+        out = {"loss": s("loss"), "acc": s("acc"), "spike": s("health.spike.loss", "spike"),
                "radial_fraction": s("grad.radial_fraction"),
                "p50": s("penultimate.norm.p50"), "p95": s("penultimate.norm.p95"),
                "decomp": {k: s(f"decomp.{k}") for k in ("radial", "angular", "weight", "bias",

@@ -16,6 +16,7 @@ import numpy as np
 from .. import figures as F
 from ..class_vectors import load_class_vectors, project_class_vectors
 from ..figures import lm as LM
+from ..figures.noise import outlier_gradients
 from ..projection import load_snapshots, project
 from ..projection import polar as polar_view
 from ..store import StoreError, list_runs, open_run, warn_skipped
@@ -26,8 +27,9 @@ __all__ = ["FIGURES", "CAPTIONS", "FigureSet", "find_runs", "build_figures"]
 
 FIGURES = ("norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
            "ood", "summary_table", "target_vs_bayes", "synonym_entropy", "tearing",
-           "class_vectors")
+           "class_vectors", "outlier_gradients")
 LM_FIGURES = ("synonym_entropy", "tearing", "class_vectors")  # token runs with synonym sets
+NOISE_FIGURES = ("outlier_gradients",)  # runs trained with label noise
 
 CAPTIONS = {
     "norm_growth": "Median penultimate feature norm ‖x‖ of the training batches (line: mean "
@@ -47,15 +49,20 @@ CAPTIONS = {
     "ood": "ID vs OOD confidence histograms and ROC curves (OOD is the positive class), "
            "first seed; AUROC: mean ± sd over seeds.",
     "summary_table": "Final test metrics, mean ± sd over seeds.",
+    "outlier_gradients": "Label noise: mean per-sample feature-gradient norm ‖∂ℓ_i/∂x_i‖ of "
+                         "flipped (solid) and clean (dotted) training samples, their ratio, "
+                         "and the share of flipped samples predicted with their flipped "
+                         "label (line: mean over seeds; band: min-max).",
     "target_vs_bayes": "Gaussians only: mean target and prediction entropy of the probe set in "
                        "bins of the exact Bayes posterior's entropy (all seeds pooled).",
     "synonym_entropy": "Language models: on test positions whose true next token is spread "
                        "over a synonym set (left) and on determined ones (right), TFSD's "
                        "target entropy H(p), the prediction's H(q) and the true law's H(true), "
                        "over training (line: mean over seeds; band: min-max).",
-    "tearing": "Language models: mean distance between class vectors of one synonym set over "
-               "the mean distance between sets (classes.ratio), over training; above 1, "
-               "synonyms sit farther apart than unrelated tokens.",
+    "tearing": "Class groups (synonym sets, superclasses): mean distance between class "
+               "vectors of one group over the mean distance between groups (classes.ratio), "
+               "over training; above 1, members of a group sit farther apart than unrelated "
+               "classes.",
     "class_vectors": "Language models: the class vectors (unembedding rows or centres) of the "
                      "stored token subset on one PCA basis fitted to every objective and step "
                      "shown (first seed), coloured by synonym set; axes shared within a column.",
@@ -256,6 +263,12 @@ def _build(name, groups, first, colors, score, records, agg, class_names, need_m
         if not curves:
             raise ValueError("needs runs on the gaussians data (known posterior)")
         return F.target_vs_bayes(curves, colors)
+    if name == "outlier_gradients":
+        noisy = _per_objective(groups, "grad.noisy.norm.mean")
+        if not noisy:
+            raise ValueError("needs runs trained with label noise (--label-noise R)")
+        return outlier_gradients(noisy, _per_objective(groups, "grad.clean.norm.mean"),
+                                 _per_objective(groups, "memorised", "train_eval"), colors)
     raise AssertionError(name)
 
 

@@ -323,9 +323,10 @@ def test_download_figures_gives_the_cli_files(server, browser, tmp_path):
     path = tmp_path / "figures.zip"
     info.value.save_as(path)
     names = set(zipfile.ZipFile(path).namelist())
-    from geomviz.study.figureset import LM_FIGURES
+    from geomviz.study.figureset import LM_FIGURES, NOISE_FIGURES
 
-    drawn = set(FIGURES) - {"target_vs_bayes", *LM_FIGURES}  # mnist1d: no posterior, no tokens
+    # mnist1d: no posterior, no tokens, no label noise
+    drawn = set(FIGURES) - {"target_vs_bayes", *LM_FIGURES, *NOISE_FIGURES}
     assert {f"{n}.{e}" for n in drawn for e in ("png", "svg", "html")} <= names
     assert "plotly.min.js" in names and not any(n.startswith("target_vs_bayes") for n in names)
     assert "target_vs_bayes" in page.inner_text("#compare-message")

@@ -8,7 +8,7 @@ import pytest
 
 from geomviz.cli import main
 from geomviz.study.export import ExportError, browser_path, export, parse_formats
-from geomviz.study.figureset import FIGURES, LM_FIGURES
+from geomviz.study.figureset import FIGURES, LM_FIGURES, NOISE_FIGURES
 from tests.conftest import CHROMIUM
 
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install "
@@ -35,8 +35,9 @@ def test_every_figure_exported_to_png_and_svg_at_size(tiny_study):
 
     out, _ = tiny_study
     figs = build_figures(find_runs([out / "runs"]))
-    assert set(figs.figures) == set(FIGURES) - set(LM_FIGURES)  # gaussians: no tokens
-    assert set(figs.skipped) == set(LM_FIGURES)
+    # gaussians: no tokens, no label noise
+    assert set(figs.figures) == set(FIGURES) - set(LM_FIGURES) - set(NOISE_FIGURES)
+    assert set(figs.skipped) == set(LM_FIGURES) | set(NOISE_FIGURES)
     for name, fig in figs.figures.items():
         png, svg = out / "figures" / f"{name}.png", out / "figures" / f"{name}.svg"
         assert 10_000 < png.stat().st_size < 5_000_000, name
@@ -48,7 +49,7 @@ def test_every_figure_exported_to_png_and_svg_at_size(tiny_study):
 def test_html_is_offline_and_shares_one_plotly_js(tiny_study):
     out, _ = tiny_study
     pages = sorted((out / "figures").glob("*.html"))
-    assert {p.stem for p in pages} == set(FIGURES) - set(LM_FIGURES)
+    assert {p.stem for p in pages} == set(FIGURES) - set(LM_FIGURES) - set(NOISE_FIGURES)
     for page in pages:
         text = page.read_text()
         assert 'src="plotly.min.js"' in text and "cdn.plot.ly" not in text

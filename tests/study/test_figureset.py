@@ -35,7 +35,7 @@ def test_figures_skip_what_runs_cannot_show(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "r"), "--no-progress"]) == 0
     figs = build_figures([tmp_path / "r"])
     assert {"manifold_grid", "angle_radius", "ood", "target_vs_bayes", "synonym_entropy",
-            "tearing", "class_vectors"} <= set(figs.skipped)
+            "tearing", "class_vectors", "outlier_gradients"} <= set(figs.skipped)
     assert {"norm_growth", "gradient_split", "summary_table"} <= set(figs.figures)
     assert run_record(tmp_path / "r")["final_norm"] is None  # no snapshots, no probe-set norm
     assert main(["figures", str(tmp_path / "r"), "--only", "ood", "--format", "html",
@@ -51,3 +51,27 @@ def test_pick_steps_spreads_in_log_space():
     picked = _pick_steps(steps, 5)
     assert picked[0] == 0 and picked[-1] == 987 and len(picked) == 5
     assert _pick_steps([0, 4], 5) == [0, 4]
+
+
+def test_outlier_gradients_from_noisy_runs(tmp_path, monkeypatch):
+    """Two objectives trained with label noise: the figure holds their stored series."""
+    from geomviz.study.figureset import build_figures
+    from geomviz.training.config import resolve_config
+    from geomviz.training.train import train
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    runs = []
+    for obj in ("ce", "tfsd"):
+        cfg = resolve_config({"objective": obj, "dataset": "gaussians", "epochs": 2,
+                              "label_noise": 0.3, "snapshots": 0, "progress": False,
+                              "flush_every": 10, "out": str(tmp_path / obj)})
+        runs.append(train(cfg))
+    figs = build_figures(runs, ["outlier_gradients"])
+    fig = figs.figures["outlier_gradients"]
+    from geomviz.store import open_run
+
+    with open_run(runs[1]) as run:
+        want = run.scalars("grad.noisy.norm.mean", split="train")["value"]
+    ys = [np.asarray(t.y, float) for t in fig.data if t.y is not None and len(t.y) == len(want)]
+    assert any(np.allclose(y, want) for y in ys)
+    assert all(ax.title.text for ax in (fig.layout.xaxis, fig.layout.yaxis))
