@@ -105,7 +105,7 @@ def _c3(label: str, g: dict) -> Row | None:
     share = hard[0] / pred[0] if pred[0] > 0 else float("nan")
     say = ("**refuted**: the target of hard samples stays one-hot" if not share >= FLAT_SHARE
            else "partly: hard samples' targets carry entropy")
-    return (f"{label}: TFSD target entropy of hard training samples (p_y < 0.5), last "
+    return (f"{label}: TFSD target entropy of hard training samples (q_y < 0.5), last "
             "quarter of training", f"{say} (H(p) {hard[0]:.3g} nats against the "
             f"prediction's H(q) {pred[0]:.3g}, {share:.2%} of it)")
 
