@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shlex
 import sqlite3
 import sys
 import time
@@ -293,67 +292,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_study(args: argparse.Namespace) -> int:
-    from .study.export import parse_formats
-    from .study.runner import preset_config, preset_plan, run_study
-    from .training.resume import make_folder
-
-    plan = preset_plan(args.preset)
-    seeds = _parse_list(args.seeds, int, flag="--seeds") if args.seeds else None
-    objectives = _parse_list(args.objectives, flag="--objectives") if args.objectives \
-        else list(plan.objectives)
-    formats = parse_formats(args.format)
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
-                                   ("ood_dir", args.ood_dir), ("data_path", args.data_path),
-                                   ("device", args.device), ("progress", args.progress))
-                 if v is not None}
-    for _, extra in plan.parts or ((None, {}),):  # bad values fail before any folder is made
-        preset_config(args.preset, {**extra, **overrides})
-    make_folder(args.out)
-    res = run_study(args.preset, seeds, args.out, objectives, overrides, tuple(formats),
-                    args.width, args.scale, shlex.join(["geomviz", *args.argv]))
-    grid = res["grid"]
-    n_figs = sum(len(f.figures) for f in res["figures"])
-    n_files = sum(len(e.files) for e in res["export"])
-    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s, "
-          f"{len(grid.reused)} reused; {n_figs} figures ({n_files} files) in "
-          f"{Path(args.out) / 'figures'}; report: {res['report']}")
-    return 0
-
-
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .study.export import parse_formats
-    from .study.sweep import SWEEP_OBJECTIVES, check_grid, parse_lrs, parse_onoff, sweep_config
-    from .study.sweep_report import run_sweep
-    from .training.resume import make_folder
-
-    base, axes = sweep_config(args.preset, {k: v for k, v in (
-        ("dataset", args.dataset), ("data_path", args.data_path), ("epochs", args.epochs),
-        ("train_tokens", args.train_tokens), ("batch_size", args.batch_size),
-        ("device", args.device), ("progress", args.progress)) if v is not None})
-    lrs = parse_lrs(args.lrs) if args.lrs is not None else axes.get("lrs") or parse_lrs("")
-    seeds = (_parse_list(args.seeds, int, flag="--seeds") if args.seeds is not None
-             else axes.get("seeds", [0, 1]))
-    if any(s < 0 for s in seeds):
-        raise UserError("--seeds must be >= 0")
-    objectives = (_parse_list(args.objectives, flag="--objectives") if args.objectives
-                  is not None else axes.get("objectives", list(SWEEP_OBJECTIVES)))
-    qks = parse_onoff(args.qk_layernorm) if args.qk_layernorm is not None \
-        else axes.get("qk", [False])
-    formats = parse_formats(args.format)
-    check_grid(base, objectives, lrs, seeds, qks, Path(args.out) / "runs")  # before any work
-    make_folder(args.out)
-    t0 = time.perf_counter()
-    res = run_sweep(base, objectives, lrs, seeds, qks, args.out, tuple(formats), args.width,
-                    args.scale, shlex.join(["geomviz", *args.argv]))
-    grid = res["grid"]
-    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s "
-          f"({len(grid.diverged)} diverged, kept), {len(grid.reused)} reused; "
-          f"{len(res['files'])} figure files; report: {res['report']} "
-          f"(total {time.perf_counter() - t0:.0f} s)")
-    return 0
-
-
 def _cmd_objectives(args: argparse.Namespace) -> int:
     from .objectives import list_objectives, objective_info
 
@@ -424,43 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=_int_in(1), default=300,
                    help="probe examples per manifold panel (default 300)")
     p.set_defaults(func=_cmd_figures)
-    p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
-    p.add_argument("--preset", required=True, help="mnist1d, gaussians, cifar10 (GPU), "
-                   "lm-synonyms, lm-text (GPU, needs --data-path), noise or hierarchy")
-    p.add_argument("--seeds", help="comma-separated (default: the preset's: 0-4 for mnist1d, "
-                   "gaussians, hierarchy and noise, 0,1,2 otherwise)")
-    p.add_argument("--out", default="study", help="output folder (default study)")
-    p.add_argument("--objectives", help="comma-separated (default: ce, metric_ce, tfsd, "
-                   "label_smoothing, logitnorm, ce_zloss; no logitnorm for the lm presets)")
-    p.add_argument("--epochs", type=_int_in(1), help="override the preset's epochs")
-    p.add_argument("--data-dir", help="dataset folder (cifar10)")
-    p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
-    p.add_argument("--data-path", help="UTF-8 text file (lm-text)")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")
-    p.add_argument("--width", type=_int_in(1), default=800)
-    p.add_argument("--scale", type=_positive_float, default=2.0)
-    p.set_defaults(func=_cmd_study)
-    p = sub.add_parser("sweep", help="objectives × learning rates × seeds: LR sensitivity, "
-                       "spikes, report.md")
-    p.add_argument("--preset", help="lm-spikes (CPU, under 20 min) or lm-spikes-gpu")
-    p.add_argument("--dataset", help="dataset (default: the preset's, else mnist1d)")
-    p.add_argument("--data-path", help="text: the UTF-8 file")
-    p.add_argument("--objectives", help="comma-separated (default ce,ce_zloss,tfsd,metric_ce)")
-    p.add_argument("--lrs", help="comma-separated learning rates > 0, e.g. 1e-3,3e-3,1e-2")
-    p.add_argument("--seeds", help="comma-separated (default: the preset's, else 0,1)")
-    p.add_argument("--qk-layernorm", help="on, off or on,off: a grid axis (gpt only)")
-    p.add_argument("--epochs", type=_int_in(1), help="override the preset's epochs")
-    p.add_argument("--train-tokens", type=_int_in(1), help="synonyms: training tokens")
-    p.add_argument("--batch-size", type=_int_in(1))
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--out", default="sweep", help="output folder (default sweep)")
-    p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")
-    p.add_argument("--width", type=_int_in(1), default=800)
-    p.add_argument("--scale", type=_positive_float, default=2.0)
-    p.set_defaults(func=_cmd_sweep)
+    from .cli_grids import add_grid_commands
+
+    add_grid_commands(sub)
     p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
     p.add_argument("name", nargs="?", help="show one objective only")
     p.set_defaults(func=_cmd_objectives)
