@@ -34,6 +34,11 @@ def test_c1_norm_growth_either_way(ce, tfsd, word):
     assert text.startswith(word) and "95% CI" in text
 
 
+def test_c1_small_growth_is_not_an_explosion():
+    text = _verdict("C1", _grid("norm_growth", [1.10, 1.11, 1.09], [1.05, 1.05, 1.04]))
+    assert text.startswith("partly: CE's norm grows more than TFSD's, but only ×1.1")
+
+
 def test_c3_tokens_refuted_when_target_carries_no_entropy_supported_when_it_does():
     recs = [_rec("tfsd", s, synonym_target=1e-50, synonym_truth=1.1, single_target=1e-51)
             for s in range(3)]
