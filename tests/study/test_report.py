@@ -134,3 +134,14 @@ def test_verdict_follows_the_numbers():
     assert "are flatter" in _verdict("tfsd", {**base, "target_hard": 0.3, "p_flatter": 1e-4})
     assert "are not flatter" in _verdict("tfsd", {**base, "target_hard": 0.3, "p_flatter": 0.2})
     assert "e^4" in _verdict("tfsd", {**base, "target_hard": 0.3, "p_flatter": 0.2})
+
+
+def test_same_runs_is_said_only_when_every_value_agrees():
+    from geomviz.study.report import same_runs
+
+    recs = [_rec("metric_ce", s, 0.5 + s / 10) for s in range(3)] + \
+        [_rec("tfsd", s, 0.5 + s / 10 + 1e-9) for s in range(3)]
+    assert same_runs(recs)
+    recs[-1]["acc"] += 1e-3
+    assert not same_runs(recs)
+    assert not same_runs([_rec("tfsd", 0, 0.5)])
