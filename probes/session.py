@@ -62,7 +62,7 @@ def to_host(extra: Tensor, reduce: bool = True) -> np.ndarray:
 
 
 def target_kind(objective_name: str | None) -> str:
-    if objective_name in ("tfsd", "tfsd_fused"):
+    if objective_name in ("tfsd", "tfsd_fused", "tfsd_scaled"):
         return "tfsd"
     return "label_smoothing" if objective_name == "label_smoothing" else "onehot"
 
@@ -89,8 +89,8 @@ class ProbeSession:
         self._pending: list[dict[str, Tensor]] = []
         self._prev_agg: dict[str, float] | None = None
         self.settings = {"every": every, "easy_threshold": easy, "hard_threshold": hard,
-                         "spike_k": spike_k, "spike_window": spike_window, "target": target,
-                         "metric": self.metric, "scale": self.scale}
+                         "flush_spike_k": spike_k, "flush_spike_window": spike_window,
+                         "target": target, "metric": self.metric, "scale": self.scale}
 
     # hooks ---------------------------------------------------------------------------------
     def _attach(self) -> None:

@@ -18,7 +18,7 @@ FONT = "Helvetica Neue, Helvetica, Arial, DejaVu Sans, sans-serif"
 OBJECTIVE_COLORS = {
     "ce": "#4C78A8", "ce_fused": "#4C78A8", "tfsd": "#E45756", "tfsd_fused": "#E45756",
     "metric_ce": "#F58518", "label_smoothing": "#54A24B", "logitnorm": "#B279A2",
-    "ce_zloss": "#9D755D",
+    "ce_zloss": "#9D755D", "tfsd_scaled": "#E377C2",
 }
 _SPARE = ["#72B7B2", "#EECA3B", "#FF9DA6", "#BAB0AC", "#17BECF", "#8C564B"]
 

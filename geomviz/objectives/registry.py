@@ -203,6 +203,18 @@ def _tfsd(in_features, num_classes, scale=1.0, reduction="mean", ignore_index=-1
                      L.TFSDLoss(reduction, ignore_index, validate))
 
 
+@register_objective("tfsd_scaled", "euclidean",
+                    "KL(softmax(z|z_y:=0) || softmax(z)), z = -||x - c||² / D",
+                    "TFSD with s = 1/D (D = feature dim, unless scale= is given): logits are "
+                    "the mean squared coordinate gap, of order 1 for LayerNorm-sized features, "
+                    "so the zero-anchor target is not one-hot by construction.")
+def _tfsd_scaled(in_features, num_classes, scale=None, reduction="mean", ignore_index=-100,
+                 validate=True):
+    s = 1.0 / in_features if scale is None else scale
+    return Objective("tfsd_scaled", EuclideanHead(in_features, num_classes, s),
+                     L.TFSDLoss(reduction, ignore_index, validate))
+
+
 @register_objective("tfsd_fused", "euclidean", "as tfsd, chunked: never holds N×V logits",
                     "TFSD for large vocabularies: fused head+loss, gradients in forward.")
 def _tfsd_fused(in_features, num_classes, scale=1.0, chunk_size=None, backend="auto",

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from .results import fmt_value, group_records, seed_stat
 from .verdicts import paired_verdict
 
-__all__ = ["CLAIMS", "Part", "claim_rows", "claims_table", "FLAT_SHARE", "EXPLOSION"]
+__all__ = ["NEGLIGIBLE", "SUBJECTS", "CLAIMS", "Part", "claim_rows", "claims_table",
+           "FLAT_SHARE", "EXPLOSION"]
 
 # a target entropy below this share of the true (Bayes) entropy carries no usable uncertainty
 FLAT_SHARE = 0.01
+# a paired difference below this share of the values' size is negligible, however clear
+NEGLIGIBLE = 0.02
 # a growth of the feature norm below this factor (from initialisation) is not an "explosion"
 EXPLOSION = 2.0
 
@@ -34,6 +37,8 @@ CLAIMS = {
 Part = tuple[str, list[dict]]  # (label, run records): one dataset/setting of a study
 Row = tuple[str, str]  # (experiment, verdict)
 _SUBJECT, _BASE = "tfsd", "ce"
+# TFSD variants judged against CE, each in its own rows (label suffix)
+SUBJECTS = {"tfsd": "TFSD", "tfsd_scaled": "TFSD at s = 1/D"}
 
 
 def _by_seed(groups: dict, obj: str, key: str) -> dict:
@@ -49,22 +54,32 @@ def _pair(groups: dict, key: str, better: str, a: str = _SUBJECT, b: str = _BASE
     return paired_verdict(_by_seed(groups, a, key), _by_seed(groups, b, key), better)
 
 
-def _say(v, phrases: dict[str, str], unclear: str = "not supported: no clear difference") -> str:
-    """The verdict phrase for a paired comparison's label; one seed gives none."""
+def _say(v, phrases: dict[str, str], unclear: str = "not supported: no clear difference",
+         size: float | None = None) -> str:
+    """The verdict phrase for a paired comparison's label; one seed gives none, and a clear
+    difference under :data:`NEGLIGIBLE` of ``size`` (the values' magnitude) counts as none."""
     if v.label == "one seed":
         return "no verdict from one seed"
+    if v.clear and size is not None and abs(v.mean) < NEGLIGIBLE * size:
+        return (f"not supported: a clear but negligible difference (|Δ| under "
+                f"{NEGLIGIBLE:.0%} of {fmt_value(size, 3)})")
     return phrases.get(v.label, unclear)
 
 
-def _c1(label: str, g: dict) -> Row | None:
-    v = _pair(g, "norm_growth", "", _BASE, _SUBJECT)
+def _size(*values: float | None) -> float | None:
+    vals = [abs(v) for v in values if v is not None]
+    return max(vals) if vals else None
+
+
+def _c1(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    v = _pair(g, "norm_growth", "", _BASE, sub)
     if v is None:
         return None
-    ce, tf = _mean(g, _BASE, "norm_growth"), _mean(g, _SUBJECT, "norm_growth")
+    ce, tf = _mean(g, _BASE, "norm_growth"), _mean(g, sub, "norm_growth")
     say = _say(v, {"higher": "supported: CE's norm grows more than TFSD's",
                    "lower": "**refuted**: CE's norm grows less than TFSD's"},
-               "not supported: no clear difference in norm growth")
-    if v.label == "higher" and ce is not None and ce < EXPLOSION:
+               "not supported: no clear difference in norm growth", _size(ce, tf))
+    if say.startswith("supported") and ce is not None and ce < EXPLOSION:
         say = (f"partly: CE's norm grows more than TFSD's, but only ×{fmt_value(ce, 3)}, "
                "not an explosion")
     return (f"{label}: ‖x‖ growth from initialisation, probe set",
@@ -72,8 +87,8 @@ def _c1(label: str, g: dict) -> Row | None:
             f"{v.interval})")
 
 
-def _c2(label: str, g: dict) -> Row | None:
-    tf = [r["max_logit_train"] for r in g.get(_SUBJECT, []) if r.get("max_logit_train") is not None]
+def _c2(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    tf = [r["max_logit_train"] for r in g.get(sub, []) if r.get("max_logit_train") is not None]
     if not tf:
         return None
     ce = [r["max_logit_train"] for r in g.get(_BASE, []) if r.get("max_logit_train") is not None]
@@ -85,15 +100,15 @@ def _c2(label: str, g: dict) -> Row | None:
             "only: the gap to the other classes is not bounded (see C3).")
 
 
-def _c3(label: str, g: dict) -> Row | None:
-    runs = g.get(_SUBJECT, [])
+def _c3(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    runs = g.get(sub, [])
     syn = seed_stat(r.get("synonym_target") for r in runs)
     truth = seed_stat(r.get("synonym_truth") for r in runs)
     if syn is not None and truth is not None and truth[0] > 0:
         share = syn[0] / truth[0]
         single = seed_stat(r.get("single_target") for r in runs)
-        v = paired_verdict(_by_seed(g, _SUBJECT, "synonym_target"),
-                           _by_seed(g, _SUBJECT, "single_target"), "")
+        v = paired_verdict(_by_seed(g, sub, "synonym_target"),
+                           _by_seed(g, sub, "single_target"), "")
         flatter = v is not None and v.label == "higher"
         say = ("**refuted**: the target stays one-hot where the true law is spread"
                if share < FLAT_SHARE else
@@ -115,57 +130,60 @@ def _c3(label: str, g: dict) -> Row | None:
             f"prediction's H(q) {pred[0]:.3g}, {share:.2%} of it)")
 
 
-def _c5(label: str, g: dict) -> Row | None:
-    same = _pair(g, "auroc", "higher")
+def _c5(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    same = _pair(g, "auroc", "higher", sub)
     if same is None:
         return None
     own = paired_verdict({r["seed"]: r["auroc_by_score"].get("max_logit")
-                          for r in g.get(_SUBJECT, [])},
+                          for r in g.get(sub, [])},
                          {r["seed"]: r["auroc_by_score"].get("msp") for r in g.get(_BASE, [])},
                          "higher")
     text = (f"MSP AUROC, TFSD − CE {same.interval}: {same.label}")
     if own is not None:
-        text += (f"; TFSD's distance score (max logit = −s·min d) against CE's MSP "
+        text += (f"; TFSD's distance score (max logit = −s·min_j ‖x − c_j‖²) against CE's MSP "
                  f"{own.interval}: {own.label}")
     return f"{label}: OOD AUROC, the same score and each head's own", text
 
 
-def _c6(label: str, g: dict) -> Row | None:
-    ratio = _pair(g, "grad_noisy_ratio", "lower")
+def _c6(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    ratio = _pair(g, "grad_noisy_ratio", "lower", sub)
     if ratio is None:
         return None
-    mem = _pair(g, "memorised", "lower")
-    rt, rc = _mean(g, _SUBJECT, "grad_noisy_ratio"), _mean(g, _BASE, "grad_noisy_ratio")
+    mem = _pair(g, "memorised", "lower", sub)
+    rt, rc = _mean(g, sub, "grad_noisy_ratio"), _mean(g, _BASE, "grad_noisy_ratio")
     say = _say(ratio, {
         "better": "supported: flipped samples' gradients are smaller, relative to clean",
-        "worse": "**refuted**: flipped samples' gradients are larger, relative to clean"})
+        "worse": "**refuted**: flipped samples' gradients are larger, relative to clean"},
+        size=_size(rt, rc))
     text = (f"{say} (‖g‖ flipped/clean TFSD {fmt_value(rt, 3)}, CE {fmt_value(rc, 3)}; "
             f"{ratio.interval})")
     if mem is not None:
-        text += (f"; memorised TFSD {fmt_value(_mean(g, _SUBJECT, 'memorised'), 3)} vs CE "
+        text += (f"; memorised TFSD {fmt_value(_mean(g, sub, 'memorised'), 3)} vs CE "
                  f"{fmt_value(_mean(g, _BASE, 'memorised'), 3)} ({mem.interval}: {mem.label})")
     return f"{label}: per-sample feature gradient on flipped labels", text
 
 
-def _c7(label: str, g: dict) -> Row | None:
-    v = _pair(g, "classes_ratio", "", _BASE, _SUBJECT)
+def _c7(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    v = _pair(g, "classes_ratio", "", _BASE, sub)
     if v is None:
         return None
-    ce, tf = _mean(g, _BASE, "classes_ratio"), _mean(g, _SUBJECT, "classes_ratio")
+    ce, tf = _mean(g, _BASE, "classes_ratio"), _mean(g, sub, "classes_ratio")
     say = _say(v, {"higher": "supported: CE's groups end more spread (torn) than TFSD's",
-                   "lower": "**refuted**: CE's groups end tighter than TFSD's"})
+                   "lower": "**refuted**: CE's groups end tighter than TFSD's"},
+               size=_size(ce, tf))
     return (f"{label}: within/between-group distance of the class vectors at the end",
             f"{say} (CE {fmt_value(ce, 3)}, TFSD {fmt_value(tf, 3)}; CE − TFSD {v.interval})")
 
 
-def _c8(label: str, g: dict) -> Row | None:
-    v = _pair(g, "classes_structure", "higher")
+def _c8(label: str, g: dict, sub: str = "tfsd") -> Row | None:
+    v = _pair(g, "classes_structure", "higher", sub)
     if v is None:
         return None
     say = _say(v, {"better": "supported: TFSD's class vectors follow the known similarity more",
-                   "worse": "**refuted**: TFSD's class vectors follow it less"})
+                   "worse": "**refuted**: TFSD's class vectors follow it less"},
+               size=1.0)  # ρ lies in [-1, 1]
     return (f"{label}: Spearman ρ of class-vector distances with the known similarity",
-            f"{say} (ρ TFSD {fmt_value(_mean(g, _SUBJECT, 'classes_structure'), 3)}, CE "
+            f"{say} (ρ TFSD {fmt_value(_mean(g, sub, 'classes_structure'), 3)}, CE "
             f"{fmt_value(_mean(g, _BASE, 'classes_structure'), 3)}; {v.interval})")
 
 
@@ -182,12 +200,12 @@ def claim_rows(parts: list[Part]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {c: [] for c in CLAIMS}
     for label, records in parts:
         groups = group_records([r for r in records if r.get("status") == "finished"])
-        if _SUBJECT not in groups:
-            continue
-        for claim, test in _TESTS.items():
-            row = test(label, groups)
-            if row is not None:
-                out[claim].append(row)
+        for sub in (s for s in SUBJECTS if s in groups):
+            name = label if sub == _SUBJECT else f"{label}, {SUBJECTS[sub]}"
+            for claim, test in _TESTS.items():
+                row = test(name, groups, sub)
+                if row is not None:
+                    out[claim].append(row)
     return out
 
 

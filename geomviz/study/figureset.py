@@ -43,9 +43,10 @@ CAPTIONS = {
                     "training.",
     "gradient_split": "Share of the feature gradient's squared norm along x (radial); the "
                       "rest is tangential.",
-    "target_entropy": "Target and prediction entropy of easy (p_y ≥ 0.9) and hard "
-                      "(p_y < 0.5) training samples; for distance heads, the median anchor "
-                      "gap s·d_y and nearest-negative distance s·d_neg.",
+    "target_entropy": "Target and prediction entropy of easy (q_y ≥ 0.9) and hard "
+                      "(q_y < 0.5) training samples; for distance heads, the median anchor "
+                      "gap s·d_y and nearest-negative distance s·d_neg (d = ‖x − c‖², "
+                      "squared).",
     "ood": "ID vs OOD confidence histograms and ROC curves (OOD is the positive class), "
            "first seed; AUROC: mean ± sd over seeds.",
     "summary_table": "Final test metrics, mean ± sd over seeds.",

@@ -54,7 +54,7 @@ def ood_table(records: list[dict], key: str = "auroc_by_score") -> str:
     """AUROC of every OOD score each objective recorded, mean ± sd (Markdown); '' if none.
     ``key``: ``auroc_by_score`` (the main OOD set) or ``auroc_near_by_score``."""
     groups = group_records(records)
-    # min_distance ranks exactly as max_logit = -s·min_j d_j does: the same AUROC, shown once
+    # min_distance ranks exactly as max_logit = -s·min_j ‖x - c_j‖² does: the same AUROC, shown once
     scores = sorted({k for r in records for k in r.get(key, {})} - {"min_distance"})
     if not scores:
         return ""
@@ -169,7 +169,7 @@ def _verdict(obj: str, t: dict) -> str:
             f"{t['negative_hard_median']:.3g}: with the true class's distance set to 0, the "
             "target puts the true class e^(s·d_neg) ≈ "
             f"e^{t['negative_hard_median']:.3g} times above the nearest other class, so it is "
-            "one-hot unless s·d_neg is of order 1.")
+            "one-hot unless s·d_neg is of order 1 (d: the squared distance ‖x − c‖²).")
 
 
 def _provenance(records: list[dict]) -> list[str]:
@@ -277,10 +277,15 @@ def _part_lines(path: Path, part: ReportPart, h: str) -> list[str]:
                 "seed agrees to 1e-5, relative): TFSD's zero-anchor target was one-hot to "
                 "float precision, so its loss KL(p ‖ q) was metric-CE's cross-entropy.", ""]
                if same_runs(records) else []),
+             *([f"{h}# TFSD at s = 1/D against CE", "",
+                "TFSD with the logit scale s = 1/D (D the feature dimension), so s·d is of "
+                "order 1 and the zero-anchor target need not be one-hot.", "",
+                *compare_lines(records, "tfsd_scaled", "ce"), ""]
+               if "tfsd_scaled" in group_records(records) else []),
              f"{h}# OOD AUROC by score", "",
              "Each score ranks inputs by the model's ID confidence. For distance heads "
-             "max_logit is -s·min_j d_j, so it ranks inputs exactly as the min-distance score "
-             "does and has the same AUROC: that score is shown once, as max_logit.", "",
+             "max_logit is -s·min_j ‖x − c_j‖², so it ranks inputs exactly as the min-distance "
+             "score does and has the same AUROC: that score is shown once, as max_logit.", "",
              ood_table(records) or "(no OOD split)", "",
              *([f"{h}# OOD AUROC by score, second OOD set", "", near, ""] if near else []),
              f"{h} Every seed", "", seed_table(records), "", ground_truth(figs, h),

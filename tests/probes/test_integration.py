@@ -53,7 +53,8 @@ def test_every_series_is_stored(comparison, objective):
         assert len(run.histograms(name, split="test").steps) == 2  # each epoch end
     test = run.histograms("penultimate.norm", split="test")
     assert (test.counts.sum(1) == 800).all()  # 1000 test examples less digits 8, 9
-    assert run.meta["probes"]["easy_threshold"] == 0.9 and run.meta["probes"]["spike_k"] == 3.0
+    assert run.meta["probes"]["easy_threshold"] == 0.9
+    assert run.meta["probes"]["flush_spike_k"] == 3.0
     parts = [run.scalars(f"decomp.{k}", split="train")["value"] for k in
              ("radial", "angular", "weight", "bias")]
     np.testing.assert_allclose(sum(parts), run.scalars("decomp.total", split="train")["value"],

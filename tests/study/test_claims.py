@@ -85,3 +85,21 @@ def test_extra_rows_and_unfinished_runs():
     assert "2 paired seeds" in row[1]
     table = claims_table([("d", recs)], extra={"C4": [("sweep", "refuted (numbers)")]})
     assert "| C4: fewer loss spikes in LLMs | sweep | refuted (numbers) |" in table
+
+
+def test_clear_but_negligible_differences_support_nothing():
+    # ρ 0.157 vs 0.158 on every seed: a clear interval, a 0.001 difference
+    tiny = _grid("classes_structure", [0.158, 0.1585, 0.1578], [0.157, 0.1574, 0.1569])
+    text = _verdict("C8", tiny)
+    assert text.startswith("not supported: a clear but negligible difference") and "CI" in text
+    big = _grid("classes_structure", [0.30, 0.31, 0.29], [0.20, 0.22, 0.21])
+    assert _verdict("C8", big).startswith("**refuted**")
+    flat = _grid("classes_ratio", [0.900, 0.901, 0.902], [0.890, 0.892, 0.891])  # 1.1%
+    assert "negligible" in _verdict("C7", flat)
+
+
+def test_a_second_tfsd_variant_gets_its_own_rows():
+    recs = _grid("norm_growth", [10.0, 11, 12], [5.0, 6, 7]) + \
+        [_rec("tfsd_scaled", s, norm_growth=v) for s, v in enumerate([9.0, 10.5, 11.5])]
+    rows = claim_rows([("d", recs)])["C1"]
+    assert [r[0].split(":")[0] for r in rows] == ["d", "d, TFSD at s = 1/D"]
