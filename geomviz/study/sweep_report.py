@@ -41,7 +41,7 @@ def _loss_table(results: list[RunResult], summaries: list[Summary], qk: bool) ->
             if len(v) > 1:
                 text += f" [{min(v):.3f}, {max(v):.3f}]"
             div = sum(r.status == "diverged" for r in rs)
-            spikes = sum(len(r.spikes) for r in rs)
+            spikes = sum(r.events for r in rs)
             if div:
                 text += f" ({div} div.)"
             if spikes:
@@ -150,11 +150,12 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
         f"Final loss: test NLL at the last evaluation (nats/token). Initial loss L0 = ln V = "
         f"{l0:.4f}; a diverged run or a non-finite loss counts as L0. LR sensitivity "
         "(Wortsman et al. 2023): mean over the rates of min(final loss, L0) minus the best "
-        "of them. Stable rate: every seed finished below L0. Spike: a step whose training "
+        "of them. Stable rate: every seed finished at least half-way from L0 to its best "
+        "final loss over the rates. Spike (consecutive steps count once): a step whose training "
         f"loss exceeds {SPIKE_K} × the median of the previous {SPIKE_WINDOW} steps. "
         "Verdicts: paired differences against CE across seeds, 95% t-interval; "
         "\"no clear difference\" when it includes 0.", ""]
-    n_spikes = sum(len(r.spikes) for r in results)
+    n_spikes = sum(r.events for r in results)
     lines += [f"Across the grid: {n_spikes} spikes in "
               f"{sum(bool(r.spikes) for r in results)} of {len(results)} runs, {n_div} "
               "diverged runs.", ""]

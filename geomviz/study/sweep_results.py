@@ -9,9 +9,14 @@ diverged run, or one whose final loss is not finite, counts as ``L0``.
 rates ``η_1..η_n``: ``mean_i min(L(η_i), L0) − min_i L(η_i)``, the second term over the
 capped losses too (so a sweep that never trains has sensitivity 0 and is flagged).
 
-**Stable** rate: every seed finished with a finite final loss below ``L0``. The largest
-stable rate of an objective is the largest swept rate that is stable (smaller rates need
-not all be: it is reported as measured).
+**Stable** rate (the rate *trains*): every seed finished with a finite final loss that
+closes at least half the gap from ``L0`` to that seed's best final loss over the rates,
+``L <= (L0 + best) / 2``; merely ending below ``L0`` is not enough (a run at 0.026
+accuracy can). The largest stable rate of an objective is the largest swept rate that is
+stable (smaller rates need not all be: it is reported as measured).
+
+**Spikes** are counted as events: consecutive spike steps (a blow-up that lasts several
+steps) are one spike.
 """
 
 from __future__ import annotations
@@ -47,8 +52,15 @@ class RunResult:
         return capped(self.final, self.l0, self.status)
 
     @property
-    def trains(self) -> bool:
-        return self.status == "finished" and math.isfinite(self.final) and self.final < self.l0
+    def events(self) -> int:
+        """Spike events: runs of consecutive spike steps count once."""
+        steps = sorted(s for s, _ in self.spikes)
+        return sum(1 for i, s in enumerate(steps) if i == 0 or s > steps[i - 1] + 1)
+
+    def trains(self, best: float) -> bool:
+        """Finished, finite, and at least half-way from ``L0`` to ``best`` (see above)."""
+        return (self.status == "finished" and math.isfinite(self.final)
+                and self.final <= 0.5 * (self.l0 + best))
 
 
 def capped(final: float, l0: float, status: str = "finished") -> float:
@@ -144,11 +156,13 @@ def summarize(results: list[RunResult]) -> list[Summary]:
             if len(sweep) == len(lrs):  # a seed missing a rate has no comparable sensitivity
                 sens[s] = lr_sensitivity(sweep, rs[0].l0)
                 best[s] = min(sweep.values())
-        stable = [lr for lr in lrs if all(by[lr, s].trains for s in seeds if (lr, s) in by)]
+        floor = {s: min(by[lr, s].capped for lr in lrs if (lr, s) in by) for s in seeds}
+        stable = [lr for lr in lrs if all(by[lr, s].trains(floor[s]) for s in seeds
+                                          if (lr, s) in by)]
         out.append(Summary(obj, qk, lrs, losses, sens, best, max(stable) if stable else None,
-                           sum(len(r.spikes) for r in rs),
+                           sum(r.events for r in rs),
                            sum(r.status == "diverged" for r in rs), len(rs),
-                           not any(r.trains for r in rs)))
+                           not any(r.trains(floor[r.cell.seed]) for r in rs)))
     for s in out:
         ce = next((c for c in out if c.qk == s.qk and c.objective == "ce"), None)
         if ce is not None and s is not ce:

@@ -45,7 +45,7 @@ def test_capped_counts_a_diverged_run_as_the_initial_loss():
 
 def _r(obj, lr, seed, final, status="finished", spikes=0, qk=False):
     return RunResult(Cell(obj, lr, qk, seed), Path(f"{obj}-{lr}-{seed}"), status, final,
-                     math.log(256), [(10 + i, 2.0) for i in range(spikes)])
+                     math.log(256), [(10 + 5 * i, 2.0) for i in range(spikes)])
 
 
 def test_summary_counts_stability_spikes_divergence_and_gives_paired_verdicts():
@@ -80,3 +80,15 @@ def test_an_objective_that_never_trains_is_flagged():
     res = [_r("ce", 1e-3, 0, 2.0), _r("tfsd", 1e-3, 0, math.nan, "diverged")]
     ce, tfsd = summarize(res)
     assert tfsd.never_trains and not ce.never_trains and tfsd.largest_stable is None
+
+
+def test_spike_steps_in_a_row_are_one_event_and_stable_means_half_way_down():
+    r = RunResult(Cell("tfsd", 0.3, False, 0), Path("x"), "finished", 5.3, math.log(256),
+                  [(21, 2.0), (22, 2.4), (23, 3.0), (40, 1.6)])
+    assert r.events == 2
+    L0 = math.log(256)
+    assert r.trains(best=1.9) is False  # below L0 = 5.545, but not half-way to 1.9
+    assert RunResult(Cell("ce", 0.03, False, 0), Path("y"), "finished", 3.3, L0).trains(1.9)
+    res = [_r("ce", 1e-2, 0, 2.0), _r("ce", 3e-1, 0, 5.3), _r("ce", 3e-2, 0, 3.3)]
+    (ce,) = summarize(res)
+    assert ce.largest_stable == 3e-2  # 5.3 < L0 is not training

@@ -86,7 +86,7 @@ def _table(root: Path, results):
             html.Td(rid), html.Td(r.cell.objective), html.Td(f"{r.cell.lr:g}"),
             html.Td("on" if r.cell.qk else "off"), html.Td(r.cell.seed),
             html.Td(r.status, className=f"status-{r.status}"), html.Td(_fmt(r.final)),
-            html.Td(len(r.spikes)),
+            html.Td(r.events),
             html.Td(dcc.Link("vs CE", href=href) if href else "")]))
     return html.Table([html.Thead(head), html.Tbody(rows)], id="sweep-table")
 
