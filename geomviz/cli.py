@@ -132,8 +132,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _parse_list(text: str, cast=str, flag: str | None = None) -> list:
     """A comma-separated list; with ``flag``, an empty list or a repeated item is an error."""
+    parts = [t.strip() for t in text.split(",")]
+    if flag is not None and any(not t for t in parts) and any(parts):
+        raise UserError(f"{flag} {text!r} has an empty item")
     try:
-        items = [cast(t.strip()) for t in text.split(",") if t.strip()]
+        items = [cast(t) for t in parts if t]
     except ValueError:
         raise UserError(f"cannot parse the list {text!r}") from None
     if flag is not None:

@@ -18,20 +18,19 @@ __all__ = ["add_grid_commands"]
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
-    from .study.runner import preset_config, preset_plan, run_study
+    from .study.runner import check_study, preset_plan, run_study
     from .training.resume import make_folder
 
     plan = preset_plan(args.preset)
-    seeds = _parse_list(args.seeds, int, flag="--seeds") if args.seeds else None
-    objectives = _parse_list(args.objectives, flag="--objectives") if args.objectives \
-        else list(plan.objectives)
+    seeds = _parse_list(args.seeds, int, flag="--seeds") if args.seeds is not None else None
+    objectives = _parse_list(args.objectives, flag="--objectives") \
+        if args.objectives is not None else list(plan.objectives)
     formats = parse_formats(args.format)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
                                    ("ood_dir", args.ood_dir), ("data_path", args.data_path),
                                    ("device", args.device), ("progress", args.progress))
                  if v is not None}
-    for _, extra in plan.parts or ((None, {}),):  # bad values fail before any folder is made
-        preset_config(args.preset, {**extra, **overrides})
+    check_study(args.preset, seeds, objectives, overrides)  # before any folder is made
     make_folder(args.out)
     res = run_study(args.preset, seeds, args.out, objectives, overrides, tuple(formats),
                     args.width, args.scale, shlex.join(["geomviz", *args.argv]))

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import StoreError, open_run, warn_skipped
+from ..store import RunLock, StoreError, open_run, warn_skipped
 from ..training.config import ConfigError, TrainConfig, resolve_config
 
 __all__ = ["PRESETS", "STUDY_OBJECTIVES", "PRESET_PLANS", "StudyResult", "preset_config",
-           "preset_plan", "train_grid", "run_study"]
+           "preset_plan", "check_study", "train_grid", "run_study"]
 
 STUDY_OBJECTIVES = ("ce", "metric_ce", "tfsd", "label_smoothing", "logitnorm", "ce_zloss")
 LM_OBJECTIVES = ("ce", "metric_ce", "tfsd", "tfsd_scaled", "label_smoothing", "ce_zloss")
@@ -127,8 +127,10 @@ def preset_config(preset: str, overrides: dict | None = None) -> TrainConfig:
 
 
 def _differences(stored: dict, cfg: TrainConfig) -> list[str]:
-    want = dataclasses.asdict(cfg)
-    return [k for k in want if k not in _IRRELEVANT and stored.get(k) != want[k]]
+    """Fields whose stored value differs; a field the run predates compares as its default
+    (a field is added with the default that keeps the earlier behaviour)."""
+    want, defaults = dataclasses.asdict(cfg), dataclasses.asdict(TrainConfig())
+    return [k for k in want if k not in _IRRELEVANT and stored.get(k, defaults[k]) != want[k]]
 
 
 def _plan(cfg: TrainConfig) -> str:
@@ -149,11 +151,32 @@ def _plan(cfg: TrainConfig) -> str:
                           "use another --out or move that run away")
     if meta["status"] == "finished":
         return "reuse"
-    if meta["status"] in ("crashed", "running") and (out / "checkpoint.pt").exists():
-        if meta["status"] == "running":
-            raise StoreError(f"{out} is still being written by another process")
+    if meta["status"] in ("crashed", "running"):
+        RunLock(out).release()  # a live writer: one line naming its pid
+        # dead writer: continue from the checkpoint, or restart (resume without one)
         return "resume"
     raise StoreError(f"{out} holds a {meta['status']} run; move it away to retrain")
+
+
+def check_study(preset: str, seeds: list[int] | None, objectives: list[str] | None,
+                overrides: dict | None = None) -> None:
+    """Everything about a study that can fail without work: preset, parts, seeds,
+    objectives and each run's config (names, data paths). Raises ConfigError."""
+    from ..training.train import check_objective
+
+    plan = preset_plan(preset)
+    seeds = list(plan.seeds) if seeds is None else seeds
+    objectives = list(plan.objectives) if objectives is None else objectives
+    if not seeds or not objectives:
+        raise ConfigError("a study needs at least one seed and one objective")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds must be >= 0, got {min(seeds)}")
+    _no_repeats(objectives, "objective")
+    _no_repeats(seeds, "seed")
+    for _, extra in plan.parts or ((None, {}),):
+        base = preset_config(preset, {**extra, **(overrides or {})})
+        for o in objectives:
+            check_objective(dataclasses.replace(base, objective=o))
 
 
 def _no_repeats(items: list, what: str) -> None:

@@ -106,6 +106,8 @@ class TrainConfig:
             if not cond:
                 raise ConfigError(msg)
 
+        need(bool(str(self.out).strip()), "out is empty: name a run folder")
+
         for name in ("epochs", "batch_size", "eval_batch_size", "flush_every", "feature_dim",
                      "width", "seq_len", "train_tokens", "test_tokens", "concepts",
                      "max_synonyms", "block_size", "vocab_size", "probe_every"):

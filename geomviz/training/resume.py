@@ -57,6 +57,8 @@ def config_diff(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
 def make_folder(path: str | Path, flag: str = "--out") -> Path:
     """Create the output folder ``path`` or say in one line why it cannot be used: a
     file, under a file, not writable, not creatable (``/proc/x``)."""
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty: name a folder")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file, not a folder")

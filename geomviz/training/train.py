@@ -144,6 +144,9 @@ def check_objective(cfg: TrainConfig) -> None:
         raise ConfigError(f"--dataset {cfg.dataset} is token sequences: use --model gpt (or auto)")
     if cfg.tie_embeddings and not tokens:
         raise ConfigError("--tie-embeddings needs the gpt model (a token dataset)")
+    for flag, path in (("--data-path", cfg.data_path), ("--ood-data-path", cfg.ood_data_path)):
+        if cfg.dataset == "text" and path is not None and not Path(path).is_file():
+            raise ConfigError(f"{flag} {path} is not a file")
 
 
 def objective_name(cfg: TrainConfig, num_classes: int) -> str:

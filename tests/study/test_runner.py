@@ -114,3 +114,49 @@ def test_a_preset_with_parts_trains_each_and_writes_one_report(tmp_path, monkeyp
     assert "| C1: CE explodes the feature norm (radial explosion) | gaussians, fast:" in text
     assert "(figures/gaussians_fast/norm_growth.html)" in text
     assert "### Results (mean ± sd over seeds)" in text
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--preset", "noise", "--seeds="], "--seeds must name at least one"),
+    (["--preset", "noise", "--objectives="], "--objectives must name at least one"),
+    (["--preset", "hierarchy", "--objectives", "bogus"], "unknown objective 'bogus'"),
+    (["--preset", "lm-text", "--data-path", "/nonexist"], "--data-path /nonexist is not a file"),
+    (["--preset", "mnist1d", "--seeds", "-1"], "--seeds must be >= 0"),
+    (["--preset", "mnist1d", "--seeds", "0,,1"], "has an empty item"),
+])
+def test_bad_study_input_is_one_line_before_any_folder(tmp_path, capsys, argv, says):
+    out = tmp_path / "s"
+    assert main(["study", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["study", "--preset", "mnist1d", "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+
+
+def test_runs_from_before_a_field_existed_are_reused_and_dead_runs_restart(tmp_path,
+                                                                            monkeypatch):
+    import json
+
+    from geomviz.study.runner import _plan, train_grid
+    from tests.helpers import set_meta_raw
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    base = preset_config("gaussians", {"epochs": 1, "snapshots": 0, "progress": False})
+    grid = train_grid(base, ["ce"], [0], tmp_path / "runs")
+    run = grid.runs[0]
+    with open_run(run) as r:
+        meta = r.meta
+    # a run stored before label_noise and class_groups were config fields
+    old = {k: v for k, v in meta["config"].items() if k not in ("label_noise", "class_groups")}
+    set_meta_raw(run, "config", json.dumps(old))
+    cfg = dataclasses.replace(base, objective="ce", seed=0, out=str(run))
+    assert _plan(cfg) == "reuse"
+    # killed before its first checkpoint: restarted in place, not refused
+    set_meta_raw(run, "status", json.dumps("running"))
+    (run / "checkpoint.pt").unlink()
+    assert _plan(cfg) == "resume"
+    again = train_grid(base, ["ce"], [0], tmp_path / "runs", reuse=True)
+    assert again.trained == [run]
+    with open_run(run) as r:
+        assert r.meta["status"] == "finished"
