@@ -225,6 +225,9 @@ def _scalar(key: str, kind: type, value: Any) -> Any:
     return out
 
 
+_ON_OFF = ("class_groups", "fused")  # string fields whose values include "on" and "off"
+
+
 def _coerce(key: str, value: Any) -> Any:
     """``value`` as the declared type of field ``key`` (``X | None`` accepts None)."""
     hint = _TYPES[key]
@@ -235,6 +238,8 @@ def _coerce(key: str, value: Any) -> Any:
         raise ConfigError(f"config key {key}: cannot be empty (null)")
     if type(None) in args:  # X | None
         hint = next(a for a in args if a is not type(None))
+    if key in _ON_OFF and isinstance(value, bool):  # YAML reads on/off as booleans
+        value = "on" if value else "off"
     origin = typing.get_origin(hint)
     if origin is list:
         if isinstance(value, str):  # a flag: "8,9"

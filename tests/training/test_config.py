@@ -144,3 +144,12 @@ def test_cli_bad_label_noise_or_groups_is_one_line_and_exit_2(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and err.count("\n") == 0
     assert not (tmp_path / "run").exists()  # caught before any work
+
+
+def test_yaml_on_off_booleans_mean_on_and_off(tmp_path):
+    from geomviz.training.config import load_config_file
+
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: gaussians_hier\nclass_groups: on\nfused: off\n")
+    cfg = resolve_config(load_config_file(p))
+    assert (cfg.class_groups, cfg.fused) == ("on", "off")
