@@ -21,7 +21,7 @@ __all__ = ["PRESETS", "STUDY_OBJECTIVES", "PRESET_PLANS", "StudyResult", "preset
            "preset_plan", "check_study", "train_grid", "run_study"]
 
 STUDY_OBJECTIVES = ("ce", "metric_ce", "tfsd", "label_smoothing", "logitnorm", "ce_zloss")
-LM_OBJECTIVES = ("ce", "metric_ce", "tfsd", "tfsd_scaled", "label_smoothing", "ce_zloss")
+LM_OBJECTIVES = ("ce", "metric_ce", "tfsd", "label_smoothing", "ce_zloss")
 
 PRESETS: dict[str, dict] = {
     # CPU, minutes: digits 8 and 9 held out as the OOD split

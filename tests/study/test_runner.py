@@ -76,7 +76,7 @@ def test_lm_presets_and_their_plans(tmp_path, capsys):
     cfg = preset_config("lm-synonyms")
     assert (cfg.dataset, cfg.model) == ("synonyms", "gpt")
     assert preset_plan("lm-synonyms").objectives == LM_OBJECTIVES == (
-        "ce", "metric_ce", "tfsd", "tfsd_scaled", "label_smoothing", "ce_zloss")
+        "ce", "metric_ce", "tfsd", "label_smoothing", "ce_zloss")
     assert preset_plan("lm-synonyms").seeds == (0, 1, 2)
     with pytest.raises(ConfigError, match="needs --data-path"):
         preset_config("lm-text")
