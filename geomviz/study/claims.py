@@ -209,6 +209,10 @@ def claim_rows(parts: list[Part]) -> dict[str, list[Row]]:
     return out
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def claims_table(parts: list[Part], extra: dict[str, list[Row]] | None = None) -> str:
     """Markdown table C1–C8; ``extra`` adds rows measured elsewhere (e.g. a sweep)."""
     rows = claim_rows(parts)
@@ -223,8 +227,8 @@ def claims_table(parts: list[Part], extra: dict[str, list[Row]] | None = None) -
             where = _ELSEWHERE.get(claim)
             lines.append(f"| {claim}: {text} | not tested by this preset"
                          f"{f'; see {where}' if where else ''} | – |")
-        for exp, verdict in cell:
-            lines.append(f"| {claim}: {text} | {exp} | {verdict} |")
+        for exp, verdict in cell:  # a "|" inside a cell would split the Markdown row
+            lines.append(f"| {claim}: {text} | {_cell(exp)} | {_cell(verdict)} |")
     seeds = "/".join(map(str, n)) or "0"
     note = (f"Seeds per objective: {seeds}. A verdict of better/worse needs the 95% t-interval "
             "of the mean paired difference to exclude 0; with 3 seeds (t = 4.30) the intervals "

@@ -92,6 +92,9 @@ def test_clear_but_negligible_differences_support_nothing():
     tiny = _grid("classes_structure", [0.158, 0.1585, 0.1578], [0.157, 0.1574, 0.1569])
     text = _verdict("C8", tiny)
     assert text.startswith("not supported: a clear but negligible difference") and "CI" in text
+    table = claims_table([("d", tiny)])
+    row = next(r for r in table.splitlines() if r.startswith("| C8"))
+    assert row.replace("\\|", "").count("|") == 4  # 3 cells: a "|" in the text is escaped
     big = _grid("classes_structure", [0.30, 0.31, 0.29], [0.20, 0.22, 0.21])
     assert _verdict("C8", big).startswith("**refuted**")
     flat = _grid("classes_ratio", [0.900, 0.901, 0.902], [0.890, 0.892, 0.891])  # 1.1%
