@@ -347,7 +347,9 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
             continue
         if cfg.seed not in bundles:
             bundles[cfg.seed] = load_bundle(cfg)
-        print(f"== {run_name(cell)}{' (resumed)' if plan == 'resume' else ''}", flush=True)
+        note = "" if plan != "resume" else " (resumed)" if (out / "checkpoint.pt").exists() \
+            else " (restarted: its writer died before the first checkpoint)"
+        print(f"== {run_name(cell)}{note}", flush=True)
         try:
             train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])
         except Diverged as e:

@@ -192,7 +192,8 @@ def test_rates_whose_run_names_coincide_are_refused(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "same run name" in err[0] and not out.exists()
 
 
-def test_a_run_killed_before_its_first_checkpoint_is_restarted(tmp_path, monkeypatch):
+def test_a_run_killed_before_its_first_checkpoint_is_restarted(tmp_path, monkeypatch,
+                                                               capsys):
     import dataclasses
     import os
     import subprocess
@@ -219,6 +220,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_restarted(tmp_path, monkeyp
         train_sweep(base, ["ce"], [1e-2], [0], [False], tmp_path / "runs")
     lock.release()
     grid = train_sweep(base, ["ce"], [1e-2], [0], [False], tmp_path / "runs")
+    assert "(restarted: its writer died" in capsys.readouterr().out
     assert [p.name for p in grid.trained] == ["ce-lr0.01-qkoff-s0"]
     assert open_run(run).meta["status"] == "finished"
 
