@@ -113,7 +113,7 @@ def parse_items(text: str, flag: str, cast=str) -> list:
     if not any(items):
         raise ConfigError(f"{flag} must name at least one")
     if not all(items):
-        raise ConfigError(f"{flag}: empty item in {text!r} (give e.g. 0,1)")
+        raise ConfigError(f"{flag}: empty item in {text!r} (separate items by single commas)")
     try:
         out = [cast(t) for t in items]
     except ValueError:
