@@ -34,6 +34,10 @@ def lr_sensitivity(results, title: str = "Final loss against learning rate"):
 
     if not results:
         raise ValueError("no sweep runs to plot")
+    bad = next((r for r in results if not (np.isfinite(r.cell.lr) and r.cell.lr > 0)), None)
+    if bad is not None:  # a NaN rate matches no rate: empty seed bands, on a log axis
+        raise ValueError(f"{bad.folder.name}: learning rate {bad.cell.lr!r} is not a finite "
+                         "number > 0")
     qks = sorted({r.cell.qk for r in results})
     names = _order(results)
     colors = objective_colors(names)

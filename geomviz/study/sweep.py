@@ -18,16 +18,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import StoreError, open_run
+from ..store import STORE_FILE, RunLock, RunLocked, StoreError, open_run
 from ..training.config import ConfigError, TrainConfig, resolve_config
-from .runner import _differences, _no_repeats, _plan
+from .runner import _IRRELEVANT, _differences, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
-           "run_name", "sweep_config", "check_grid", "train_sweep", "MANIFEST"]
+           "parse_items", "run_name", "sweep_config", "check_grid", "train_sweep", "MANIFEST"]
 
 SWEEP_OBJECTIVES = ("ce", "ce_zloss", "tfsd", "metric_ce")
 MANIFEST = "sweep.json"
@@ -71,6 +72,7 @@ class SweepGrid:
     reused: list[Path] = field(default_factory=list)
     diverged: list[Path] = field(default_factory=list)  # this call's new divergences
     skipped: list[Path] = field(default_factory=list)  # unreadable stores (warned)
+    earlier: list[Path] = field(default_factory=list)  # runs of earlier grids (merged)
     train_seconds: float = 0.0
 
 
@@ -100,7 +102,25 @@ def parse_onoff(text: str) -> list[bool]:
     if not items or bad:
         raise ConfigError(f"--qk-layernorm takes on, off or on,off; got {text!r}")
     out = [table[t] for t in items]
-    _no_repeats(out, "--qk-layernorm value")
+    _no_repeats(["on" if v else "off" for v in out], "--qk-layernorm value")
+    return out
+
+
+def parse_items(text: str, flag: str, cast=str) -> list:
+    """A comma-separated CLI list: an empty item (``0,,1``, ``ce,``), an unparsable one
+    or a repeat is one line (``_parse_list`` in the CLI drops empty items silently)."""
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
+        raise ConfigError(f"{flag} must name at least one")
+    if not all(items):
+        raise ConfigError(f"{flag}: empty item in {text!r} (separate items by single commas)")
+    try:
+        out = [cast(t) for t in items]
+    except ValueError:
+        raise ConfigError(f"{flag}: cannot parse the list {text!r}") from None
+    dup = next((x for i, x in enumerate(out) if x in out[:i]), None)
+    if dup is not None:
+        raise ConfigError(f"{flag} lists {dup!r} twice")
     return out
 
 
@@ -114,21 +134,137 @@ def sweep_config(preset: str | None, overrides: dict | None = None) -> tuple[Tra
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(SWEEP_PRESETS)}")
     p = SWEEP_PRESETS.get(preset, {}) if preset else {}
     values = {**p.get("config", {}), **(overrides or {})}
-    return resolve_config({}, values), {k: v for k, v in p.items() if k != "config"}
+    cfg = resolve_config({}, values)
+    if preset and preset.endswith("-gpu") and cfg.device in ("auto", "cpu"):
+        import torch
+
+        if cfg.device == "cpu" or not torch.cuda.is_available():
+            print(f"warning: the {preset} preset is sized for a GPU; on this CPU it will take "
+                  "hours (lm-spikes is the CPU one)", file=sys.stderr)
+    return cfg, {k: v for k, v in p.items() if k != "config"}
+
+
+_PER_CELL = ("objective", "lr", "qk_layernorm", "seed")
+
+
+def _base_of(config: dict) -> dict:
+    """The fields of a run's config that every cell of one grid shares (JSON-normalised)."""
+    return json.loads(json.dumps({k: v for k, v in config.items()
+                                  if k not in _IRRELEVANT and k not in _PER_CELL}))
+
+
+def _read_manifest(root: Path) -> dict | None:
+    path = root / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        m = json.loads(path.read_text())
+        if not isinstance(m, dict) or not isinstance(m.get("runs"), dict):
+            raise ValueError("no 'runs' table")
+        for c in m["runs"].values():
+            Cell(str(c["objective"]), float(c["lr"]), bool(c["qk"]), int(c["seed"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path} cannot be read ({str(e).splitlines()[0][:120]}); move it "
+                          "away or use another --out") from None
+    return m
+
+
+def _stored_base(root: Path, manifest: dict) -> dict | None:
+    """The base config of the grid already in ``root``: the manifest's, else (a manifest
+    from before it recorded one) that of its first readable run."""
+    if isinstance(manifest.get("config"), dict):
+        return manifest["config"]
+    for name in manifest["runs"]:
+        folder = root / name
+        if (folder / STORE_FILE).exists() and _inside(folder, root):
+            try:
+                with open_run(folder) as run:
+                    cfg = run.meta.get("config")
+            except StoreError:
+                continue
+            if isinstance(cfg, dict):
+                return _base_of(cfg)
+    return None
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    return folder.resolve().is_relative_to(root.resolve())
+
+
+def check_manifest(base: TrainConfig, root: str | Path) -> dict | None:
+    """The manifest already in ``root`` (None when there is none), refused in one line when
+    it cannot be read or its grid was trained with another base config: a new grid is
+    merged into it only when the two share everything but the swept axes."""
+    root = Path(root)
+    m = _read_manifest(root)
+    if m is None:
+        return None
+    old, new = _stored_base(root, m), _base_of(dataclasses.asdict(base))
+    if old is not None:
+        diff = sorted(k for k in new if k in old and old[k] != new[k])
+        if diff:
+            raise ConfigError(f"{root} holds a sweep trained with another config "
+                              f"({', '.join(diff[:6])} differ); use another --out")
+    return m
+
+
+def _check_data(base: TrainConfig) -> None:
+    """What can fail cheaply before any folder is written: the device and data paths."""
+    from ..training.train import select_device
+
+    select_device(base.device)
+    if base.dataset == "text":
+        path = Path(base.data_path or "")
+        if not base.data_path:
+            raise ConfigError("--dataset text needs --data-path (a UTF-8 text file)")
+        if not path.is_file():
+            raise ConfigError(f"--data-path {path} is not a file")
+    if base.dataset in ("cifar10", "cifar100", "svhn") and not (
+            base.data_dir and Path(base.data_dir).is_dir()):
+        raise ConfigError(f"--dataset {base.dataset} needs --data-dir, the folder holding its "
+                          "files")
+    if base.ood_dir and not Path(base.ood_dir).is_dir():
+        raise ConfigError(f"--ood-dir {base.ood_dir} is not a folder")
 
 
 def _plan_cell(cfg: TrainConfig) -> str:
-    """:func:`.runner._plan`, except that a diverged run of the same config is a result."""
+    """:func:`.runner._plan`, except that a diverged run of the same config is a result,
+    and a run whose writer is dead (its ``run.lock`` flock is free: the OS drops it with
+    the process, ``kill -9`` included) is resumed, from scratch when it crashed before its
+    first checkpoint (as ``geomviz train --resume``), whatever its heartbeat says."""
     out = Path(cfg.out)
-    if (out / "run.sqlite").exists():
+    if (out / STORE_FILE).exists():
         try:
             with open_run(out) as run:
                 meta = run.meta
         except StoreError:
             meta = None  # _plan warns and skips it
-        if meta and meta["status"] == "diverged" and not _differences(meta["config"], cfg):
+        same = meta is not None and not _differences(meta.get("config") or {}, cfg)
+        if same and meta["status"] == "diverged":
             return "reuse"
+        if same and meta["status"] in ("running", "crashed"):
+            try:
+                RunLock(out).release()
+            except RunLocked:
+                raise StoreError(f"{out} is still being written by another process") from None
+            return "resume"
     return _plan(cfg)
+
+
+def _manifest(old: dict | None, base: TrainConfig, cells: list[Cell]) -> dict:
+    """This grid's manifest merged into ``old``: the axes and runs of both."""
+    runs = dict((old or {}).get("runs", {}))
+    runs.update({run_name(c): dataclasses.asdict(c) for c in cells})
+    all_cells = [Cell(c["objective"], float(c["lr"]), bool(c["qk"]), int(c["seed"]))
+                 for c in runs.values()]
+
+    def axis(key):
+        return list(dict.fromkeys(getattr(c, key) for c in all_cells))
+
+    return {"objectives": axis("objective"), "lrs": sorted(axis("lr")),
+            "seeds": sorted(axis("seed")), "qk_layernorm": sorted(axis("qk")),
+            "dataset": base.dataset, "config": _base_of(dataclasses.asdict(base)),
+            "runs": runs}
 
 
 def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
@@ -146,6 +282,13 @@ def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds
         raise ConfigError("every learning rate must be a finite number > 0")
     if base.dataset not in ("synonyms", "text") and any(qks):
         raise ConfigError("--qk-layernorm on needs the gpt model (a token dataset)")
+    names: dict[str, float] = {}
+    for lr in lrs:  # run names print the rate with 6 digits: two rates must not share one
+        name = run_name(Cell("x", float(lr), False, 0))
+        if name in names:
+            raise ConfigError(f"the learning rates {names[name]!r} and {lr!r} give the same "
+                              f"run name (lr{lr:g}); give rates that differ in 6 digits")
+        names[name] = lr
     cells = [Cell(o, float(lr), bool(q), int(s)) for q in qks for o in objectives
              for lr in lrs for s in seeds]
     cfgs = [dataclasses.replace(base, objective=c.objective, lr=c.lr, qk_layernorm=c.qk,
@@ -155,6 +298,8 @@ def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds
     for cfg in cfgs:
         cfg.validate()
         check_objective(cfg)
+    _check_data(base)
+    check_manifest(base, root)
     return cells, cfgs
 
 
@@ -167,17 +312,29 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
 
     root = Path(root)
     cells, cfgs = check_grid(base, objectives, lrs, seeds, qks, root)
+    old = check_manifest(base, root)
     plans = [_plan_cell(c) for c in cfgs]
+    bundles: dict[int, object] = {}
+    first = next((c for c, p in zip(cfgs, plans, strict=True) if p in ("train", "resume")),
+                 None)
+    if first is not None:  # the data loads (or fails in one line) before anything is written
+        bundles[first.seed] = load_bundle(first)
     for cfg, plan in zip(cfgs, plans, strict=True):
         if plan == "train":
             check_out(cfg)
     grid = SweepGrid(root)
     root.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST).write_text(json.dumps({
-        "objectives": objectives, "lrs": [float(x) for x in lrs], "seeds": seeds,
-        "qk_layernorm": qks, "dataset": base.dataset,
-        "runs": {run_name(c): dataclasses.asdict(c) for c in cells}}, indent=1))
-    bundles: dict[int, object] = {}
+    manifest = _manifest(old, base, cells)
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(root / MANIFEST)
+    names = {run_name(c) for c in cells}
+    for name, c in manifest["runs"].items():  # earlier grids' runs: kept in the report
+        folder = root / name
+        if name not in names and (folder / STORE_FILE).exists() and _inside(folder, root):
+            grid.cells[folder] = Cell(c["objective"], float(c["lr"]), bool(c["qk"]),
+                                      int(c["seed"]))
+            grid.earlier.append(folder)
     t0 = time.perf_counter()
     for cell, cfg, plan in zip(cells, cfgs, plans, strict=True):
         out = Path(cfg.out)
@@ -190,7 +347,9 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
             continue
         if cfg.seed not in bundles:
             bundles[cfg.seed] = load_bundle(cfg)
-        print(f"== {run_name(cell)}{' (resumed)' if plan == 'resume' else ''}", flush=True)
+        note = "" if plan != "resume" else " (resumed)" if (out / "checkpoint.pt").exists() \
+            else " (restarted: its writer died before the first checkpoint)"
+        print(f"== {run_name(cell)}{note}", flush=True)
         try:
             train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])
         except Diverged as e:

@@ -159,6 +159,10 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
     lines += [f"Across the grid: {n_spikes} spikes in "
               f"{sum(bool(r.spikes) for r in results)} of {len(results)} runs, {n_div} "
               "diverged runs.", ""]
+    if grid.earlier:
+        lines += [f"This folder's sweep.json merges grids of the same base config: the report "
+                  f"covers their union, {len(grid.earlier)} of the {len(results)} runs from "
+                  "earlier calls (not in this command's grid).", ""]
     for qk in qks:
         lines += [f"## qk-layernorm {'on' if qk else 'off'}", "",
                   "Final test NLL against learning rate: mean over seeds [min, max]:", "",

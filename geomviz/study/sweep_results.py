@@ -109,15 +109,32 @@ def collect(cells: Mapping[Path, Cell]) -> list[RunResult]:
     return [r for folder, cell in cells.items() if (r := _read(Path(folder), cell))]
 
 
-def collect_root(root: str | Path) -> list[RunResult]:
-    """The grid of the sweep whose manifest is ``root/sweep.json``."""
+def collect_root(root: str | Path, within: str | Path | None = None,
+                 refused: list[str] | None = None) -> list[RunResult]:
+    """The grid of the sweep whose manifest is ``root/sweep.json``. A manifest whose
+    entries are not runs at a finite rate > 0 is one :class:`StoreError`. With ``within``
+    (the dashboard's runs folder), a run folder that resolves outside it (an absolute
+    path, ``..``, a symlink to another store) is never read: its name goes to ``refused``."""
     root = Path(root)
     try:
         manifest = json.loads((root / MANIFEST).read_text())
-        cells = {root / name: Cell(c["objective"], float(c["lr"]), bool(c["qk"]), int(c["seed"]))
+        cells = {root / name: Cell(str(c["objective"]), float(c["lr"]), bool(c["qk"]),
+                                   int(c["seed"]))
                  for name, c in manifest["runs"].items()}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise StoreError(f"{root / MANIFEST} is not a sweep manifest: {e}") from None
+    bad = next((f.name for f, c in cells.items() if not (math.isfinite(c.lr) and c.lr > 0)),
+               None)
+    if bad is not None:
+        raise StoreError(f"{root / MANIFEST} is malformed: run {bad} has a learning rate that "
+                         "is not a finite number > 0")
+    if within is not None:
+        base = Path(within).resolve()
+        inside = {f: c for f, c in cells.items() if f.resolve().is_relative_to(base)}
+        if refused is not None:
+            refused.extend(str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
+                           for f in cells if f not in inside)
+        cells = inside
     return collect({f: c for f, c in cells.items() if (f / "run.sqlite").exists()})
 
 

@@ -76,3 +76,39 @@ def test_no_sweep_is_an_explanatory_page(tmp_path):
     with app.server.test_request_context():
         page = sweep.layout()
     assert page.id == "sweep-empty" and "geomviz sweep" in str(page)
+
+
+def test_runs_outside_the_runs_folder_are_refused_unread_and_a_bad_rate_is_a_message(
+        tmp_path_factory, capsys):
+    from geomviz.dashboard import create_app
+
+    root = tmp_path_factory.mktemp("served")
+    outside = tmp_path_factory.mktemp("elsewhere")
+    runs = _sweep(root)
+    store = outside / "store"
+    store.mkdir()
+    (store / "run.sqlite").write_bytes(b"not a store: reading it would warn")
+    (runs / "tfsd-lr0.3-qkoff-s0").symlink_to(store, target_is_directory=True)
+    manifest = json.loads((runs / MANIFEST).read_text())
+    manifest["runs"]["tfsd-lr0.3-qkoff-s0"] = {"objective": "tfsd", "lr": 0.3, "qk": False,
+                                                "seed": 0}
+    manifest["runs"][str(store)] = {"objective": "ce", "lr": 0.3, "qk": False, "seed": 0}
+    (runs / MANIFEST).write_text(json.dumps(manifest))
+    app = create_app(root)
+    from geomviz.dashboard.pages import sweep
+
+    client = app.server.test_client()
+    assert client.get("/sweep?s=mysweep/runs").status_code == 200
+    with app.server.test_request_context():
+        page = sweep.layout()
+    text = str(page)
+    assert "2 run(s) of this sweep lie outside" in text and "tfsd-lr0.3-qkoff-s0" in text
+    assert len(page.children[3].children.children[1].children) == len(CELLS)
+    assert "skipping" not in capsys.readouterr().out  # the outside store was never opened
+
+    manifest["runs"]["ce-lr0.001-qkoff-s0"]["lr"] = float("nan")  # json writes NaN
+    (runs / MANIFEST).write_text(json.dumps(manifest))
+    assert client.get("/sweep?s=mysweep/runs").status_code == 200
+    with app.server.test_request_context():
+        page = sweep.layout()
+    assert page.id == "sweep-error" and "malformed" in str(page)

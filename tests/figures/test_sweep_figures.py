@@ -65,3 +65,10 @@ def test_instability_panels_at_one_rate():
     assert "step" in fig.layout.xaxis2.title.text
     with pytest.raises(ValueError):
         instability(RES, 0.5)
+
+
+@pytest.mark.parametrize("lr", [math.nan, math.inf, 0.0, -1e-3])
+def test_a_rate_that_is_not_finite_and_positive_is_one_line(lr):
+    with pytest.raises(ValueError, match="not a finite number > 0") as e:
+        lr_sensitivity([*RES, _r("ce", lr, 0, 2.0)])
+    assert len(str(e.value).splitlines()) == 1

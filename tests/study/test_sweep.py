@@ -3,6 +3,7 @@ crash; a rerun reuses every run; the report and figures are built; bad input is 
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,144 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()  # caught before any work
+
+
+# --- a sweep that is refused, or a new grid in an old folder, never loses the old one ---
+
+def _copy(swept, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(swept[0], out, symlinks=True)
+    return out, (out / "runs" / MANIFEST).read_text()
+
+
+def _unchanged(out, before, extra=()):
+    assert (out / "runs" / MANIFEST).read_text() == before
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert names == sorted([*json.loads(before)["runs"], MANIFEST, *extra])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_refused_device_leaves_the_existing_sweep_alone(swept, tmp_path, capsys):
+    out, before = _copy(swept, tmp_path)
+    code = main(["sweep", "--dataset", "gaussians", "--epochs", "1", "--seeds", "7",
+                 "--objectives", "ce", "--lrs", "0.5", "--out", str(out), "--device", "cuda"])
+    err = capsys.readouterr()
+    assert code == 2 and "CUDA is not available" in err.err and "==" not in err.out
+    _unchanged(out, before)
+
+
+@pytest.mark.parametrize("kind", ["missing", "dir", "short"])
+def test_bad_text_data_leaves_the_existing_sweep_alone(swept, tmp_path, capsys, kind):
+    out, before = _copy(swept, tmp_path)
+    path = tmp_path / "data.txt"
+    if kind == "dir":
+        path.mkdir()
+    elif kind == "short":
+        path.write_text("too short")
+    base, _ = sweep_config(None, {**TINY, "dataset": "text", "data_path": str(path)})
+    with pytest.raises(Exception) as e:
+        train_sweep(base, ["ce"], [0.5], [7], [False], out / "runs")
+    assert type(e.value).__name__ in ("ConfigError", "DataError", "StoreError")
+    _unchanged(out, before)
+    code = main(["sweep", "--dataset", "text", "--data-path", str(path), "--seeds", "7",
+                 "--objectives", "ce", "--lrs", "0.5", "--out", str(out), "--epochs", "1"])
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    _unchanged(out, before)
+
+
+def test_an_image_dataset_without_its_folder_is_refused_before_any_work(swept, tmp_path):
+    out, before = _copy(swept, tmp_path)
+    base, _ = sweep_config(None, {"dataset": "cifar10", "epochs": 1})
+    with pytest.raises(ConfigError, match="needs --data-dir"):
+        train_sweep(base, ["ce"], [0.5], [7], [False], out / "runs")
+    _unchanged(out, before)
+
+
+def test_a_new_grid_of_the_same_config_is_merged_and_reported_as_the_union(swept, tmp_path):
+    out, before = _copy(swept, tmp_path)
+    base, _ = sweep_config(None, TINY)
+    res = run_sweep(base, ["ce"], [3e-2], [0], [False], out, ("html",), command="merge")
+    manifest = json.loads((out / "runs" / MANIFEST).read_text())
+    assert set(json.loads(before)["runs"]) < set(manifest["runs"])
+    assert "ce-lr0.03-qkoff-s0" in manifest["runs"] and manifest["lrs"] == [1e-2, 3e-2, HUGE]
+    assert len(res["results"]) == 5 and len(res["grid"].earlier) == 4
+    text = (out / "report.md").read_text()
+    assert "covers their union, 4 of the 5 runs" in text and "lr 0.03" in text
+
+
+def test_a_new_grid_of_another_config_is_refused_before_any_work(swept, tmp_path):
+    out, before = _copy(swept, tmp_path)
+    m = json.loads(before)
+    del m["config"]  # a manifest from before it recorded one: its runs' config decides
+    before = json.dumps(m)
+    (out / "runs" / MANIFEST).write_text(before)
+    code = main(["sweep", "--dataset", "synonyms", "--train-tokens", "2048", "--epochs", "1",
+                 "--objectives", "ce", "--lrs", "3e-2", "--seeds", "0", "--out", str(out)])
+    assert code == 2
+    base, _ = sweep_config(None, {**TINY, "epochs": 2})
+    with pytest.raises(ConfigError, match="another config .*epochs"):
+        train_sweep(base, ["ce"], [3e-2], [0], [False], out / "runs")
+    _unchanged(out, before)
+
+
+def test_rates_whose_run_names_coincide_are_refused(tmp_path, capsys):
+    out = tmp_path / "never"
+    code = main(["sweep", "--dataset", "gaussians", "--lrs", "1e-3,1.000001e-3",
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "same run name" in err[0] and not out.exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_restarted(tmp_path, monkeypatch,
+                                                               capsys):
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+
+    from geomviz.store import RunLock, StoreError
+    from geomviz.study.sweep import check_grid
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    base, _ = sweep_config(None, TINY)
+    _, cfgs = check_grid(base, ["ce"], [1e-2], [0], [False], tmp_path / "runs")
+    run = cfgs[0].out
+    code = ("import os, signal, sys; from geomviz.store import RunWriter; "
+            "import json; w = RunWriter(sys.argv[1], json.loads(sys.argv[2])); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    meta = json.dumps({"config": dataclasses.asdict(cfgs[0]), "objective": "ce"})
+    import geomviz
+
+    env = {**os.environ, "PYTHONPATH": str(Path(geomviz.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code, run, meta], env=env, check=False)
+    assert open_run(run).meta["status"] in ("running", "crashed")  # fresh heartbeat: running
+    lock = RunLock(run)  # a live writer: never touched
+    with pytest.raises(StoreError, match="still being written"):
+        train_sweep(base, ["ce"], [1e-2], [0], [False], tmp_path / "runs")
+    lock.release()
+    grid = train_sweep(base, ["ce"], [1e-2], [0], [False], tmp_path / "runs")
+    assert "(restarted: its writer died" in capsys.readouterr().out
+    assert [p.name for p in grid.trained] == ["ce-lr0.01-qkoff-s0"]
+    assert open_run(run).meta["status"] == "finished"
+
+
+def test_list_items_are_never_empty_and_repeats_name_the_value():
+    from geomviz.study.sweep import parse_items
+
+    assert parse_items("0, 1", "--seeds", int) == [0, 1]
+    for bad, msg in (("0,,1", "empty item"), ("ce,", "empty item"), ("", "at least one"),
+                     ("a", "cannot parse"), ("1,1", "twice")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_items(bad, "--seeds", int if bad != "ce," else str)
+    with pytest.raises(ConfigError, match="'on' is listed twice"):
+        parse_onoff("on,on")
+
+
+def test_the_gpu_preset_warns_on_a_cpu(capsys):
+    sweep_config("lm-spikes-gpu", {"device": "cpu"})
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sized for a GPU" in err[0]
+    sweep_config("lm-spikes", {"device": "cpu"})
+    assert capsys.readouterr().err == ""

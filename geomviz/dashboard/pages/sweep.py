@@ -102,19 +102,23 @@ def layout(s: str | None = None, **_):
     links = [dcc.Link(name, href="/sweep?" + urlencode({"s": name}),
                       className="sweep-pick" + (" chosen" if name == chosen else ""))
              for name in sweeps]
+    refused: list[str] = []
     try:
-        results = collect_root(root / chosen)
+        results = collect_root(root / chosen, within=root, refused=refused)
     except Exception as e:  # noqa: BLE001 - a bad manifest is a message, never a crash
         return html.Div([html.H2("Cannot show this sweep"),
                          html.P(str(e).splitlines()[0][:300])], id="sweep-error")
+    note = html.P(f"{len(refused)} run(s) of this sweep lie outside the dashboard's runs "
+                  f"folder and are not shown: {', '.join(refused)[:300]}", id="sweep-refused"
+                  ) if refused else None
     if not results:
-        return html.Div([html.H2(f"Sweep {chosen}"), html.P("No runs written yet.")],
+        return html.Div([html.H2(f"Sweep {chosen}"), note, html.P("No runs written yet.")],
                         id="sweep-empty")
     return html.Div([
         html.H2(f"Sweep {chosen}"), html.Div(links, id="sweep-list"),
         dcc.Graph(id="sweep-graph", figure=_figure(root, results)),
         html.Div(_table(root, results), id="sweep-table-box"),
-        dcc.Location(id="sweep-url", refresh=True),
+        dcc.Location(id="sweep-url", refresh=True), note,
     ])
 
 
