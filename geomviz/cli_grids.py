@@ -45,20 +45,28 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
-    from .study.sweep import SWEEP_OBJECTIVES, check_grid, parse_lrs, parse_onoff, sweep_config
+    from .study.sweep import (
+        SWEEP_OBJECTIVES,
+        check_grid,
+        parse_items,
+        parse_lrs,
+        parse_onoff,
+        sweep_config,
+    )
     from .study.sweep_report import run_sweep
     from .training.resume import make_folder
 
     base, axes = sweep_config(args.preset, {k: v for k, v in (
         ("dataset", args.dataset), ("data_path", args.data_path), ("epochs", args.epochs),
+        ("data_dir", args.data_dir), ("ood_dir", args.ood_dir),
         ("train_tokens", args.train_tokens), ("batch_size", args.batch_size),
         ("device", args.device), ("progress", args.progress)) if v is not None})
     lrs = parse_lrs(args.lrs) if args.lrs is not None else axes.get("lrs") or parse_lrs("")
-    seeds = (_parse_list(args.seeds, int, flag="--seeds") if args.seeds is not None
+    seeds = (parse_items(args.seeds, "--seeds", int) if args.seeds is not None
              else axes.get("seeds", [0, 1]))
     if any(s < 0 for s in seeds):
         raise UserError("--seeds must be >= 0")
-    objectives = (_parse_list(args.objectives, flag="--objectives") if args.objectives
+    objectives = (parse_items(args.objectives, "--objectives") if args.objectives
                   is not None else axes.get("objectives", list(SWEEP_OBJECTIVES)))
     qks = parse_onoff(args.qk_layernorm) if args.qk_layernorm is not None \
         else axes.get("qk", [False])
@@ -101,6 +109,8 @@ def add_grid_commands(sub) -> None:
     p.add_argument("--preset", help="lm-spikes (CPU, under 20 min) or lm-spikes-gpu")
     p.add_argument("--dataset", help="dataset (default: the preset's, else mnist1d)")
     p.add_argument("--data-path", help="text: the UTF-8 file")
+    p.add_argument("--data-dir", help="dataset folder (cifar10, cifar100, svhn)")
+    p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
     p.add_argument("--objectives", help="comma-separated (default ce,ce_zloss,tfsd,metric_ce)")
     p.add_argument("--lrs", help="comma-separated learning rates > 0, e.g. 1e-3,3e-3,1e-2")
     p.add_argument("--seeds", help="comma-separated (default: the preset's, else 0,1)")
