@@ -36,6 +36,24 @@ def mnist1d() -> dict:
     return out
 
 
+def _sample(g: np.random.Generator, centres: np.ndarray, n_train: int, n_test: int,
+            far_radius: float):
+    """Unit-variance draws around ``centres[C, D]`` (train, then test: labels uniform), and an
+    OOD blob of ``n_test`` points centred ``far_radius`` from the origin; draw order fixed."""
+    num_classes, dim = centres.shape
+
+    def draw(n):
+        y = g.integers(0, num_classes, n)
+        return (centres[y] + g.standard_normal((n, dim))).astype(np.float32), y
+
+    x, y = draw(n_train)
+    xt, yt = draw(n_test)
+    far = g.standard_normal(dim)
+    far *= far_radius / np.linalg.norm(far)
+    x_ood = (far + g.standard_normal((n_test, dim))).astype(np.float32)
+    return x, y, xt, yt, x_ood
+
+
 def gaussians(num_classes: int = 10, dim: int = 32, n_train: int = 4000, n_test: int = 1000,
                hard_pairs: int = 2, hard_distance: float = 1.0, far_distance: float = 6.0,
                seed: int = 0) -> dict:
@@ -53,15 +71,7 @@ def gaussians(num_classes: int = 10, dim: int = 32, n_train: int = 4000, n_test:
         direction /= np.linalg.norm(direction)
         centres[b] = centres[a] + hard_distance * direction
 
-    def draw(n):
-        y = g.integers(0, num_classes, n)
-        return (centres[y] + g.standard_normal((n, dim))).astype(np.float32), y
-
-    x, y = draw(n_train)
-    xt, yt = draw(n_test)
-    far = g.standard_normal(dim)
-    far *= 3 * far_distance / np.linalg.norm(far)
-    x_ood = (far + g.standard_normal((n_test, dim))).astype(np.float32)
+    x, y, xt, yt, x_ood = _sample(g, centres, n_train, n_test, 3 * far_distance)
     pairs = [[2 * p, 2 * p + 1] for p in range(hard_pairs)]
     return {"x": x, "y": y, "x_test": xt, "y_test": yt, "x_ood": x_ood, "hard_pairs": pairs,
             "centres": centres, "hard_distance": hard_distance, "far_distance": far_distance}
@@ -92,17 +102,8 @@ def gaussians_hier(superclasses: int = 5, per_super: int = 4, dim: int = 32,
     offsets = g.standard_normal((superclasses, per_super, dim))
     offsets *= spread / np.linalg.norm(offsets, axis=2, keepdims=True)
     centres = (supers[:, None, :] + offsets).reshape(-1, dim)  # [S·P, D]
-    num_classes = len(centres)
 
-    def draw(n):
-        y = g.integers(0, num_classes, n)
-        return (centres[y] + g.standard_normal((n, dim))).astype(np.float32), y
-
-    x, y = draw(n_train)
-    xt, yt = draw(n_test)
-    far = g.standard_normal(dim)
-    far *= 3 * super_distance / np.linalg.norm(far)
-    x_ood = (far + g.standard_normal((n_test, dim))).astype(np.float32)
+    x, y, xt, yt, x_ood = _sample(g, centres, n_train, n_test, 3 * super_distance)
     return {"x": x, "y": y, "x_test": xt, "y_test": yt, "x_ood": x_ood, "centres": centres,
             "groups": np.repeat(np.arange(superclasses), per_super),
             "group_names": [f"s{i}" for i in range(superclasses)]}
