@@ -200,7 +200,23 @@ def _number(value) -> float | None:
         else None
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Fail in one line, before any work, when the server could not listen at host:port
+    (an unknown host, a port in use or not ours to take)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as s:
+            s.bind(address)
+    except OSError as e:
+        raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.dashboard:
+        _check_listen(args.host, args.port)
     root = Path(args.runs_dir) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     args.config, args.objective_arg = None, []
     # digits 8 and 9 are held out of training: they are the OOD split the runs are scored on
@@ -310,6 +326,7 @@ def _cmd_objectives(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import create_app
 
+    _check_listen(args.host, args.port)
     app = create_app(args.folder)
     print(f"geomviz dashboard: http://{args.host}:{args.port}/ (runs in {args.folder}); "
           "Ctrl-C to stop", flush=True)

@@ -229,3 +229,20 @@ def test_build_figures_leaves_out_a_bad_store_given_directly(world, capsys):
     assert "summary_table" in figs.figures
     err = capsys.readouterr().err
     assert err.count("geomviz: warning: skipping") == 2 and "nostatus" in err
+
+
+def test_dashboard_that_cannot_listen_is_one_line_before_any_work(tmp_path, capsys):
+    import socket
+
+    from geomviz.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["dashboard", str(tmp_path), "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot serve on 127.0.0.1" in err and len(err.strip().splitlines()) == 1
+        # the demo refuses before it trains anything
+        assert main(["demo", "--runs-dir", str(tmp_path / "r"), "--port", str(port)]) == 2
+        assert not (tmp_path / "r").exists()
