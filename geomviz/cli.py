@@ -172,24 +172,35 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if not folders:
         print(f"no runs under {args.folder}")
         return 0
-    print(f"{'run':40s} {'objective':12s} {'dataset':9s} {'seed':>4s} {'status':9s} "
-          f"{'step':>6s} {'test acc':>8s} {'AUROC':>6s}")
+    def name(folder: Path) -> str:  # relative to the folder asked for: never cut
+        try:
+            return str(Path(folder).relative_to(args.folder)) or "."
+        except ValueError:
+            return str(folder)
+
+    w = max(3, *(len(name(f)) for f in folders))
+    print(f"{'run':{w}s} {'objective':12s} {'dataset':9s} {'seed':>4s} {'lr':>7s} "
+          f"{'status':9s} {'step':>6s} {'test acc':>8s} {'NLL':>6s} {'AUROC':>6s}")
     for folder in folders:
         try:  # one bad store must not hide the others: it is one warning row
             with open_run(folder) as run:
                 meta = run.meta
                 final = meta.get("final") or {}
                 acc = _number(final.get("test", {}).get("acc"))
+                nll = _number(final.get("test", {}).get("nll"))
+                lr = _number((meta.get("config") or {}).get("lr"))
                 auroc = _number(final.get("ood", {}).get("msp.auroc"))
                 steps = run.steps()
         except (StoreError, AttributeError) as e:
             why = str(e).splitlines()[0] if isinstance(e, StoreError) else "malformed metadata"
-            print(f"{str(folder)[-40:]:40s} unreadable: {why[:120]}")
+            print(f"{name(folder):{w}s} unreadable: {why[:120]}")
             continue
-        print(f"{str(folder)[-40:]:40s} {str(meta.get('objective', '?')):12s} "
+        print(f"{name(folder):{w}s} {str(meta.get('objective', '?')):12s} "
               f"{str(meta.get('dataset', '?')):9s} {str(meta.get('seed', '')):>4s} "
+              f"{'' if lr is None else f'{lr:g}':>7s} "
               f"{meta['status']:9s} {int(steps[-1]) if len(steps) else 0:>6d} "
               f"{'' if acc is None else f'{acc:.3f}':>8s} "
+              f"{'' if nll is None else f'{nll:.3f}':>6s} "
               f"{'' if auroc is None else f'{auroc:.3f}':>6s}")
     return 0
 

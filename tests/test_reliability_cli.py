@@ -193,6 +193,8 @@ def test_a_bad_store_is_one_row_or_warning_and_the_others_are_listed(world):
     assert r.returncode == 0, r.stderr
     rows = {Path(line.split()[0]).name: line for line in r.stdout.splitlines()[1:]}
     assert "finished" in rows["good"]
+    assert r.stdout.split()[:5] == ["run", "objective", "dataset", "seed", "lr"]
+    assert rows["good"].split()[0] == "good"  # relative to the folder asked for, never cut
     assert "unreadable" in rows["nostatus"] and "status is 'missing'" in rows["nostatus"]
     assert "unreadable" in rows["notjson"] and "'final' is not JSON" in rows["notjson"]
     out = root / "figs"
