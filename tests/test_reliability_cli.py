@@ -248,3 +248,14 @@ def test_dashboard_that_cannot_listen_is_one_line_before_any_work(tmp_path, caps
         # the demo refuses before it trains anything
         assert main(["demo", "--runs-dir", str(tmp_path / "r"), "--port", str(port)]) == 2
         assert not (tmp_path / "r").exists()
+
+
+def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
+    from geomviz.cli import main
+
+    out = tmp_path / "a" / "b"
+    for bad in (["--dataset", "mnist1d", "--ood-classes", "10"],
+                ["--dataset", "gaussians", "--ood-dataset", "svhn"]):
+        assert main(["train", *bad, "--epochs", "1", "--out", str(out)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not (tmp_path / "a").exists()

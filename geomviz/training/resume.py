@@ -54,9 +54,11 @@ def config_diff(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return out
 
 
-def make_folder(path: str | Path, flag: str = "--out") -> Path:
+def make_folder(path: str | Path, flag: str = "--out", keep: bool = True) -> Path:
     """Create the output folder ``path`` or say in one line why it cannot be used: a
-    file, under a file, not writable, not creatable (``/proc/x``)."""
+    file, under a file, not writable, not creatable (``/proc/x``). ``keep=False`` only
+    tries: the folders it had to create are removed again (nothing is left behind by a
+    run refused later, e.g. for its data)."""
     if not str(path).strip():
         raise ConfigError(f"{flag} is empty: name a folder")
     path = Path(path)
@@ -73,6 +75,11 @@ def make_folder(path: str | Path, flag: str = "--out") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"{flag} {path}: cannot create it ({e.strerror})") from None
+    if not keep:  # remove what was created, deepest first, up to the existing ancestor
+        made = path
+        while made != parent:
+            made.rmdir()
+            made = made.parent
     return path
 
 
@@ -84,7 +91,7 @@ def check_out(cfg: TrainConfig) -> None:
     if cfg.resume and not (out / STORE_FILE).exists() and not ckpt.exists():
         raise ConfigError(f"--resume: no {CHECKPOINT} in {out} to continue from "
                           "(and no run store)")
-    make_folder(out)
+    make_folder(out, keep=False)  # the writer creates it, once the data has loaded
     has_store = (out / STORE_FILE).exists()
     if has_store or ckpt.exists():
         RunLock(out).release()  # a live writer: one line naming its pid, before any data
