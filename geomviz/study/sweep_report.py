@@ -137,12 +137,17 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
     model = "gpt" if base.model == "auto" and base.dataset in ("synonyms", "text") else base.model
     n_div = sum(r.status == "diverged" for r in results)
     l0 = results[0].l0 if results else float("nan")
+    from ..data import TOKEN_DATASETS
+
+    shape = (f"({base.gpt_size}, width {base.feature_dim}, seq_len {base.seq_len}), "
+             f"{base.epochs} epochs of {base.train_tokens} training tokens"
+             if base.dataset in TOKEN_DATASETS else
+             f"(feature dim {base.feature_dim}), {base.epochs} epochs")
     lines = [
         "# Learning-rate sweep", "",
         f"Command: `{command}`", "",
-        f"Dataset `{base.dataset}`, model `{model}` ({base.gpt_size}, width "
-        f"{base.feature_dim}, seq_len {base.seq_len}), {base.epochs} epochs of "
-        f"{base.train_tokens} training tokens, batch {base.batch_size}, {base.optimizer}, "
+        f"Dataset `{base.dataset}`, model `{model}` {shape}, batch {base.batch_size}, "
+        f"{base.optimizer}, "
         f"warmup {base.warmup_epochs} epochs then cosine, weight decay {base.weight_decay}, "
         f"grad clip {base.grad_clip}. {len(results)} runs: {len(grid.trained)} trained in "
         f"{grid.train_seconds:.0f} s, {len(grid.reused)} reused; {n_div} diverged "
