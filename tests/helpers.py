@@ -60,3 +60,21 @@ def set_meta_raw(folder, key: str, value: str | None) -> None:
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
     con.commit()
     con.close()
+
+
+def spy_host_syncs(monkeypatch) -> list[str]:
+    """Record every call that makes a tensor's value known on the host (``.item()``,
+    ``.cpu()``, ``.tolist()``, ``.numpy()``, ``bool``, ``float``, ``int``): the list the
+    no-host-sync tests assert on."""
+    import torch
+
+    calls: list[str] = []
+    for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
+        orig = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _orig=orig, _name=name, **k):
+            calls.append(_name)
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return calls

@@ -9,6 +9,7 @@ from geomviz.store import open_run
 from geomviz.training.config import resolve_config
 from geomviz.training.train import train
 from probes.health import Health
+from tests.helpers import spy_host_syncs
 from tests.training.test_lm import T, token_bundle
 
 
@@ -68,15 +69,7 @@ def test_per_step_health_makes_no_host_sync(monkeypatch):
     head = torch.nn.Linear(16, 40)
     h = Health(gpt, head, flush_every=50, device=torch.device("cpu"), window=3)
     x = torch.randint(0, 40, (4, T))
-    calls = []
-    for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
-        orig = getattr(torch.Tensor, name)
-
-        def spy(self, *a, _orig=orig, _name=name, **k):
-            calls.append(_name)
-            return _orig(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    calls = spy_host_syncs(monkeypatch)
     for t in range(1, 6):
         h.arm(t % 2 == 0)
         loss = head(gpt.forward_features(x)).logsumexp(-1).mean()

@@ -11,6 +11,7 @@ from geomviz.objectives import create_objective
 from geomviz.store import RunWriter, open_run
 from probes import attach, select_probe_set, snapshot_steps
 from probes.snapshots import snapshot_arrays
+from tests.helpers import spy_host_syncs
 
 
 class Net(nn.Module):
@@ -46,15 +47,7 @@ def test_hooks_are_removed_even_on_error():
 def test_a_probed_step_makes_no_host_sync(monkeypatch):
     net = Net()
     x, y = _data()
-    calls = []
-    for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
-        orig = getattr(torch.Tensor, name)
-
-        def spy(self, *a, _orig=orig, _name=name, **k):
-            calls.append(_name)
-            return _orig(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    calls = spy_host_syncs(monkeypatch)
     with attach(net, every=1) as session:
         calls.clear()
         session.before_step(1, y)
