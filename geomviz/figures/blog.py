@@ -28,6 +28,33 @@ def _subplots(rows: int, cols: int, **kw):
     return make_subplots(rows=rows, cols=cols, **kw)
 
 
+def _step_grid(panels: dict[str, dict]):
+    """``(fig, row names, columns)``: a row per entry of ``panels``, a column per step
+    (titled by the first entry's ``steps``), for the manifold-style grids."""
+    names = list(panels)
+    cols = max(len(p["steps"]) for p in panels.values())
+    fig = _subplots(len(names), cols, horizontal_spacing=0.015, vertical_spacing=0.03,
+                    column_titles=[f"step {s}" for s in panels[names[0]]["steps"]],
+                    row_titles=names)
+    return fig, names, cols
+
+
+def _stepped_scale() -> list:
+    """A stepped colour scale over :data:`PALETTE`: colour index ``i`` (a number in
+    ``[-0.5, k - 0.5]``) maps to ``PALETTE[i]``, so points carry numbers, not colour strings."""
+    k = len(PALETTE)
+    return [[v, PALETTE[i]] for i in range(k) for v in (i / k, (i + 1) / k)]
+
+
+def _grid_axes(fig, ranges: list[tuple] | None) -> None:
+    """Bare axes, and column ``c``'s x/y ranges shared by every row (``ranges[c]``)."""
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
+    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False)
+    for c, rng in enumerate(ranges or [], start=1):
+        fig.update_xaxes(range=list(rng[0]), col=c)
+        fig.update_yaxes(range=list(rng[1]), col=c)
+
+
 def _finish(fig, title: str, height: int, legend: bool = True):
     fig.update_layout(template=template(), width=WIDTH, height=height, showlegend=legend,
                       title={"text": title, "y": 0.985, "yref": "container", "yanchor": "top"},
@@ -118,11 +145,7 @@ def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
     ``ranges[s]`` are the axis ranges of column ``s``: shared by the objectives, so a
     column compares them at one step (the norm figure shows the growth across steps)."""
     go = _go()
-    names = list(panels)
-    cols = max(len(p["steps"]) for p in panels.values())
-    fig = _subplots(len(names), cols, horizontal_spacing=0.015, vertical_spacing=0.03,
-                    column_titles=[f"step {s}" for s in panels[names[0]]["steps"]],
-                    row_titles=names)
+    fig, names, _ = _step_grid(panels)
     # one trace per panel and marker kind (points coloured by class): far fewer traces to
     # render than one per class and panel; the legend comes from marker-less key traces
     all_labels: set[int] = set()
@@ -133,8 +156,7 @@ def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
         ind, ood = labels >= 0, labels < 0
         # class index through a stepped colour scale: numbers, not 15k colour strings
         k = len(PALETTE)
-        scale = [[v, PALETTE[i]] for i in range(k) for v in (i / k, (i + 1) / k)]
-        colours = {"color": labels[ind] % k, "colorscale": scale, "cmin": -0.5,
+        colours = {"color": labels[ind] % k, "colorscale": _stepped_scale(), "cmin": -0.5,
                    "cmax": k - 0.5}
         for c, xy in enumerate(np.asarray(p["xy"]), start=1):
             fig.add_trace(go.Scatter(x=xy[ind, 0], y=xy[ind, 1], mode="markers",
@@ -153,11 +175,7 @@ def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
                   {"size": 8, "color": PALETTE[int(cls) % len(PALETTE)]})
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
                                  marker=marker), 1, 1)
-    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
-    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False)
-    for c, rng in enumerate(ranges or [], start=1):
-        fig.update_xaxes(range=list(rng[0]), col=c)
-        fig.update_yaxes(range=list(rng[1]), col=c)
+    _grid_axes(fig, ranges)
     fig = _finish(fig, "The manifold on a shared PCA basis", 200 + 150 * len(names))
     fig.update_layout(legend={"itemsizing": "constant"})
     return fig

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blog import SeedSeries, _band, _finish, _subplots, seed_stats
+from .blog import (
+    SeedSeries,
+    _band,
+    _finish,
+    _grid_axes,
+    _step_grid,
+    _stepped_scale,
+    _subplots,
+    seed_stats,
+)
 from .panels import PALETTE, _go
 
 __all__ = ["synonym_entropy", "tearing", "class_vectors", "REFERENCE_COLOR"]
@@ -81,13 +90,8 @@ def class_vectors(panels: dict[str, dict], ranges: list[tuple] | None = None,
     ``xy[S, K, 2]``, ``groups[K]`` and ``ids[K]`` (token ids, named by ``names``);
     ``ranges[s]`` (column ``s``) are shared by the objectives."""
     go = _go()
-    objs = list(panels)
-    cols = max(len(p["steps"]) for p in panels.values())
-    fig = _subplots(len(objs), cols, horizontal_spacing=0.015, vertical_spacing=0.03,
-                    column_titles=[f"step {s}" for s in panels[objs[0]]["steps"]],
-                    row_titles=objs)
-    k = len(PALETTE)
-    scale = [[v, PALETTE[i]] for i in range(k) for v in (i / k, (i + 1) / k)]
+    fig, objs, cols = _step_grid(panels)
+    k, scale = len(PALETTE), _stepped_scale()
     for r, obj in enumerate(objs, start=1):
         p = panels[obj]
         groups = np.asarray(p["groups"])
@@ -101,11 +105,7 @@ def class_vectors(panels: dict[str, dict], ranges: list[tuple] | None = None,
                                              "color": np.where(groups >= 0, groups, 0) % k,
                                              "colorscale": scale, "cmin": -0.5,
                                              "cmax": k - 0.5}), r, c)
-    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
-    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False)
-    for c, rng in enumerate(ranges or [], start=1):
-        fig.update_xaxes(range=list(rng[0]), col=c)
-        fig.update_yaxes(range=list(rng[1]), col=c)
+    _grid_axes(fig, ranges)
     for c in range(1, cols + 1):
         fig.update_xaxes(title_text="PC1 (vector units)", row=len(objs), col=c)
     for r in range(1, len(objs) + 1):
