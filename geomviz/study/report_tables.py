@@ -19,41 +19,37 @@ _NOISE = [("acc", "test accuracy"), ("memorised", "memorised"),
           ("grad_noisy_ratio", "flipped/clean")]
 
 
-def _table(records: list[dict], columns: list[tuple[str, str]]) -> str:
-    if not any(r.get(k) is not None for r in records for k, _ in columns[:1]):
+def _table(records: list[dict], columns: list[tuple[str, str]], caption: str) -> str:
+    """Mean ± sd per objective of ``columns`` (record key, header), then ``caption``;
+    ``''`` when no run recorded the first column (the table's defining quantity)."""
+    key = columns[0][0]
+    if not any(r.get(key) is not None for r in records):
         return ""
     lines = ["| objective | seeds | " + " | ".join(h for _, h in columns) + " |",
              "|---|---:|" + "---:|" * len(columns)]
     for obj, members in group_records(records).items():
         cells = [fmt_stat(seed_stat(r.get(k) for r in members), 3) for k, _ in columns]
         lines.append(f"| {obj} | {len(members)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", caption])
 
 
 def lm_table(records: list[dict]) -> str:
     """Entropies (nats) on synonym and determined positions against the exact law."""
-    body = _table(records, _LM)
-    if not body:
-        return ""
-    return "\n".join([
-        body, "",
-        "Test positions whose true next token is spread over a synonym set (synonym) or "
-        "fixed (determined). H(p): the training target's entropy (one-hot for CE; TFSD's "
-        "zero-anchor target), H(q): the prediction's, H(true): the exact law's; KL(true ‖ q) "
-        "averaged over all test positions; NLL floor = the law's own NLL. Mean ± sd over "
-        "seeds, nats."])
+    return _table(records, _LM,
+                  "Test positions whose true next token is spread over a synonym set (synonym) "
+                  "or fixed (determined). H(p): the training target's entropy (one-hot for CE; "
+                  "TFSD's zero-anchor target), H(q): the prediction's, H(true): the exact "
+                  "law's; KL(true ‖ q) averaged over all test positions; NLL floor = the law's "
+                  "own NLL. Mean ± sd over seeds, nats.")
 
 
 def noise_table(records: list[dict]) -> str:
     """Memorisation and feature-gradient norms of flipped vs clean training samples."""
     if not any(r.get("label_noise") for r in records):
         return ""
-    body = _table(records, _NOISE)
-    if not body:
-        return ""
-    return "\n".join([
-        body, "",
-        "memorised: the share of flipped training samples predicted with their flipped label "
-        "at the end. ‖g‖: the mean per-sample feature-gradient norm ‖∂ℓ_i/∂x_i‖ of flipped "
-        "and clean samples of the training batches, averaged over the last quarter of "
-        "training; flipped/clean is their ratio (1 = no difference)."])
+    return _table(records, _NOISE,
+                  "memorised: the share of flipped training samples predicted with their "
+                  "flipped label at the end. ‖g‖: the mean per-sample feature-gradient norm "
+                  "‖∂ℓ_i/∂x_i‖ of flipped and clean samples of the training batches, averaged "
+                  "over the last quarter of training; flipped/clean is their ratio (1 = no "
+                  "difference).")
