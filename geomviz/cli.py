@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .training.config import ConfigError, TrainConfig, load_config_file, resolve_config
+from .training.config import ConfigError, TrainConfig, load_config_file, parse_items, resolve_config
 
 DEMO_EPOCHS = 20
 SCORES = ("msp", "max_logit", "energy", "min_distance")  # metrics.confidence_scores
@@ -131,21 +131,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _parse_list(text: str, cast=str, flag: str | None = None) -> list:
-    """A comma-separated list; with ``flag``, an empty list or a repeated item is an error."""
-    parts = [t.strip() for t in text.split(",")]
-    if flag is not None and any(not t for t in parts) and any(parts):
-        raise UserError(f"{flag} {text!r} has an empty item")
+    """A comma-separated list; with ``flag``, checked as a user's list (:func:`parse_items`:
+    no empty list or item, no repeat), else empty items are dropped."""
+    if flag is not None:
+        return parse_items(text, flag, cast)
     try:
-        items = [cast(t) for t in parts if t]
+        return [cast(t.strip()) for t in text.split(",") if t.strip()]
     except ValueError:
         raise UserError(f"cannot parse the list {text!r}") from None
-    if flag is not None:
-        if not items:
-            raise UserError(f"{flag} must name at least one")
-        dup = next((x for i, x in enumerate(items) if x in items[:i]), None)
-        if dup is not None:
-            raise UserError(f"{flag} lists {dup!r} twice")
-    return items
 
 
 def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], root: Path,

@@ -48,7 +48,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study.sweep import (
         SWEEP_OBJECTIVES,
         check_grid,
-        parse_items,
         parse_lrs,
         parse_onoff,
         sweep_config,
@@ -62,11 +61,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         ("train_tokens", args.train_tokens), ("batch_size", args.batch_size),
         ("device", args.device), ("progress", args.progress)) if v is not None})
     lrs = parse_lrs(args.lrs) if args.lrs is not None else axes.get("lrs") or parse_lrs("")
-    seeds = (parse_items(args.seeds, "--seeds", int) if args.seeds is not None
+    seeds = (_parse_list(args.seeds, int, flag="--seeds") if args.seeds is not None
              else axes.get("seeds", [0, 1]))
     if any(s < 0 for s in seeds):
         raise UserError("--seeds must be >= 0")
-    objectives = (parse_items(args.objectives, "--objectives") if args.objectives
+    objectives = (_parse_list(args.objectives, flag="--objectives") if args.objectives
                   is not None else axes.get("objectives", list(SWEEP_OBJECTIVES)))
     qks = parse_onoff(args.qk_layernorm) if args.qk_layernorm is not None \
         else axes.get("qk", [False])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import STORE_FILE, RunLock, RunLocked, StoreError, open_run
-from ..training.config import ConfigError, TrainConfig, resolve_config
+from ..training.config import ConfigError, TrainConfig, parse_items, resolve_config
 from .runner import _IRRELEVANT, _differences, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
@@ -103,24 +103,6 @@ def parse_onoff(text: str) -> list[bool]:
         raise ConfigError(f"--qk-layernorm takes on, off or on,off; got {text!r}")
     out = [table[t] for t in items]
     _no_repeats(["on" if v else "off" for v in out], "--qk-layernorm value")
-    return out
-
-
-def parse_items(text: str, flag: str, cast=str) -> list:
-    """A comma-separated CLI list: an empty item (``0,,1``, ``ce,``), an unparsable one
-    or a repeat is one line (``_parse_list`` in the CLI drops empty items silently)."""
-    items = [t.strip() for t in text.split(",")]
-    if not any(items):
-        raise ConfigError(f"{flag} must name at least one")
-    if not all(items):
-        raise ConfigError(f"{flag}: empty item in {text!r} (separate items by single commas)")
-    try:
-        out = [cast(t) for t in items]
-    except ValueError:
-        raise ConfigError(f"{flag}: cannot parse the list {text!r}") from None
-    dup = next((x for i, x in enumerate(out) if x in out[:i]), None)
-    if dup is not None:
-        raise ConfigError(f"{flag} lists {dup!r} twice")
     return out
 
 

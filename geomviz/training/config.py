@@ -225,6 +225,25 @@ def _scalar(key: str, kind: type, value: Any) -> Any:
     return out
 
 
+def parse_items(text: str, flag: str, cast=str) -> list:
+    """A comma-separated list given by the user (``--seeds``, ``--objectives``): an empty
+    list, an empty item (``0,,1``, ``ce,``), an unparsable item or a repeat is one line."""
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
+        raise ConfigError(f"{flag} must name at least one")
+    if not all(items):
+        raise ConfigError(f"{flag} {text!r} has an empty item (separate items by single "
+                          "commas)")
+    try:
+        out = [cast(t) for t in items]
+    except ValueError:
+        raise ConfigError(f"{flag}: cannot parse the list {text!r}") from None
+    dup = next((x for i, x in enumerate(out) if x in out[:i]), None)
+    if dup is not None:
+        raise ConfigError(f"{flag} lists {dup!r} twice")
+    return out
+
+
 _ON_OFF = ("class_groups", "fused")  # string fields whose values include "on" and "off"
 
 
