@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import RunLock, StoreError, open_run, warn_skipped
+from ..store import RunLock, RunLocked, StoreError, open_run, warn_skipped
 from ..training.config import ConfigError, TrainConfig, resolve_config
 
 __all__ = ["PRESETS", "STUDY_OBJECTIVES", "PRESET_PLANS", "StudyResult", "preset_config",
@@ -133,9 +133,12 @@ def _differences(stored: dict, cfg: TrainConfig) -> list[str]:
     return [k for k in want if k not in _IRRELEVANT and stored.get(k, defaults[k]) != want[k]]
 
 
-def _plan(cfg: TrainConfig) -> str:
+def _plan(cfg: TrainConfig, keep_diverged: bool = False) -> str:
     """``train``, ``reuse``, ``resume`` or ``skip`` (an unreadable store, with a warning)
-    for the run folder ``cfg.out``; refuses to overwrite."""
+    for the run folder ``cfg.out``; refuses to overwrite. A run whose writer is dead (its
+    ``run.lock`` flock is free: the OS drops it with the process, ``kill -9`` included) is
+    resumed, from scratch when it died before its first checkpoint, whatever its heartbeat
+    says. ``keep_diverged``: a diverged run is a result (a sweep's), reused as is."""
     out = Path(cfg.out)
     if not (out / "run.sqlite").exists():
         return "train"
@@ -149,12 +152,14 @@ def _plan(cfg: TrainConfig) -> str:
     if diff:
         raise ConfigError(f"{out} was trained with a different config ({', '.join(diff)}); "
                           "use another --out or move that run away")
-    if meta["status"] == "finished":
+    if meta["status"] == "finished" or (keep_diverged and meta["status"] == "diverged"):
         return "reuse"
     if meta["status"] in ("crashed", "running"):
-        RunLock(out).release()  # a live writer: one line naming its pid
-        # dead writer: continue from the checkpoint, or restart (resume without one)
-        return "resume"
+        try:
+            RunLock(out).release()
+        except RunLocked:
+            raise StoreError(f"{out} is still being written by another process") from None
+        return "resume"  # from the checkpoint, or from scratch without one
     raise StoreError(f"{out} holds a {meta['status']} run; move it away to retrain")
 
 

@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import STORE_FILE, RunLock, RunLocked, StoreError, open_run
+from ..store import STORE_FILE, StoreError, open_run
 from ..training.config import ConfigError, TrainConfig, parse_items, resolve_config
-from .runner import _IRRELEVANT, _differences, _no_repeats, _plan
+from .runner import _IRRELEVANT, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
            "parse_items", "run_name", "sweep_config", "check_grid", "train_sweep", "MANIFEST"]
@@ -209,30 +209,6 @@ def _check_data(base: TrainConfig) -> None:
         raise ConfigError(f"--ood-dir {base.ood_dir} is not a folder")
 
 
-def _plan_cell(cfg: TrainConfig) -> str:
-    """:func:`.runner._plan`, except that a diverged run of the same config is a result,
-    and a run whose writer is dead (its ``run.lock`` flock is free: the OS drops it with
-    the process, ``kill -9`` included) is resumed, from scratch when it crashed before its
-    first checkpoint (as ``geomviz train --resume``), whatever its heartbeat says."""
-    out = Path(cfg.out)
-    if (out / STORE_FILE).exists():
-        try:
-            with open_run(out) as run:
-                meta = run.meta
-        except StoreError:
-            meta = None  # _plan warns and skips it
-        same = meta is not None and not _differences(meta.get("config") or {}, cfg)
-        if same and meta["status"] == "diverged":
-            return "reuse"
-        if same and meta["status"] in ("running", "crashed"):
-            try:
-                RunLock(out).release()
-            except RunLocked:
-                raise StoreError(f"{out} is still being written by another process") from None
-            return "resume"
-    return _plan(cfg)
-
-
 def _manifest(old: dict | None, base: TrainConfig, cells: list[Cell]) -> dict:
     """This grid's manifest merged into ``old``: the axes and runs of both."""
     runs = dict((old or {}).get("runs", {}))
@@ -295,7 +271,7 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
     root = Path(root)
     cells, cfgs = check_grid(base, objectives, lrs, seeds, qks, root)
     old = check_manifest(base, root)
-    plans = [_plan_cell(c) for c in cfgs]
+    plans = [_plan(c, keep_diverged=True) for c in cfgs]
     bundles: dict[int, object] = {}
     first = next((c for c, p in zip(cfgs, plans, strict=True) if p in ("train", "resume")),
                  None)
