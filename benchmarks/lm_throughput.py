@@ -145,6 +145,10 @@ def main(argv=None) -> int:
                       f"{med[n] / med[base]:.3f} | {peak:.2f} |")
                 ratios[(vocab, n)] = med[n] / med[base]
             vs.clear()  # free this vocabulary's models before the next
+        for (vocab, n), r in sorted(ratios.items()):
+            if n == "tfsd_fused":
+                print(f"target V={vocab}: a step with the fused TFSD head takes ×{r:.3f} the "
+                      f"fused CE step's time (≤ 1.1: {'met' if r <= 1.1 else 'NOT met'})")
         # probe overhead on a token run: TFSD, the smallest vocabulary, ABBA blocks
         vocab = p["vocabs"][0]
         plain = Variant("tfsd", vocab, p, dev, amp, writer)

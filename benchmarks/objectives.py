@@ -8,7 +8,13 @@ Methods (all on the same features ``x[N, D]`` and class matrix ``C[V, D]``):
 * ``naive_tfsd``   Euclidean logits + the literal definition KL(softmax(z|z_y:=0) || softmax(z));
 * ``tfsd``         Euclidean logits + geomviz.tfsd_loss (closed form);
 * ``fused_tfsd``   geomviz.fused_tfsd_loss, eager PyTorch per chunk; ``fused_tfsd_triton``
-  the same with backend="triton" (GPU; the default there). Likewise ``fused_ce_triton``.
+  the same with backend="triton" (GPU; the default there). Likewise ``fused_ce_triton``;
+* ``liger_fused_ce`` Liger-Kernel's fused linear cross-entropy, as a reference from the same
+  process (GPU; only when ``liger_kernel`` is importable, e.g. installed from a local wheel).
+
+``--chunks 512 1024`` adds each fused method at those rows per chunk (``fused_tfsd@1024``),
+to measure the chunk size against time and memory in one process. The GPU presets carry
+the issue's targets (× floor and extra memory), and the run ends with a line per target.
 
 "extra memory" is the peak during fwd+bwd minus what the inputs and their
 gradients hold, i.e. what the method needs on top of the unavoidable. On GPU it
@@ -17,6 +23,8 @@ child process per method (so one method's peak cannot hide another's).
 
     python benchmarks/objectives.py                 # CPU preset, < 1 minute on 2 cores
     python benchmarks/objectives.py --preset gpu    # N=8192, D=4096, V in {32768, 131072}, bf16
+    python benchmarks/objectives.py --preset gpu-gpt2   # a GPT-2-small head: 16384, 768, 50304
+    python benchmarks/objectives.py --preset gpu-llama  # a Llama-3-8B head: 8192, 4096, 128256
     python benchmarks/objectives.py --smoke         # tiny CPU sizes: checks the script runs
 """
 
@@ -42,13 +50,24 @@ from geomviz.objectives.losses import tfsd_loss
 
 PRESETS = {
     "smoke": dict(n=64, d=16, vs=[256], sweep=[], dtype="float32", iters=1,
-                  methods=["torch_ce", "fused_ce", "tfsd", "fused_tfsd"]),
+                  methods=["torch_ce", "fused_ce", "tfsd", "fused_tfsd", "liger_fused_ce"],
+                  chunks=[16], target=1.2),
     "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",
                 iters=3, methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd"]),
     "gpu": dict(n=8192, d=4096, vs=[32768, 131072], sweep=[], dtype="bfloat16", iters=10,
                 methods=["torch_ce", "fused_ce", "fused_ce_triton", "naive_tfsd", "tfsd",
-                         "fused_tfsd", "fused_tfsd_triton"]),
+                         "fused_tfsd", "fused_tfsd_triton", "liger_fused_ce"],
+                target=1.2),
+    "gpu-gpt2": dict(n=16384, d=768, vs=[50304], sweep=[], dtype="bfloat16", iters=10,
+                     methods=["torch_ce", "fused_ce_triton", "fused_tfsd_triton",
+                              "liger_fused_ce"], target=1.5),
+    "gpu-llama": dict(n=8192, d=4096, vs=[128256], sweep=[], dtype="bfloat16", iters=10,
+                      methods=["torch_ce", "fused_ce_triton", "fused_tfsd_triton",
+                               "liger_fused_ce"], target=1.2),
 }
+#: issue 15's memory target for the fused methods (extra bytes over inputs and gradients)
+MEMORY_TARGET = 0.25 * 2**30
+LIGER_HINT = "liger_kernel not importable (pip install liger-kernel; GPU only)"
 SCALE = 0.05
 
 
@@ -60,16 +79,49 @@ def _naive_tfsd(x, c, y):
     return (torch.special.xlogy(p, p) - p * torch.log_softmax(z, dim=1)).sum(1).mean()
 
 
+def _liger_ce(x, c, y):
+    """Liger-Kernel's fused linear CE: ``loss(lin_weight, input, target)``, mean reduction."""
+    try:
+        from liger_kernel.transformers.fused_linear_cross_entropy import (
+            LigerFusedLinearCrossEntropyLoss,
+        )
+    except ImportError as e:
+        raise ImportError(LIGER_HINT) from e
+    out = LigerFusedLinearCrossEntropyLoss()(c, x, y)
+    return out[0] if isinstance(out, tuple) else out  # some versions also return z-loss
+
+
+def liger_available() -> bool:
+    try:
+        import liger_kernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 METHODS = {
+    "liger_fused_ce": _liger_ce,
     "torch_ce": lambda x, c, y: F.cross_entropy(F.linear(x, c).float(), y),
-    "fused_ce": lambda x, c, y: fused_ce_loss(x, c, y, validate=False, backend="eager"),
-    "fused_ce_triton": lambda x, c, y: fused_ce_loss(x, c, y, validate=False, backend="triton"),
     "naive_tfsd": _naive_tfsd,
     "tfsd": lambda x, c, y: tfsd_loss(squared_distances(x, c).mul_(-SCALE), y, validate=False),
-    "fused_tfsd": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False, backend="eager"),
-    "fused_tfsd_triton": lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, validate=False,
-                                                         backend="triton"),
 }
+#: the fused methods: (loss, backend); each also runs at fixed chunk sizes as ``name@rows``
+FUSED = {"fused_ce": ("ce", "eager"), "fused_ce_triton": ("ce", "triton"),
+         "fused_tfsd": ("tfsd", "eager"), "fused_tfsd_triton": ("tfsd", "triton")}
+
+
+def method_fn(name: str):
+    """The fwd callable of a method name; ``fused_*@rows`` fixes the rows per chunk."""
+    base, _, rows = name.partition("@")
+    if base not in FUSED:
+        return METHODS[name]
+    kind, backend = FUSED[base]
+    chunk = int(rows) if rows else None
+    if kind == "ce":
+        return lambda x, c, y: fused_ce_loss(x, c, y, chunk_size=chunk, validate=False,
+                                             backend=backend)
+    return lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, chunk_size=chunk, validate=False,
+                                           backend=backend)
 
 
 def make_inputs(n, d, v, dtype, device, seed=0):
@@ -94,7 +146,7 @@ def step(method, x, c, y, gemm_grad=None):
             gemm_grad @ c
             gemm_grad.t() @ x
         return
-    METHODS[method](x, c, y).backward()
+    method_fn(method)(x, c, y).backward()
 
 
 def time_method(method, x, c, y, iters, gemm_grad=None, warmup=2):
@@ -191,8 +243,12 @@ def run(args) -> list[dict]:
         print("|---|---:|---:|---:|")
         print(f"| gemm_floor | {floor:.1f} | 1.00 | |")
         rows.append(dict(V=v, method="gemm_floor", ms=floor, ratio=1.0, extra=None))
-        for m in args.methods:
+        chunked = [f"{m}@{r}" for r in args.chunks or [] for m in args.methods if m in FUSED]
+        for m in [*args.methods, *chunked]:
             if m == "gemm_floor":
+                continue
+            if m == "liger_fused_ce" and not liger_available():
+                print(f"| {m} | not run: {LIGER_HINT} | | |")
                 continue
             try:
                 ms = time_method(m, x, c, y, args.iters)
@@ -211,6 +267,10 @@ def run(args) -> list[dict]:
             torch.cuda.empty_cache()
     if args.sweep and device.type == "cpu":
         rows += memory_sweep(args)
+    if getattr(args, "target", None):
+        print()
+        for line in target_lines(rows, args.target):
+            print(line)
     ours = [r for r in rows if r["method"] == "fused_tfsd" and r["extra"] is not None]
     if len({r["V"] for r in ours}) > 1:
         lo, hi = min(ours, key=lambda r: r["V"]), max(ours, key=lambda r: r["V"])
@@ -218,6 +278,26 @@ def run(args) -> list[dict]:
         print(f"\nfused_tfsd extra memory at V={hi['V']} is ×{growth:.2f}"
               f" that at V={lo['V']} (V grew ×{hi['V'] // lo['V']})")
     return rows
+
+
+def target_lines(rows: list[dict], target: float) -> list[str]:
+    """One line per fused method and V: × floor and extra memory against the targets,
+    and against Liger's fused CE when it ran (issue 15)."""
+    out = []
+    by = {(r["V"], r["method"]): r for r in rows}
+    for (v, m), r in sorted(by.items()):
+        if m not in FUSED or r["ms"] is None:
+            continue
+        ok_t, ok_m = r["ratio"] <= target, r["extra"] <= MEMORY_TARGET
+        line = (f"target V={v} {m}: ×{r['ratio']:.2f} floor (≤ {target}: "
+                f"{'met' if ok_t else 'NOT met'}), extra {gib(r['extra'])} "
+                f"(≤ 0.25 GiB: {'met' if ok_m else 'NOT met'})")
+        liger = by.get((v, "liger_fused_ce"))
+        if liger is not None:
+            faster = r["ms"] < liger["ms"]
+            line += f"; vs Liger ×{r['ms'] / liger['ms']:.2f} ({'faster' if faster else 'slower'})"
+        out.append(line)
+    return out
 
 
 def memory_sweep(args) -> list[dict]:
@@ -263,7 +343,9 @@ def main(argv=None):
     p.add_argument("--sweep", type=int, nargs="*", help="class counts of the CPU memory sweep")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--iters", type=int)
-    p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS])
+    p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS, *FUSED])
+    p.add_argument("--chunks", type=int, nargs="+",
+                   help="also run each fused method at these rows per chunk (name@rows)")
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--profile", action="store_true",
                    help="print the CUDA kernel time table of one step of each method instead")
@@ -276,6 +358,8 @@ def main(argv=None):
     for k, v in preset.items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
+    if any(r < 1 for r in args.chunks or []):
+        p.error("--chunks: rows per chunk must be positive integers")
     if args._child:
         return cpu_child(args._child, args.n, args.d, args.vs[0], args.dtype)
     if args.profile:
