@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import STORE_FILE, StoreError, open_run
-from ..training.config import ConfigError, TrainConfig, parse_items, resolve_config
+from ..training.config import ONLY_FOR, ConfigError, TrainConfig, parse_items, resolve_config
 from .runner import _IRRELEVANT, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
@@ -115,8 +115,12 @@ def sweep_config(preset: str | None, overrides: dict | None = None) -> tuple[Tra
     if preset is not None and preset not in SWEEP_PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(SWEEP_PRESETS)}")
     p = SWEEP_PRESETS.get(preset, {}) if preset else {}
-    values = {**p.get("config", {}), **(overrides or {})}
-    cfg = resolve_config({}, values)
+    preset_values = p.get("config", {})
+    dataset = (overrides or {}).get("dataset")
+    if dataset is not None:  # another dataset: drop the preset's fields that it would ignore
+        preset_values = {k: v for k, v in preset_values.items()
+                         if k not in ONLY_FOR or dataset in ONLY_FOR[k]}
+    cfg = resolve_config({}, {**preset_values, **(overrides or {})})
     if preset and preset.endswith("-gpu") and cfg.device in ("auto", "cpu"):
         import torch
 

@@ -18,7 +18,15 @@ from typing import Any
 from ..data.load import GROUPED_DATASETS, TOKEN_DATASETS
 from ..data.noise import NOISE_MODES
 
-__all__ = ["TrainConfig", "ConfigError", "load_config_file", "resolve_config"]
+__all__ = ["TrainConfig", "ConfigError", "ONLY_FOR", "load_config_file", "resolve_config"]
+
+#: fields only these datasets read: set anywhere else, they would be silently ignored
+ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "data_path": ("text",), "ood_data_path": ("text",), "tokenizer": ("text",),
+    "vocab_size": TOKEN_DATASETS, "seq_len": TOKEN_DATASETS,
+    **{k: ("synonyms",) for k in ("train_tokens", "test_tokens", "concepts", "max_synonyms",
+                                  "order", "emission")},
+}
 
 
 class ConfigError(ValueError):
@@ -136,6 +144,11 @@ class TrainConfig:
         need(self.class_groups != "on" or self.dataset in GROUPED_DATASETS,
              f"class_groups on: {self.dataset} declares no class groups; datasets with groups: "
              f"{', '.join(GROUPED_DATASETS)}")
+        for name, datasets in ONLY_FOR.items():
+            default = TrainConfig.__dataclass_fields__[name].default
+            need(self.dataset in datasets or getattr(self, name) == default,
+                 f"--{name.replace('_', '-')} applies to --dataset {' or '.join(datasets)} "
+                 f"only; {self.dataset} would ignore it")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
         return self

@@ -138,7 +138,8 @@ def test_bad_text_data_leaves_the_existing_sweep_alone(swept, tmp_path, capsys, 
         path.mkdir()
     elif kind == "short":
         path.write_text("too short")
-    base, _ = sweep_config(None, {**TINY, "dataset": "text", "data_path": str(path)})
+    text = {k: v for k, v in TINY.items() if k not in ("train_tokens", "test_tokens")}
+    base, _ = sweep_config(None, {**text, "dataset": "text", "data_path": str(path)})
     with pytest.raises(Exception) as e:
         train_sweep(base, ["ce"], [0.5], [7], [False], out / "runs")
     assert type(e.value).__name__ in ("ConfigError", "DataError", "StoreError")

@@ -72,7 +72,8 @@ def test_every_field_rejects_a_wrong_type_in_one_line():
 def test_values_are_coerced_to_the_field_types():
     cfg = resolve_config({"hidden": [64, "32"], "ood_classes": "8,9", "probes": "off",
                           "lr": "3e-4", "epochs": 4.0, "name": 2024, "grad_clip": 1},
-                         {"qk_layernorm": "yes", "seed": "7", "vocab_size": "512"})
+                         {"qk_layernorm": "yes", "seed": "7", "vocab_size": "512",
+                          "dataset": "synonyms"})
     assert cfg.hidden == [64, 32] and cfg.ood_classes == [8, 9] and cfg.probes is False
     assert cfg.lr == 3e-4 and cfg.epochs == 4 and isinstance(cfg.epochs, int)
     assert cfg.name == "2024" and cfg.grad_clip == 1.0 and isinstance(cfg.grad_clip, float)
@@ -92,7 +93,7 @@ def test_values_are_coerced_to_the_field_types():
     ({"concepts": 0}, "concepts must be >= 1"),
     ({"max_synonyms": 0}, "max_synonyms must be >= 1"),
     ({"block_size": 0}, "block_size must be >= 1"),
-    ({"seq_len": 300}, "longer than the model's context"),
+    ({"seq_len": 300, "dataset": "synonyms"}, "longer than the model's context"),
     ({"hidden": [64, 0]}, "hidden sizes must be >= 1"),
     ({"ood_classes": [8, 8]}, "lists a class twice"),
     ({"ood_classes": [-1]}, "ood_classes must be >= 0"),
@@ -115,6 +116,36 @@ def test_values_are_coerced_to_the_field_types():
 def test_ranges_and_choices(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve_config(values)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"dataset": "gaussians", "train_tokens": 5000}, "--train-tokens applies to --dataset "
+     "synonyms only; gaussians would ignore it"),
+    ({"dataset": "text", "concepts": 12, "data_path": "f.txt"}, "--concepts applies to"),
+    ({"dataset": "mnist1d", "data_path": "f.txt"}, "--data-path applies to --dataset text"),
+    ({"dataset": "synonyms", "tokenizer": "bytes"}, "--tokenizer applies to --dataset text"),
+    ({"dataset": "cifar10", "seq_len": 32}, "--seq-len applies to --dataset synonyms or text"),
+])
+def test_a_field_the_dataset_would_ignore_is_refused(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config(values)
+
+
+def test_fields_for_the_dataset_and_defaults_elsewhere_are_accepted():
+    assert resolve_config({"dataset": "synonyms", "train_tokens": 5000}).train_tokens == 5000
+    assert resolve_config({"dataset": "text", "data_path": "f.txt", "vocab_size": 512,
+                           "seq_len": 32}).seq_len == 32
+    assert resolve_config({"dataset": "gaussians", "seq_len": 64}).dataset == "gaussians"
+
+
+def test_sweep_preset_fields_another_dataset_ignores_are_dropped():
+    from geomviz.study.sweep import sweep_config
+
+    cfg, _ = sweep_config("lm-spikes", {"dataset": "text", "data_path": "f.txt"})
+    assert cfg.train_tokens == TrainConfig().train_tokens and cfg.model == "gpt"
+    with pytest.raises(ConfigError, match="--train-tokens applies to --dataset synonyms"):
+        sweep_config("lm-spikes", {"dataset": "text", "data_path": "f.txt",
+                                   "train_tokens": 4096})
 
 
 def test_validate_checks_a_config_built_in_python():
