@@ -5,10 +5,12 @@ are attention-logit growth and output-logit divergence; loss spikes are their sy
 
 **Spike** (defined here, tested in ``tests/probes/test_health.py``): the training loss of
 step ``t`` (the batch mean) is a spike when it exceeds ``k`` times the median of the
-losses of the ``W`` steps before it, ``loss_t > k · median(loss_{t-W}, ..., loss_{t-1})``,
-with ``k = SPIKE_K`` (1.5) and ``W = SPIKE_WINDOW`` (20), the median of an even count
-being the lower of the two middle values (``torch.nanmedian``'s convention). The first
-``W`` steps of a run (or of a resumed piece) are never spikes: their window is not full.
+losses of the (up to) ``W`` steps before it, ``loss_t > k · median(loss_{t-W}, ...,
+loss_{t-1})``, with ``k = SPIKE_K`` (1.5) and ``W = SPIKE_WINDOW`` (20), the median of an
+even count being the lower of the two middle values (``torch.nanmedian``'s convention).
+Detection starts once ``SPIKE_MIN_HISTORY`` (5) steps precede ``t`` (in a run, or in a
+resumed piece): a short run spends much of its updates, and its warmup, before a full
+window, and an audit found early blow-ups that a full-window rule could not see.
 The size of a
 spike is the ratio ``loss_t / median``. A non-finite loss is a divergence, not a spike
 (``inf`` compares as a spike of infinite size; NaN as none); the trainer stops on it.
@@ -34,10 +36,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SPIKE_K", "SPIKE_WINDOW", "Health"]
+__all__ = ["SPIKE_K", "SPIKE_MIN_HISTORY", "SPIKE_WINDOW", "Health"]
 
 SPIKE_K = 1.5
 SPIKE_WINDOW = 20
+SPIKE_MIN_HISTORY = 5
 
 
 class Health:
@@ -63,7 +66,8 @@ class Health:
         self._reset_model()
         if self.gpt is not None and head is not None:
             self._handle = head.register_forward_hook(self._on_head)
-        self.settings = {"spike_k": self.k, "spike_window": self.window}
+        self.settings = {"spike_k": self.k, "spike_window": self.window,
+                         "spike_min_history": min(SPIKE_MIN_HISTORY, self.window)}
 
     def _reset_model(self) -> None:
         n = self.n_layer
@@ -104,8 +108,8 @@ class Health:
         if j >= self.cap:
             raise RuntimeError(f"more than flush_every={self.cap} steps without a flush")
         loss = loss.detach().float()
-        if self.seen >= self.window:
-            med = torch.nanmedian(self.buf)
+        if self.seen >= min(SPIKE_MIN_HISTORY, self.window):
+            med = torch.nanmedian(self.buf)  # the slots not yet filled are NaN: skipped
             ratio = loss / med
             flag = (loss > self.k * med).float()
         else:

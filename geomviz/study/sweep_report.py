@@ -131,7 +131,7 @@ def sweep_figures(results: list[RunResult], summaries: list[Summary]) -> dict:
 
 def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[RunResult],
                  summaries: list[Summary], files: list[Path], command: str) -> Path:
-    from probes.health import SPIKE_K, SPIKE_WINDOW
+    from probes.health import SPIKE_K, SPIKE_MIN_HISTORY, SPIKE_WINDOW
 
     qks = sorted({r.cell.qk for r in results})
     model = "gpt" if base.model == "auto" and base.dataset in ("synonyms", "text") else base.model
@@ -157,7 +157,9 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
         "(Wortsman et al. 2023): mean over the rates of min(final loss, L0) minus the best "
         "of them. Stable rate: every seed finished at least half-way from L0 to its best "
         "final loss over the rates. Spike (consecutive steps count once): a step whose training "
-        f"loss exceeds {SPIKE_K} × the median of the previous {SPIKE_WINDOW} steps. "
+        f"loss exceeds {SPIKE_K} × the median of the previous {SPIKE_WINDOW} steps (of all "
+        f"previous steps while fewer; none before {SPIKE_MIN_HISTORY}), measured on each "
+        "objective's own training loss. "
         "Verdicts: paired differences against CE across seeds, 95% t-interval; "
         "\"no clear difference\" when it includes 0.", ""]
     n_spikes = sum(r.events for r in results)

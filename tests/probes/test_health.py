@@ -28,8 +28,9 @@ def _reference_spikes(losses, k, w):
     """Host float64 reference of the rule: loss_t > k · median(previous w losses), the
     lower median for an even w."""
     out = {}
-    for t in range(w, len(losses)):
-        med = sorted(losses[t - w:t])[(w - 1) // 2]
+    for t in range(min(5, w), len(losses)):  # from 5 previous steps on, up to w of them
+        prev = sorted(losses[max(0, t - w):t])
+        med = prev[(len(prev) - 1) // 2]
         if losses[t] > k * med:
             out[t + 1] = losses[t] / med  # steps are 1-based
     return out
@@ -39,7 +40,8 @@ def _reference_spikes(losses, k, w):
 def test_spikes_match_the_reference_rule(seed):
     rng = np.random.default_rng(seed)
     losses = 2.0 + 0.1 * rng.standard_normal(120)
-    losses[rng.choice(np.arange(5, 120), 8, replace=False)] *= rng.uniform(1.2, 3.0, 8)
+    losses[rng.choice(np.arange(10, 120), 8, replace=False)] *= rng.uniform(1.2, 3.0, 8)
+    losses[[3, 6]] *= 2.5  # before 5 steps of history: none; from 5, on a partial window
     h = Health(torch.nn.Identity(), None, flush_every=7, device=torch.device("cpu"), k=1.5,
                window=10)
     w = _Writer()
@@ -49,7 +51,7 @@ def test_spikes_match_the_reference_rule(seed):
             h.write(w, t, 0, h.pack().numpy())
     got = {s: v["health.spike"] for s, split, v in w.scalar_rows if split == "spike"}
     want = _reference_spikes(losses.astype(np.float32).astype(np.float64), 1.5, 10)
-    assert want and sorted(got) == sorted(want)
+    assert want and sorted(got) == sorted(want) and 7 in want and 4 not in want
     for s in want:
         assert got[s] == pytest.approx(want[s], rel=1e-5)
 
@@ -99,4 +101,5 @@ def test_gpt_run_stores_the_health_probes_under_their_names(tmp_path):
         assert all(a.shape == (2,) and (a > 0).all() for a in norms.values())
         assert np.isfinite(run.scalars("health.output_logit.mean", split="train")["value"]).all()
         assert np.isfinite(run.scalars("health.max_logit", split="train")["value"]).all()
-        assert run.meta["health"] == {"spike_k": 1.5, "spike_window": 20}
+        assert run.meta["health"] == {"spike_k": 1.5, "spike_window": 20,
+                                      "spike_min_history": 5}
