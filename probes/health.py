@@ -92,6 +92,11 @@ class Health:
     def _on_head(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
         if not self._armed:
             return
+        self._record(output)
+
+    @torch.compiler.disable
+    def _record(self, output: Tensor) -> None:
+        """Eager, like the probe session's records: kept out of a compiled step's graph."""
         self._armed = False
         self.gpt.record_attn = False  # evaluation forwards are not recorded
         with torch.no_grad():

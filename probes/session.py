@@ -118,8 +118,14 @@ class ProbeSession:
     def _on_head(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
         if not self._armed or self._y is None:
             return
+        self._record(module, inputs[0], output)
+
+    @torch.compiler.disable
+    def _record(self, module: nn.Module, x: Tensor, output: Tensor) -> None:
+        """The armed step's statistics, run eagerly: under ``torch.compile`` the unarmed steps
+        trace only the check above, and the statistics (data-dependent histograms, Python
+        floats) neither break nor recompile the training graph."""
         self._armed = False  # one record per armed step, even if the head runs again
-        x = inputs[0]
         d = x.shape[-1]
         xf, zf, y = x.reshape(-1, d), output.reshape(-1, output.shape[-1]), self._y.reshape(-1)
         noisy = None if self._noisy is None else self._noisy.reshape(-1)
