@@ -1,10 +1,11 @@
 """Figures of a learning-rate sweep (pure builders: sweep results in, plotly figures out).
 
-``lr_sensitivity``: final test loss against the learning rate, one colour per objective
-(:mod:`.theme`), the mean over seeds with a min–max seed band, diverged runs marked ×
-at the initial loss ``ln V`` they count as; one panel per qk-layernorm setting, shared
+``lr_sensitivity``: final test loss against the learning rate (as measured: a finite
+run worse than uniform stays above ``ln V``), one colour per objective (:mod:`.theme`),
+the mean over seeds with a min–max seed band, diverged runs marked × at the initial loss
+``ln V`` they count as; one panel per qk-layernorm setting, shared
 axes. ``instability``: the largest pre-softmax attention logit and the largest output
-logit over training at one rate (the largest where CE still trains), every seed.
+logit over training at one rate (the largest stable for every CE seed), every seed.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def lr_sensitivity(results, title: str = "Final loss against learning rate"):
             lrs = sorted({r.cell.lr for r in rs})
             if not lrs:
                 continue
-            vals = [[r.capped for r in rs if r.cell.lr == lr] for lr in lrs]
+            vals = [[r.loss for r in rs if r.cell.lr == lr] for lr in lrs]
             mean = [float(np.mean(v)) for v in vals]
             lo, hi = [min(v) for v in vals], [max(v) for v in vals]
             c = colors[name]

@@ -36,14 +36,17 @@ def _loss_table(results: list[RunResult], summaries: list[Summary], qk: bool) ->
             if not rs:
                 cells.append("")
                 continue
-            v = [r.capped for r in rs]
+            v = [r.loss for r in rs]
             text = f"{sum(v) / len(v):.3f}"
             if len(v) > 1:
                 text += f" [{min(v):.3f}, {max(v):.3f}]"
             div = sum(r.status == "diverged" for r in rs)
+            above = sum(r.above_l0 for r in rs)
             spikes = sum(r.events for r in rs)
             if div:
                 text += f" ({div} div.)"
+            if above:
+                text += f" ({above} > L0)"
             if spikes:
                 text += f" ({spikes} sp.)"
             cells.append(text)
@@ -78,16 +81,38 @@ def _stability_table(summaries: list[Summary], qk: bool) -> list[str]:
     return lines
 
 
+def _uncapped_table(summaries: list[Summary], qk: bool) -> list[str]:
+    """The sensitivity without Wortsman's cap at L0: a finite run that ends worse than the
+    uniform prediction keeps its loss (the cap can decide a verdict)."""
+    lines = ["Without the cap at L0 (a finite run worse than uniform keeps its loss):", "",
+             "| objective | uncapped LR sensitivity ↓ mean (per seed) | runs above L0 | "
+             "uncapped sensitivity vs CE |", "|---|---:|---:|---|"]
+    for s in (s for s in summaries if s.qk == qk):
+        vs = ("reference" if s.objective == "ce"
+              else _verdict(s.vs_ce.get("sensitivity, uncapped")))
+        lines.append(f"| {s.objective} | {_mean(s.sensitivity_uncapped)} | {s.above_l0} | "
+                     f"{vs} |")
+    return lines
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _findings(summaries: list[Summary], qk: bool) -> list[str]:
     out = []
+    words = {"better": "less sensitive to the learning rate than CE",
+             "worse": "more sensitive to the learning rate than CE"}
     for s in (s for s in summaries if s.qk == qk and s.objective != "ce"):
-        v = s.vs_ce.get("sensitivity")
+        v, u = s.vs_ce.get("sensitivity"), s.vs_ce.get("sensitivity, uncapped")
         if v is None:
             continue
-        word = {"better": "less sensitive to the learning rate than CE",
-                "worse": "more sensitive to the learning rate than CE"}.get(v.label, v.label)
-        out.append(f"- **{s.objective}**: {word} ({v.interval}); {s.spikes} spikes and "
-                   f"{s.diverged} diverged runs of {s.runs} (CE: see the table).")
+        text = f"- **{s.objective}**: {words.get(v.label, v.label)} ({v.interval})"
+        if u is not None:
+            text += f"; uncapped: {words.get(u.label, u.label)} ({u.interval})"
+        out.append(f"{text}; {_plural(s.spikes, 'spike')}, {_plural(s.diverged, 'diverged run')}"
+                   f" and {_plural(s.above_l0, 'run')} ending above L0, of {s.runs} "
+                   "(CE: see the tables).")
     return out
 
 
@@ -101,9 +126,11 @@ def _instability_table(results: list[RunResult], lr: float | None, qk: bool) -> 
     """Peak max attention logit and peak max output logit over training, per objective,
     at the instability figure's rate (mean over seeds [min, max])."""
     if lr is None:
-        return ["CE trains at no swept rate: no instability rate to show.", ""]
-    lines = [f"Logit growth at lr {lr:g} (the largest rate where CE trains), peak over "
-             "training, mean over seeds [min, max]:", "",
+        return ["No swept rate is stable for every CE seed: no instability rate to show.", ""]
+    lines = [f"Logit growth at lr {lr:g} (the largest rate stable for every CE seed), peak "
+             "over training of the probe steps' largest logit, mean over seeds [min, max]. "
+             "Distance heads' output logits are −s·d² ≤ 0 by construction: their scale is "
+             "not a linear head's.", "",
              "| objective | max attention logit | max output logit |", "|---|---:|---:|"]
     for obj in sorted({r.cell.objective for r in results}, key=lambda o: (o != "ce", o)):
         rs = [r for r in results if r.cell.objective == obj and r.cell.qk == qk
@@ -117,7 +144,7 @@ def _instability_table(results: list[RunResult], lr: float | None, qk: bool) -> 
 
 
 def sweep_figures(results: list[RunResult], summaries: list[Summary]) -> dict:
-    """``{"lr_sensitivity": fig, "instability": fig}`` (the second only when CE trains at
+    """``{"lr_sensitivity": fig, "instability": fig}`` (the second only when CE is stable at
     some rate, at the largest such rate)."""
     from ..figures.sweep import instability, lr_sensitivity
 
@@ -155,26 +182,32 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
         f"Final loss: test NLL at the last evaluation (nats/token). Initial loss L0 = ln V = "
         f"{l0:.4f}; a diverged run or a non-finite loss counts as L0. LR sensitivity "
         "(Wortsman et al. 2023): mean over the rates of min(final loss, L0) minus the best "
-        "of them. Stable rate: every seed finished at least half-way from L0 to its best "
-        "final loss over the rates. Spike (consecutive steps count once): a step whose training "
-        f"loss exceeds {SPIKE_K} × the median of the previous {SPIKE_WINDOW} steps (of all "
-        f"previous steps while fewer; none before {SPIKE_MIN_HISTORY}), measured on each "
-        "objective's own training loss. "
+        "of them; uncapped: the same without min(·, L0), so a finite run that ends worse "
+        "than uniform keeps its loss. Stable rate: every seed finished at least half-way "
+        "from L0 to its best final loss over the rates. Spike (consecutive steps count "
+        f"once): a step whose training loss exceeds {SPIKE_K} × the median of the "
+        f"previous {SPIKE_WINDOW} steps (of all previous steps while fewer; none before "
+        f"{SPIKE_MIN_HISTORY}), measured on each objective's own training loss. "
         "Verdicts: paired differences against CE across seeds, 95% t-interval; "
         "\"no clear difference\" when it includes 0.", ""]
     n_spikes = sum(r.events for r in results)
-    lines += [f"Across the grid: {n_spikes} spikes in "
-              f"{sum(bool(r.spikes) for r in results)} of {len(results)} runs, {n_div} "
-              "diverged runs.", ""]
+    n_above = sum(r.above_l0 for r in results)
+    lines += [f"Across the grid: {_plural(n_spikes, 'spike')} in "
+              f"{sum(bool(r.spikes) for r in results)} of {len(results)} runs, "
+              f"{_plural(n_div, 'diverged run')} (a non-finite loss), "
+              f"{_plural(n_above, 'finished run')} ending above L0 (worse than the uniform "
+              "prediction, with a finite loss).", ""]
     if grid.earlier:
         lines += [f"This folder's sweep.json merges grids of the same base config: the report "
                   f"covers their union, {len(grid.earlier)} of the {len(results)} runs from "
                   "earlier calls (not in this command's grid).", ""]
     for qk in qks:
         lines += [f"## qk-layernorm {'on' if qk else 'off'}", "",
-                  "Final test NLL against learning rate: mean over seeds [min, max]:", "",
+                  "Final test NLL against learning rate, as measured (not capped at L0): "
+                  "mean over seeds [min, max]:", "",
                   *_loss_table(results, summaries, qk), "",
-                  *_stability_table(summaries, qk), "", *_findings(summaries, qk), "",
+                  *_stability_table(summaries, qk), "", *_uncapped_table(summaries, qk), "",
+                  *_findings(summaries, qk), "",
                   *_instability_table(results, ce_largest_stable(summaries, qk), qk)]
     if files:
         lines += ["## Figures", ""] + [f"- [{f.name}]({f.relative_to(path.parent)})"

@@ -7,7 +7,11 @@ diverged run, or one whose final loss is not finite, counts as ``L0``.
 
 **LR sensitivity** (Wortsman et al. 2023, eq. 1) of one objective and seed over the swept
 rates ``η_1..η_n``: ``mean_i min(L(η_i), L0) − min_i L(η_i)``, the second term over the
-capped losses too (so a sweep that never trains has sensitivity 0 and is flagged).
+capped losses too (so a sweep that never trains has sensitivity 0 and is flagged). The
+cap makes a finite run that ends worse than uniform (``L > L0``) count as ``L0``; since it
+can decide a verdict, the **uncapped** sensitivity (the same without ``min(·, L0)``; a
+diverged or non-finite run still counts as ``L0``) is reported beside it. The final
+losses shown in tables and figures are never capped (:attr:`RunResult.loss`).
 
 **Stable** rate (the rate *trains*): every seed finished with a finite final loss that
 closes at least half the gap from ``L0`` to that seed's best final loss over the rates,
@@ -52,6 +56,17 @@ class RunResult:
         return capped(self.final, self.l0, self.status)
 
     @property
+    def loss(self) -> float:
+        """The final loss as measured (not capped at ``L0``); ``L0`` only for a diverged
+        run or a non-finite loss, which has no number of its own."""
+        return capped(self.final, self.l0, self.status, cap=False)
+
+    @property
+    def above_l0(self) -> bool:
+        """Finished with a finite loss worse than the uniform prediction's."""
+        return self.status == "finished" and math.isfinite(self.final) and self.final > self.l0
+
+    @property
     def events(self) -> int:
         """Spike events: runs of consecutive spike steps count once."""
         steps = sorted(s for s, _ in self.spikes)
@@ -63,19 +78,21 @@ class RunResult:
                 and self.final <= 0.5 * (self.l0 + best))
 
 
-def capped(final: float, l0: float, status: str = "finished") -> float:
-    """``min(final, L0)``, and ``L0`` for a diverged run or a non-finite final loss."""
+def capped(final: float, l0: float, status: str = "finished", cap: bool = True) -> float:
+    """``min(final, L0)`` (``final`` with ``cap=False``), and ``L0`` for a diverged run or
+    a non-finite final loss."""
     if status == "diverged" or final is None or not math.isfinite(final):
         return float(l0)
-    return float(min(final, l0))
+    return float(min(final, l0) if cap else final)
 
 
-def lr_sensitivity(losses: Mapping[float, float], l0: float) -> float:
+def lr_sensitivity(losses: Mapping[float, float], l0: float, cap: bool = True) -> float:
     """Wortsman et al.'s LR sensitivity of one ``{lr: final loss}`` sweep (NaN/inf and
-    missing values count as ``l0``): mean of the capped losses minus their minimum."""
+    missing values count as ``l0``): mean of the capped losses minus their minimum;
+    ``cap=False``: of the losses as measured."""
     if not losses:
         raise ValueError("LR sensitivity needs at least one rate")
-    c = np.array([capped(v, l0) for v in losses.values()], dtype=np.float64)
+    c = np.array([capped(v, l0, cap=cap) for v in losses.values()], dtype=np.float64)
     return max(0.0, float(c.mean() - c.min()))  # not -1e-16 when every rate is equal
 
 
@@ -145,14 +162,16 @@ class Summary:
     objective: str
     qk: bool
     lrs: list[float]
-    losses: dict[float, list[float]]  # lr -> capped final loss per seed (seed order)
-    sensitivity: dict[int, float]  # seed -> LR sensitivity
+    losses: dict[float, list[float]]  # lr -> final loss per seed (seed order), not capped
+    sensitivity: dict[int, float]  # seed -> LR sensitivity (Wortsman's, capped at L0)
     best: dict[int, float]  # seed -> best capped final loss over rates
     largest_stable: float | None
     spikes: int
     diverged: int
     runs: int
     never_trains: bool
+    sensitivity_uncapped: dict[int, float] = field(default_factory=dict)
+    above_l0: int = 0  # finished runs whose final loss is finite but above L0
     vs_ce: dict[str, Paired | None] = field(default_factory=dict)
 
 
@@ -166,12 +185,13 @@ def summarize(results: list[RunResult]) -> list[Summary]:
         lrs = sorted({r.cell.lr for r in rs})
         seeds = sorted({r.cell.seed for r in rs})
         by = {(r.cell.lr, r.cell.seed): r for r in rs}
-        losses = {lr: [by[lr, s].capped for s in seeds if (lr, s) in by] for lr in lrs}
-        sens, best = {}, {}
+        losses = {lr: [by[lr, s].loss for s in seeds if (lr, s) in by] for lr in lrs}
+        sens, raw, best = {}, {}, {}
         for s in seeds:
             sweep = {lr: by[lr, s].capped for lr in lrs if (lr, s) in by}
             if len(sweep) == len(lrs):  # a seed missing a rate has no comparable sensitivity
                 sens[s] = lr_sensitivity(sweep, rs[0].l0)
+                raw[s] = lr_sensitivity({lr: by[lr, s].loss for lr in lrs}, rs[0].l0, cap=False)
                 best[s] = min(sweep.values())
         floor = {s: min(by[lr, s].capped for lr in lrs if (lr, s) in by) for s in seeds}
         stable = [lr for lr in lrs if all(by[lr, s].trains(floor[s]) for s in seeds
@@ -179,16 +199,19 @@ def summarize(results: list[RunResult]) -> list[Summary]:
         out.append(Summary(obj, qk, lrs, losses, sens, best, max(stable) if stable else None,
                            sum(r.events for r in rs),
                            sum(r.status == "diverged" for r in rs), len(rs),
-                           not any(r.trains(floor[r.cell.seed]) for r in rs)))
+                           not any(r.trains(floor[r.cell.seed]) for r in rs), raw,
+                           sum(r.above_l0 for r in rs)))
     for s in out:
         ce = next((c for c in out if c.qk == s.qk and c.objective == "ce"), None)
         if ce is not None and s is not ce:
             s.vs_ce = {"sensitivity": paired_verdict(s.sensitivity, ce.sensitivity, "lower"),
+                       "sensitivity, uncapped": paired_verdict(
+                           s.sensitivity_uncapped, ce.sensitivity_uncapped, "lower"),
                        "best loss": paired_verdict(s.best, ce.best, "lower")}
     return out
 
 
 def ce_largest_stable(summaries: list[Summary], qk: bool = False) -> float | None:
-    """The largest rate at which CE still trains (the instability figure's rate)."""
+    """The largest rate stable for every CE seed (the instability figure's rate)."""
     ce = next((s for s in summaries if s.objective == "ce" and s.qk == qk), None)
     return ce.largest_stable if ce else None

@@ -92,3 +92,29 @@ def test_spike_steps_in_a_row_are_one_event_and_stable_means_half_way_down():
     res = [_r("ce", 1e-2, 0, 2.0), _r("ce", 3e-1, 0, 5.3), _r("ce", 3e-2, 0, 3.3)]
     (ce,) = summarize(res)
     assert ce.largest_stable == 3e-2  # 5.3 < L0 is not training
+
+
+@given(st.lists(st.one_of(st.floats(0.0, 20.0), st.just(math.nan), st.just(math.inf)),
+                min_size=1, max_size=8), st.floats(0.5, 10.0))
+def test_uncapped_sensitivity_equals_the_literal_definition(losses, l0):
+    vals = [l0 if not math.isfinite(v) else v for v in losses]  # no min(·, L0)
+    want = sum(vals) / len(vals) - min(vals)
+    got = lr_sensitivity(dict(enumerate(losses)), l0, cap=False)
+    assert got == pytest.approx(want, abs=1e-9) and got >= 0.0
+    assert got >= lr_sensitivity(dict(enumerate(losses)), l0) - 1e-9 or min(vals) > l0
+
+
+def test_a_run_worse_than_uniform_keeps_its_loss_except_in_the_capped_sensitivity():
+    L0 = math.log(256)
+    res = [_r("ce", 1e-3, 0, 2.0), _r("ce", 1e-1, 0, 5.0), _r("ce", 1e-3, 1, 2.2),
+           _r("ce", 1e-1, 1, 5.2),
+           _r("tfsd", 1e-3, 0, 1.9), _r("tfsd", 1e-1, 0, 6.5), _r("tfsd", 1e-3, 1, 2.1),
+           _r("tfsd", 1e-1, 1, math.nan, "diverged")]
+    ce, tfsd = summarize(res)
+    assert tfsd.losses[1e-1] == [6.5, L0]  # as measured; the diverged run as L0
+    assert res[5].above_l0 and not res[7].above_l0 and tfsd.above_l0 == 1 and ce.above_l0 == 0
+    assert tfsd.sensitivity[0] == pytest.approx((1.9 + L0) / 2 - 1.9)  # capped at L0
+    assert tfsd.sensitivity_uncapped[0] == pytest.approx((1.9 + 6.5) / 2 - 1.9)
+    assert tfsd.sensitivity_uncapped[1] == pytest.approx((2.1 + L0) / 2 - 2.1)
+    want = paired_verdict(tfsd.sensitivity_uncapped, ce.sensitivity_uncapped, "lower")
+    assert tfsd.vs_ce["sensitivity, uncapped"].mean == pytest.approx(want.mean)

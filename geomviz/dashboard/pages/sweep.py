@@ -59,7 +59,7 @@ def _figure(root: Path, results):
     colors = objective_colors(sorted({r.cell.objective for r in results}))
     qks = sorted({r.cell.qk for r in results})
     for r in results:  # every run as a point (its id in customdata), over the seed bands
-        fig.add_scatter(x=[r.cell.lr], y=[r.capped], mode="markers", showlegend=False,
+        fig.add_scatter(x=[r.cell.lr], y=[r.loss], mode="markers", showlegend=False,
                         legendgroup=r.cell.objective, name=r.folder.name,
                         customdata=[[_rid(root, r.folder)]],
                         marker={"size": 6, "color": colors[r.cell.objective], "opacity": 0.6,
