@@ -104,7 +104,7 @@ def _cases(root: Path, good: Path) -> list[tuple[list[str], str]]:
         ([*tr, "--out", str(root / "afile" / "run")], "which is a file"),
         ([*tr, "--out", ""], "out is empty"),
         ([*tr, "--data-path", str(root / "afile"), "--out", str(root / "dp")],
-         "--data-path is for --dataset text"),
+         "--data-path applies to --dataset text only"),
         (["figures", runs, "--out", str(root / "afile")], "is a file, not a folder"),
         (["runs", str(root / "afile")], "is not a folder"),
         # 6. YAML values of the wrong type

@@ -144,9 +144,8 @@ def check_objective(cfg: TrainConfig) -> None:
         raise ConfigError(f"--dataset {cfg.dataset} is token sequences: use --model gpt (or auto)")
     if cfg.tie_embeddings and not tokens:
         raise ConfigError("--tie-embeddings needs the gpt model (a token dataset)")
+    # (a path given for another dataset is refused by TrainConfig.validate: ONLY_FOR)
     for flag, path in (("--data-path", cfg.data_path), ("--ood-data-path", cfg.ood_data_path)):
-        if path is not None and cfg.dataset != "text":
-            raise ConfigError(f"{flag} is for --dataset text; {cfg.dataset} does not read it")
         if cfg.dataset == "text" and path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} is not a file")
 
