@@ -25,7 +25,8 @@ import functools
 import torch
 from torch import Tensor
 
-__all__ = ["ce_core", "finalize_dc", "row_stats", "tfsd_core", "triton_available", "write_grad"]
+__all__ = ["TILE", "ce_core", "ce_core_tiled", "finalize_dc", "row_stats", "tfsd_core",
+           "tfsd_core_tiled", "triton_available", "write_grad", "write_grad_tiled"]
 
 
 @functools.cache
@@ -101,6 +102,48 @@ def _kernels():
             tl.store(base + cols, g.to(XC.dtype.element_ty), mask=inside)
 
     @triton.jit
+    def _write_grad_tiled(XC, stride, n, OFFS, CAP, Y, M, SE, WY, WROW, ROWSUM, COLPART, mult,
+                          scale, V: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                          TFSD: tl.constexpr, COLSUM: tl.constexpr):
+        pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+        rows = pid_m * BM + tl.arange(0, BM)  # [BM]
+        cols = pid_n * BN + tl.arange(0, BN)  # [BN]
+        r_in, c_in = rows < n, cols < V
+        y = tl.load(Y + rows, mask=r_in, other=-1)
+        cap = tl.load(CAP + rows, mask=r_in, other=0.0)
+        m = tl.load(M + rows, mask=r_in, other=0.0)
+        se = tl.load(SE + rows, mask=r_in, other=1.0)
+        w_row = tl.load(WROW + rows, mask=r_in, other=0.0)
+        if TFSD:  # the per-row math of _write_grad, for BM rows at once
+            m_neg = m + tl.log(se) - cap
+            zy = tl.load(WY + rows, mask=r_in, other=0.0) - cap
+            lse = tl.maximum(m_neg, zy) + tl.log(1.0 + tl.exp(-tl.abs(m_neg - zy)))
+            anchor = tl.maximum(m_neg, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(m_neg)))
+            t = lse - anchor
+            u = tl.exp(t)
+            em1 = tl.where(u == 1.0, t, tl.where(u == 0.0, -1.0, (u - 1.0) * t / tl.log(u)))
+            coef = -scale * w_row * tl.exp(m - cap - lse) * -em1
+            gy = -scale * w_row * (tl.exp(zy - lse) - tl.exp(-anchor))
+            if pid_n == 0:  # one column of programs writes the row sums
+                tl.store(ROWSUM + rows, coef * se + gy, mask=r_in)
+        else:
+            coef = w_row / se
+            gy = -w_row
+        inside = r_in[:, None] & c_in[None, :]
+        ptrs = XC + rows.to(tl.int64)[:, None] * stride + cols[None, :]  # [BM, BN]
+        xc = tl.load(ptrs, mask=inside, other=0.0).to(tl.float32)
+        offs = tl.load(OFFS + cols, mask=c_in, other=0.0)
+        w = tl.minimum(mult * xc + offs[None, :], cap[:, None])
+        g = coef[:, None] * tl.exp(w - m[:, None])
+        at_y = cols[None, :] == y[:, None]
+        g = tl.where(at_y, gy[:, None], g) if TFSD else tl.where(at_y, g + gy[:, None], g)
+        g = g.to(XC.dtype.element_ty)  # what the dC / dW GEMM will read
+        tl.store(ptrs, g, mask=inside)
+        if COLSUM:  # column sums of the rounded tile; padding rows may hold nan, so mask
+            part = tl.sum(tl.where(inside, g.to(tl.float32), 0.0), 0)  # [BN]
+            tl.store(COLPART + pid_m.to(tl.int64) * V + cols, part, mask=c_in)
+
+    @triton.jit
     def _finalize_dc(DC, C, COLSUM, G, n_elem, D: tl.constexpr, HAS_G: tl.constexpr,
                      BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -113,7 +156,7 @@ def _kernels():
             out = out * tl.load(G).to(tl.float32)
         tl.store(DC + offs, out.to(DC.dtype.element_ty), mask=inside)
 
-    return _row_stats, _write_grad, _finalize_dc
+    return _row_stats, _write_grad, _finalize_dc, _write_grad_tiled
 
 
 def _launch(v: int) -> tuple[int, int]:
@@ -140,6 +183,39 @@ def write_grad(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Tensor, 
                         w_row, rowsum, float(mult), float(scale), V=v, BLOCK=block, TFSD=tfsd,
                         num_warps=warps)
     return rowsum if tfsd else None
+
+
+#: Tile of ``write_grad_tiled`` (unmeasured on a GPU; the benchmark may override it).
+#: 32×256 = 8192 elements: with 8 warps each thread keeps 32 fp32 values per live tensor,
+#: well inside the register file; a tile moves 16 KiB in and 16 KiB out in bf16, and a
+#: chunk of 512 rows at V = 131072 gives 16×512 programs, enough to fill any GPU. BM = 32
+#: keeps the fp32 partial column sums at 4/32 bytes per logit, 1/16 of the bf16 chunk.
+TILE = {"block_m": 32, "block_n": 256, "num_warps": 8}
+
+
+def write_grad_tiled(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Tensor,
+                     w_row: Tensor, mult: float, scale: float, tfsd: bool, colsum: bool,
+                     block_m: int | None = None, block_n: int | None = None,
+                     num_warps: int | None = None) -> tuple[Tensor | None, Tensor | None]:
+    """``write_grad`` over a 2-D grid of ``[BM, BN]`` tiles; returns ``(rowsum, colpart)``.
+
+    ``rowsum[n]`` (TFSD only) as ``write_grad``; ``colpart[cdiv(n, BM), V]`` fp32 (only
+    if ``colsum``) holds each tile's column sums of the gradient as stored (rounded to
+    ``xc.dtype``), so ``colpart.sum(0)`` equals ``xc.sum(0, dtype=float32)`` up to fp32
+    summation order, without another pass over ``xc``. Deterministic: no atomics.
+    """
+    n, v = xc.shape
+    bm, bn = block_m or TILE["block_m"], block_n or TILE["block_n"]
+    grid = (triton_cdiv(n, bm), triton_cdiv(v, bn))
+    rowsum = torch.empty(n, dtype=torch.float32, device=xc.device) if tfsd else None
+    part = (torch.empty(grid[0], v, dtype=torch.float32, device=xc.device) if colsum
+            else None)
+    dummy = stats[0]  # any fp32 pointer for the buffers a flag switches off
+    _kernels()[3][grid](xc, xc.stride(0), n, offs, cap, y, stats[0], stats[1], stats[2], w_row,
+                        dummy if rowsum is None else rowsum, dummy if part is None else part,
+                        float(mult), float(scale), V=v, BM=bm, BN=bn, TFSD=tfsd,
+                        COLSUM=colsum, num_warps=num_warps or TILE["num_warps"])
+    return rowsum, part
 
 
 def finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, g: Tensor | None) -> Tensor:
@@ -178,3 +254,29 @@ def ce_core(xs, W, bias, y, w_row, need_grad, stats):
         return None
     write_grad(xc, offs, cap, y, stats, w_row.float(), 1.0, 1.0, False)
     return xc
+
+
+def tfsd_core_tiled(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats, need_colsum):
+    """``tfsd_core`` with the tiled gradient pass: also ``colpart`` (or None), see above."""
+    xc = xs @ C.t()  # [n,V] compute dtype; becomes -s·w·dL/dz in place
+    row_stats(xc, neg_c2s, x2s, y, 2.0 * scale, True, stats)
+    if not need_grad:
+        return None, None, None
+    rowsum, part = write_grad_tiled(xc, neg_c2s, x2s, y, stats, w_row.float(), 2.0 * scale,
+                                    scale, True, need_colsum)
+    return xc, rowsum, part
+
+
+def ce_core_tiled(xs, W, bias, y, w_row, need_grad, stats, need_colsum):
+    """``ce_core`` with the tiled gradient pass: ``(g, colpart or None)``."""
+    xc = xs @ W.t()  # [n,V]
+    n, v = xc.shape
+    offs = (bias.float() if bias is not None
+            else torch.zeros(v, dtype=torch.float32, device=xc.device)).contiguous()
+    cap = torch.full((n,), float("inf"), dtype=torch.float32, device=xc.device)
+    row_stats(xc, offs, cap, y, 1.0, False, stats)
+    if not need_grad:
+        return None, None
+    _, part = write_grad_tiled(xc, offs, cap, y, stats, w_row.float(), 1.0, 1.0, False,
+                               need_colsum)
+    return xc, part
