@@ -139,7 +139,7 @@ def _kernels():
         g = tl.where(at_y, gy[:, None], g) if TFSD else tl.where(at_y, g + gy[:, None], g)
         g = g.to(XC.dtype.element_ty)  # what the dC / dW GEMM will read
         tl.store(ptrs, g, mask=inside)
-        if COLSUM:  # column sums of the rounded tile; padding rows may hold nan, so mask
+        if COLSUM:  # column sums of the rounded tile (padding rows are 0 as w_row = 0)
             part = tl.sum(tl.where(inside, g.to(tl.float32), 0.0), 0)  # [BN]
             tl.store(COLPART + pid_m.to(tl.int64) * V + cols, part, mask=c_in)
 

@@ -9,7 +9,13 @@ import sys
 import pytest
 import torch
 
-from geomviz.objectives.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
+from geomviz.objectives import fused_triton
+from geomviz.objectives.fused import (
+    _resolve_backend,
+    default_chunk_size,
+    fused_ce_loss,
+    fused_tfsd_loss,
+)
 from geomviz.objectives.heads import EuclideanHead
 from geomviz.objectives.losses import cross_entropy, tfsd_loss
 from tests.helpers import PeakStorage, cuda
@@ -144,9 +150,24 @@ def test_fused_bad_inputs():
 
 TRITON_CHECK = """
 import torch
+from geomviz.objectives import fused_triton
 from geomviz.objectives.fused import fused_ce_loss, fused_tfsd_loss
 torch.manual_seed(0)
+DEFAULT_TILE = dict(fused_triton.TILE)
+
+def run(loss, backend, x, c, b, y, red, chunk, tile=None):
+    fused_triton.TILE.update(tile or DEFAULT_TILE)
+    if loss == "tfsd":
+        out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=chunk, reduction=red, backend=backend)
+    else:
+        out = fused_ce_loss(x, c, y, b if loss == "ce_bias" else None, chunk_size=chunk,
+                            reduction=red, backend=backend)
+    inputs = (x, c, b) if loss == "ce_bias" else (x, c)
+    return (out, *torch.autograd.grad(out.sum(), inputs))
+
 for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/sum
+    # a small tile puts several row and column tiles in a chunk, none of them full
+    small = dict(block_m=4, block_n=8 if v < 100 else 512, num_warps=1)
     for dtype in (torch.float32, torch.bfloat16):
         x = torch.randn(11, 6).to(dtype).requires_grad_()
         c = torch.randn(v, 6).to(dtype).requires_grad_()
@@ -155,25 +176,58 @@ for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/
         with torch.no_grad():  # some rows sit on their centre: tiny d_y, near-zero gradients
             x[:5] = (c[y[:5].clamp_min(0)].float() + 1e-3 * torch.randn(5, 6)).to(dtype)
         for red, loss in [(r, l) for r in ("mean", "none") for l in ("tfsd", "ce", "ce_bias")]:
-            outs = []
-            for backend in ("eager", "triton"):
-                if loss == "tfsd":
-                    out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red,
-                                          backend=backend)
-                else:
-                    bias = b if loss == "ce_bias" else None
-                    out = fused_ce_loss(x, c, y, bias, chunk_size=4, reduction=red, backend=backend)
-                outs.append((out, *torch.autograd.grad(out.sum(), (x, c))))
-            fp32 = dtype == torch.float32
-            tol = dict(rtol=1e-5, atol=1e-6) if fp32 else dict(rtol=2e-2, atol=2e-2)
-            for got, want in zip(*outs):
-                torch.testing.assert_close(got.float(), want.float(), **tol)
+            data = (x, c, b, y, red)
+            want = run(loss, "eager", *data, chunk=4)
+            # chunks of 4 rows (11 = 4 + 4 + 3) and of 7 (7 + 4): ragged last chunks, and
+            # no chunk a multiple of the 32 rows of the default tile
+            for backend, chunk, tile in [("triton", 4, None), ("triton_tiled", 4, None),
+                                         ("triton_tiled", 7, small)]:
+                got = run(loss, backend, *data, chunk=chunk, tile=tile)
+                fp32 = dtype == torch.float32
+                tol = dict(rtol=1e-5, atol=1e-6) if fp32 else dict(rtol=2e-2, atol=2e-2)
+                for a, w in zip(got, want, strict=True):
+                    torch.testing.assert_close(a.float(), w.float(), **tol)
+            if v == 9000 and red == "mean" and not fp32:  # same bits run to run
+                again = run(loss, "triton_tiled", *data, chunk=7, tile=small)
+                assert all(torch.equal(a, w) for a, w in zip(got, again, strict=True)), loss
+
+# The tiled kernel against the row kernel on one chunk: the same gradient, the same row
+# sums, and column sums of the gradient as stored (bf16), not of its unrounded values.
+for tfsd in (True, False):
+    n, v = 37, 1000
+    xc = (torch.randn(n, v) * 2).bfloat16()
+    offs = torch.randn(v)
+    cap = torch.rand(n) * 3 + 6 if tfsd else torch.full((n,), float("inf"))
+    y, w_row = torch.randint(0, v, (n,)), torch.rand(n)
+    stats = torch.empty(3, n)
+    mult = 0.6 if tfsd else 1.0
+    fused_triton.row_stats(xc, offs, cap, y, mult, tfsd, stats)
+    g_row = xc.clone()
+    rowsum = fused_triton.write_grad(g_row, offs, cap, y, stats, w_row, mult, 0.3, tfsd)
+    exact = xc.float()  # the same gradient, never rounded to bf16
+    fused_triton.write_grad(exact, offs, cap, y, stats, w_row, mult, 0.3, tfsd)
+    for bm, bn in ((8, 128), (32, 256), (64, 512)):
+        g = xc.clone()
+        rs, part = fused_triton.write_grad_tiled(g, offs, cap, y, stats, w_row, mult, 0.3,
+                                                 tfsd, True, block_m=bm, block_n=bn)
+        assert part.shape == (-(-n // bm), v) and torch.equal(g, g_row)
+        if tfsd:
+            torch.testing.assert_close(rs, rowsum, rtol=1e-6, atol=1e-7)
+        else:
+            assert rs is None
+        tol = dict(rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(part.sum(0), g.float().sum(0), **tol)
+        assert not torch.allclose(part.sum(0), exact.sum(0), **tol)  # the check can tell
+    _, none = fused_triton.write_grad_tiled(xc.clone(), offs, cap, y, stats, w_row, mult, 0.3,
+                                            tfsd, False)
+    assert none is None
 print("ok")
 """
 
 
 def test_triton_kernels_match_eager_in_the_interpreter():
-    """The Triton kernels' logic, checked on CPU under TRITON_INTERPRET=1."""
+    """The Triton kernels' logic, both gradient kernels ("triton", "triton_tiled"), checked
+    on CPU under TRITON_INTERPRET=1."""
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
     r = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True,
@@ -185,18 +239,24 @@ def test_backend_errors():
     x, c, y = _data(dtype=torch.float32)
     with pytest.raises(ValueError, match="backend must be one of"):
         fused_tfsd_loss(x, c, y, backend="cuda")
-    if os.environ.get("TRITON_INTERPRET") != "1":
-        with pytest.raises(ValueError, match="triton"):
-            fused_tfsd_loss(x, c, y, backend="triton")  # CPU tensors, no interpreter
+    for backend in ("triton", "triton_tiled"):
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            with pytest.raises(ValueError, match=f"backend='{backend}' needs"):
+                fused_tfsd_loss(x, c, y, backend=backend)  # CPU tensors, no interpreter
+        with pytest.raises(ValueError, match=f"backend='{backend}' does not support float64"):
+            fused_ce_loss(*_data()[:2], y, backend=backend)
     x64, c64, y64 = _data()
     assert torch.isfinite(fused_tfsd_loss(x64, c64, y64, backend="auto"))  # auto -> eager on CPU
+    # "auto" never picks the experimental tiled kernel (no device is touched here)
+    want = "triton" if fused_triton.triton_available() else "eager"
+    assert _resolve_backend("auto", torch.device("cuda"), torch.bfloat16) == want
 
 
 @cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("backend", ["eager", "triton"])
+@pytest.mark.parametrize("backend", ["eager", "triton", "triton_tiled"])
 def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
-    if backend == "triton":
+    if backend != "eager":
         pytest.importorskip("triton")
     torch.manual_seed(0)
     n, d, v = 1000, 128, 10000
@@ -223,9 +283,9 @@ def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
 
 @cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("backend", ["eager", "triton"])
+@pytest.mark.parametrize("backend", ["eager", "triton", "triton_tiled"])
 def test_fused_ce_cuda_matches_torch(backend):
-    if backend == "triton":
+    if backend != "eager":
         pytest.importorskip("triton")
     torch.manual_seed(0)
     x = torch.randn(512, 64, device="cuda", requires_grad=True)
@@ -239,3 +299,21 @@ def test_fused_ce_cuda_matches_torch(backend):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     for g, r in zip(got, want, strict=True):  # TF32 matmuls on both sides
         torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-4)
+
+
+@cuda
+@pytest.mark.cuda
+def test_fused_triton_tiled_is_deterministic_on_cuda():
+    """The tiled kernel's column sums use no atomics: the same gradients bit for bit."""
+    pytest.importorskip("triton")
+    torch.manual_seed(0)
+    x = torch.randn(1000, 64, device="cuda").bfloat16().requires_grad_()
+    w = torch.randn(5000, 64, device="cuda").bfloat16().requires_grad_()
+    b = torch.randn(5000, device="cuda", requires_grad=True)
+    y = torch.randint(0, 5000, (1000,), device="cuda")
+    for fn in (lambda: fused_tfsd_loss(x, w, y, 0.05, chunk_size=300, backend="triton_tiled"),
+               lambda: fused_ce_loss(x, w, y, b, chunk_size=300, backend="triton_tiled")):
+        first, second = (torch.autograd.grad(fn(), (x, w, b), allow_unused=True)
+                         for _ in range(2))
+        for a, r in zip(first, second, strict=True):
+            assert (a is None and r is None) or torch.equal(a, r)
