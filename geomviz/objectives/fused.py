@@ -15,6 +15,10 @@ computed once, after the loop, from three statistics each chunk leaves behind.
 ``reduction="none"`` cannot pre-scale the gradients, so it
 recomputes the chunks in backward (one extra GEMM per chunk).
 
+``backend="triton_tiled"`` (experimental, never timed on a GPU): "triton" with a 2-D
+tiled gradient kernel that also writes the gradient's column sums, saving one read of
+each chunk's ``[n, V]`` gradient; ``benchmarks/gpu_check.sh`` compares the two.
+
 Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
 ``dL/dx_i = -2s·(x_i·Σ_j G_ij - Σ_j G_ij c_j)`` and
 ``dL/dc_j = -2s·(c_j·Σ_i G_ij - Σ_i G_ij x_i)``.
@@ -207,7 +211,6 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     """All chunks: ``loss[N]`` and (if asked) ``dx[N,D]``, ``dC[V,D]`` in the compute dtype."""
     n_rows = x.shape[0]
     need_grad = need_dx or need_dc
-    tiled = backend == "triton_tiled"
     core = fused_triton.tfsd_core if backend == "triton" else _tfsd_core
     acc = _acc_dtype(x.dtype)
     neg_c2s = _sq_norms(C, acc).mul_(-scale)  # [V]
@@ -220,7 +223,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
         e = min(s + chunk, n_rows)
         xs = x[s:e]  # [n,D]
         args = (xs, C, neg_c2s, x2s[s:e], y[s:e], w_row[s:e], scale, need_grad, stats[:, s:e])
-        if tiled:  # part[cdiv(n, BM), V]: the kernel's column sums of gd
+        if backend == "triton_tiled":  # part[cdiv(n, BM), V]: the kernel's column sums of gd
             gd, rowsum, part = fused_triton.tfsd_core_tiled(*args, need_dc)
         else:
             (gd, rowsum), part = core(*args), None

@@ -16,6 +16,16 @@ Both work on ``w_j = min(mult·xc_j + offs_j, cap)`` per row:
 ``j = y`` replaces (TFSD) or adds (CE) ``g_y``. The losses themselves are
 computed once per batch from the statistics, in PyTorch. Without a GPU the
 kernels run under ``TRITON_INTERPRET=1``.
+
+Experimental, for ``backend="triton_tiled"``: ``write_grad_tiled`` does
+``write_grad``'s work on a 2-D grid of ``[BM rows, BN classes]`` tiles
+(:data:`TILE`) and, in the same pass, writes each tile's column sums of the
+gradient as stored (rounded to the compute dtype, summed in fp32) into
+``colpart[cdiv(n, BM), V]``; ``colpart.sum(0)`` then replaces the separate
+``gd.sum(0)`` read of the whole ``[n, V]`` gradient (TFSD's ``Σ_i G_ij``, CE's
+bias gradient). No atomics, so the result is the same bits run to run. It has
+been checked against the eager path and the row kernel under the interpreter
+only: it has not been timed on a GPU, so whether it is faster is unknown.
 """
 
 from __future__ import annotations
