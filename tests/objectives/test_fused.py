@@ -105,6 +105,9 @@ def test_default_chunk_size_keeps_the_working_set_flat():
     # GEMM-friendly chunks at LM sizes with the Triton backend (the default on GPU)
     assert default_chunk_size(8192, 131072, 4096, bf16, "cuda", "triton") == 512
     assert default_chunk_size(8192, 32768, 4096, bf16, "cuda", "triton") == 1024
+    for v in (50304, 131072):  # the tiled variant chunks as "triton": the same GEMMs are timed
+        assert (default_chunk_size(16384, v, 768, bf16, "cuda", "triton_tiled")
+                == default_chunk_size(16384, v, 768, bf16, "cuda", "triton"))
     for v in (8192, 65536):
         rows = default_chunk_size(4096, v, 64, torch.float32, "cpu")
         assert 8 * 2**20 <= rows * v * 8 <= 32 * 2**20
