@@ -26,10 +26,13 @@ if [ "${1:-}" = "--smoke" ]; then  # what the GPU run calls must exist and take 
   for preset in gpu gpu-gpt2 gpu-llama; do
     "$py" "$here/objectives.py" --preset "$preset" --chunks 1024 2048 --help >/dev/null || exit 1
   done
-  for preset in gpu gpu-gpt2; do
-    "$py" "$here/objectives.py" --preset "$preset" --vs 131072 --profile \
-      --methods fused_tfsd_triton fused_tfsd_triton_tiled --help >/dev/null || exit 1
-  done
+  tfsd_pair="fused_tfsd_triton fused_tfsd_triton_tiled"  # the two profiles below
+  # shellcheck disable=SC2086
+  "$py" "$here/objectives.py" --preset gpu --vs 131072 --profile --methods $tfsd_pair \
+    --help >/dev/null || exit 1
+  # shellcheck disable=SC2086
+  "$py" "$here/objectives.py" --preset gpu-gpt2 --profile --methods $tfsd_pair \
+    --help >/dev/null || exit 1
   "$py" "$here/compile_speed.py" --preset gpu --epochs 4 --help >/dev/null || exit 1
   total=$(grep -oE '^step [0-9]+' "$0" | awk '{s += $2} END {print s}')
   [ "$total" -le 560 ] || { echo "gpu_check.sh: step limits sum to ${total}s > 560" >&2; exit 1; }
