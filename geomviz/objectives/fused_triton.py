@@ -19,7 +19,7 @@ kernels run under ``TRITON_INTERPRET=1``.
 
 Experimental, for ``backend="triton_tiled"``: ``write_grad_tiled`` does
 ``write_grad``'s work on a 2-D grid of ``[BM rows, BN classes]`` tiles
-(:data:`TILE`) and, in the same pass, writes each tile's column sums of the
+(:data:`TILE`, :func:`pick_tile`) and, in the same pass, writes each tile's column sums of the
 gradient as stored (rounded to the compute dtype, summed in fp32) into
 ``colpart[cdiv(n, BM), V]``; ``colpart.sum(0)`` then replaces the separate
 ``gd.sum(0)`` read of the whole ``[n, V]`` gradient (TFSD's ``Σ_i G_ij``, CE's
@@ -35,8 +35,9 @@ import functools
 import torch
 from torch import Tensor
 
-__all__ = ["TILE", "ce_core", "ce_core_tiled", "finalize_dc", "row_stats", "tfsd_core",
-           "tfsd_core_tiled", "triton_available", "write_grad", "write_grad_tiled"]
+__all__ = ["TILE", "TILE_UNALIGNED", "ce_core", "ce_core_tiled", "finalize_dc", "pick_tile",
+           "row_stats", "tfsd_core", "tfsd_core_tiled", "triton_available", "write_grad",
+           "write_grad_tiled"]
 
 
 @functools.cache
@@ -195,12 +196,25 @@ def write_grad(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Tensor, 
     return rowsum if tfsd else None
 
 
-#: Tile of ``write_grad_tiled`` (unmeasured on a GPU; the benchmark may override it).
-#: 32×256 = 8192 elements: with 8 warps each thread keeps 32 fp32 values per live tensor,
-#: well inside the register file; a tile moves 16 KiB in and 16 KiB out in bf16, and a
-#: chunk of 512 rows at V = 131072 gives 16×512 programs, enough to fill any GPU. BM = 32
-#: keeps the fp32 partial column sums at 4/32 bytes per logit, 1/16 of the bf16 chunk.
+#: Tile of ``write_grad_tiled`` when the row stride is a multiple of 16 elements (the
+#: JIT then knows rows are 16-byte aligned and vectorises: in bf16 each thread holds 4 rows
+#: × 8 classes). Not timed on a GPU; the benchmark may override it (``--tile``). 32×256 with
+#: 8 warps: a tile moves 16 KiB in and 16 KiB out in bf16, a chunk of 512 rows at V = 131072
+#: gives 16×512 programs, and BM = 32 keeps the fp32 partial column sums at 1/16 of the
+#: bf16 chunk's bytes. Compiled for sm_90 by Triton 3.9's ptxas (no GPU needed), the bf16
+#: TFSD kernel takes 80 registers, no spills (64×256 or 32×512: ~144).
 TILE = {"block_m": 32, "block_n": 256, "num_warps": 8}
+#: Tile for other strides (e.g. V = 50257): unvectorised, the JIT spreads the 8 warps over
+#: the classes, so every thread holds all BM rows' factors; at BM = 32 that took 255
+#: registers and spilled 760 bytes (sm_90), at BM = 8 it takes 116 and spills nothing.
+TILE_UNALIGNED = {"block_m": 8, "block_n": 256, "num_warps": 8}
+
+
+def pick_tile(xc: Tensor) -> dict:
+    """:data:`TILE` if ``xc``'s rows are 16-element aligned (as the JIT tests it), else
+    :data:`TILE_UNALIGNED`."""
+    aligned = xc.stride(0) % 16 == 0 and xc.data_ptr() % 16 == 0
+    return TILE if aligned else TILE_UNALIGNED
 
 
 def write_grad_tiled(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Tensor,
@@ -215,7 +229,8 @@ def write_grad_tiled(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Te
     summation order, without another pass over ``xc``. Deterministic: no atomics.
     """
     n, v = xc.shape
-    bm, bn = block_m or TILE["block_m"], block_n or TILE["block_n"]
+    tile = pick_tile(xc)
+    bm, bn = block_m or tile["block_m"], block_n or tile["block_n"]
     grid = (triton_cdiv(n, bm), triton_cdiv(v, bn))
     rowsum = torch.empty(n, dtype=torch.float32, device=xc.device) if tfsd else None
     part = (torch.empty(grid[0], v, dtype=torch.float32, device=xc.device) if colsum
@@ -224,7 +239,7 @@ def write_grad_tiled(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Te
     _kernels()[3][grid](xc, xc.stride(0), n, offs, cap, y, stats[0], stats[1], stats[2], w_row,
                         dummy if rowsum is None else rowsum, dummy if part is None else part,
                         float(mult), float(scale), V=v, BM=bm, BN=bn, TFSD=tfsd,
-                        COLSUM=colsum, num_warps=num_warps or TILE["num_warps"])
+                        COLSUM=colsum, num_warps=num_warps or tile["num_warps"])
     return rowsum, part
 
 

@@ -156,10 +156,12 @@ import torch
 from geomviz.objectives import fused_triton
 from geomviz.objectives.fused import fused_ce_loss, fused_tfsd_loss
 torch.manual_seed(0)
-DEFAULT_TILE = dict(fused_triton.TILE)
+DEFAULTS = dict(fused_triton.TILE), dict(fused_triton.TILE_UNALIGNED)
 
 def run(loss, backend, x, c, b, y, red, chunk, tile=None):
-    fused_triton.TILE.update(tile or DEFAULT_TILE)
+    # None: the defaults; V = 2, 13, 9000 are no multiples of 16, so TILE_UNALIGNED's
+    for table, default in zip((fused_triton.TILE, fused_triton.TILE_UNALIGNED), DEFAULTS):
+        table.update(tile or default)
     if loss == "tfsd":
         out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=chunk, reduction=red, backend=backend)
     else:
@@ -209,7 +211,7 @@ for tfsd in (True, False):
     rowsum = fused_triton.write_grad(g_row, offs, cap, y, stats, w_row, mult, 0.3, tfsd)
     exact = xc.float()  # the same gradient, never rounded to bf16
     fused_triton.write_grad(exact, offs, cap, y, stats, w_row, mult, 0.3, tfsd)
-    for bm, bn in ((8, 128), (32, 256), (64, 512)):
+    for bm, bn in ((8, 128), (8, 256), (32, 256), (64, 512)):  # both default tiles and more
         g = xc.clone()
         rs, part = fused_triton.write_grad_tiled(g, offs, cap, y, stats, w_row, mult, 0.3,
                                                  tfsd, True, block_m=bm, block_n=bn)
@@ -320,3 +322,14 @@ def test_fused_triton_tiled_is_deterministic_on_cuda():
                          for _ in range(2))
         for a, r in zip(first, second, strict=True):
             assert (a is None and r is None) or torch.equal(a, r)
+
+
+def test_triton_tiled_picks_its_tile_by_row_alignment():
+    """The JIT vectorises only rows whose stride is a multiple of 16 elements; other strides
+    get the narrow tile (fewer rows per thread, no register spills on sm_90)."""
+    assert fused_triton.pick_tile(torch.empty(4, 1024)) is fused_triton.TILE
+    assert fused_triton.pick_tile(torch.empty(4, 50304)) is fused_triton.TILE
+    assert fused_triton.pick_tile(torch.empty(4, 50257)) is fused_triton.TILE_UNALIGNED
+    assert fused_triton.pick_tile(torch.empty(4, 1040)[:, 1:]) is fused_triton.TILE_UNALIGNED
+    for tile in (fused_triton.TILE, fused_triton.TILE_UNALIGNED):  # tl.arange needs powers of 2
+        assert all(v > 0 and v & (v - 1) == 0 for v in tile.values())
