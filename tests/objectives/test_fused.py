@@ -226,6 +226,37 @@ for tfsd in (True, False):
     _, none = fused_triton.write_grad_tiled(xc.clone(), offs, cap, y, stats, w_row, mult, 0.3,
                                             tfsd, False)
     assert none is None
+
+# 1030 rows (more than one 1024-row program of the per-row factors) against PyTorch: the
+# statistics and the factors of fused.tfsd_row_grad, the gradient built with plain ops
+from geomviz.objectives.fused import tfsd_row_grad
+for tfsd in (True, False):
+    n, v, mult, scale = 1030, 24, 0.6, 0.3
+    xc = torch.randn(n, v).bfloat16()
+    offs, y, w_row = torch.randn(v), torch.randint(0, v, (n,)), torch.rand(n)
+    cap = torch.rand(n) * 3 + 6 if tfsd else torch.full((n,), float("inf"))
+    w = torch.minimum(mult * xc.float() + offs, cap[:, None])
+    wy = w.gather(1, y[:, None]).squeeze(1)
+    rest = w.scatter(1, y[:, None], float("-inf")) if tfsd else w
+    m = rest.amax(1)
+    se = (rest - m[:, None]).exp().sum(1)
+    stats = torch.stack([m, se, wy])
+    if tfsd:
+        coef, gy = tfsd_row_grad(m, se, wy, cap, w_row, scale)
+    else:
+        coef, gy = w_row / se, -w_row
+    want = coef[:, None] * (rest - m[:, None]).exp()
+    want = want.scatter(1, y[:, None], gy[:, None]) if tfsd else \
+        want.scatter_add(1, y[:, None], gy[:, None])
+    for bm, bn in ((8, 256), (32, 256)):
+        g = xc.clone()
+        rs, part = fused_triton.write_grad_tiled(g, offs, cap, y, stats, w_row, mult, scale,
+                                                 tfsd, True, block_m=bm, block_n=bn)
+        torch.testing.assert_close(g.float(), want, rtol=8e-3, atol=1e-6)
+        if tfsd:
+            # Σ_j of -s·w·dL/dz_j is 0 in exact arithmetic: compare on the scale of g_y
+            torch.testing.assert_close(rs, coef * se + gy, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(part.sum(0), g.float().sum(0), rtol=1e-5, atol=1e-7)
 print("ok")
 """
 
