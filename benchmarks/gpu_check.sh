@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# One-shot GPU check (issue 15), about 7 minutes on an H100/H200; everything goes to $OUT
-# (or ./gpu_out), each step under its own time limit so one slow step cannot eat the rest:
+# One-shot GPU check (issue 15), at most 560 s of step limits (checked by --smoke) on an
+# H100/H200; everything goes to $OUT (or ./gpu_out), each step under its own time limit so
+# one slow step cannot eat the rest (the limits are estimates: never timed together):
 #   1. the CUDA tests (bf16 fused values and gradients against fp64) and the compile test;
 #   2. the objectives table at N=8192, D=4096, V = 32768 and 131072, with Liger's fused CE
 #      from the same process and the fused methods at 1024 and 2048 rows per chunk, then
 #      the GPT-2-small (16384, 768, 50304) and Llama-3-8B (8192, 4096, 128256) heads; each
-#      table ends with its target lines (× GEMM floor, extra memory, against Liger);
-#   3. a kernel profile of fused TFSD at V = 131072;
-#   4. `--compile` against eager on a CIFAR-sized ResNet with a ragged last batch, to the end;
+#      table ends with its target lines (× GEMM floor, extra memory, against Liger); the
+#      experimental backend="triton_tiled" (fused_*_triton_tiled) runs beside "triton";
+#   3. kernel profiles of fused TFSD, "triton" against "triton_tiled", at V = 131072 and at
+#      the GPT-2-small head (where the passes over [n, V] dominate);
+#   4. `--compile` against eager on a CIFAR-sized ResNet with a ragged last batch (4 epochs);
 #   5. GPT training tokens/s, fused TFSD head against fused CE head (target ≤ 1.1×).
 # Liger-Kernel is optional: the machine lacks it, so carry its wheel. Here, once:
 #   echo /.whl/ >> .git/info/exclude
@@ -23,11 +26,19 @@ if [ "${1:-}" = "--smoke" ]; then  # what the GPU run calls must exist and take 
   for preset in gpu gpu-gpt2 gpu-llama; do
     "$py" "$here/objectives.py" --preset "$preset" --chunks 1024 2048 --help >/dev/null || exit 1
   done
-  "$py" "$here/objectives.py" --preset gpu --vs 131072 --methods fused_tfsd_triton --profile \
+  tfsd_pair="fused_tfsd_triton fused_tfsd_triton_tiled"  # the two profiles below
+  # shellcheck disable=SC2086
+  "$py" "$here/objectives.py" --preset gpu --vs 131072 --profile --methods $tfsd_pair \
     --help >/dev/null || exit 1
-  "$py" "$here/compile_speed.py" --preset gpu --help >/dev/null || exit 1
+  # shellcheck disable=SC2086
+  "$py" "$here/objectives.py" --preset gpu-gpt2 --profile --methods $tfsd_pair \
+    --help >/dev/null || exit 1
+  "$py" "$here/compile_speed.py" --preset gpu --epochs 4 --help >/dev/null || exit 1
+  total=$(grep -oE '^step [0-9]+' "$0" | awk '{s += $2} END {print s}')
+  [ "$total" -le 560 ] || { echo "gpu_check.sh: step limits sum to ${total}s > 560" >&2; exit 1; }
   "$py" "$here/lm_throughput.py" --preset gpu --help >/dev/null || exit 1
-  echo "gpu_check.sh: syntax and the scripts it runs are fine (GPU steps not run: --smoke)"
+  echo "gpu_check.sh: syntax and the scripts it runs are fine, step limits ${total}s" \
+    "(GPU steps not run: --smoke)"
   exit 0
 fi
 out=${OUT:-gpu_out}
@@ -58,10 +69,12 @@ step 90 pytest.log "$py" -m pytest -q -p no:cacheprovider -m cuda tests/objectiv
   tests/training/test_compile.py "tests/test_benchmarks.py::test_target_lines_compare_with_the_floor_memory_and_liger"
 step 150 bench.md "$py" benchmarks/objectives.py --preset gpu --chunks 1024 2048 \
   --json "$out/bench.json"
-step 45 bench_gpt2.md "$py" benchmarks/objectives.py --preset gpu-gpt2 --chunks 2048 4096
-step 45 bench_llama.md "$py" benchmarks/objectives.py --preset gpu-llama
+step 40 bench_gpt2.md "$py" benchmarks/objectives.py --preset gpu-gpt2 --chunks 2048 4096
+step 40 bench_llama.md "$py" benchmarks/objectives.py --preset gpu-llama
 step 40 profile.md "$py" benchmarks/objectives.py --preset gpu --vs 131072 --profile \
-  --methods fused_tfsd_triton
-step 120 compile.md "$py" benchmarks/compile_speed.py --preset gpu
-step 90 lm.md "$py" benchmarks/lm_throughput.py --preset gpu
+  --methods fused_tfsd_triton fused_tfsd_triton_tiled
+step 30 profile_gpt2.md "$py" benchmarks/objectives.py --preset gpu-gpt2 --profile \
+  --methods fused_tfsd_triton fused_tfsd_triton_tiled
+step 100 compile.md "$py" benchmarks/compile_speed.py --preset gpu --epochs 4
+step 70 lm.md "$py" benchmarks/lm_throughput.py --preset gpu
 echo "gpu_check.sh: done; files in $out"

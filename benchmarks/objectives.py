@@ -9,6 +9,9 @@ Methods (all on the same features ``x[N, D]`` and class matrix ``C[V, D]``):
 * ``tfsd``         Euclidean logits + geomviz.tfsd_loss (closed form);
 * ``fused_tfsd``   geomviz.fused_tfsd_loss, eager PyTorch per chunk; ``fused_tfsd_triton``
   the same with backend="triton" (GPU; the default there). Likewise ``fused_ce_triton``;
+  ``fused_tfsd_triton_tiled`` / ``fused_ce_triton_tiled``: the experimental "triton_tiled"
+  backend (2-D tiled gradient kernel that also writes the column sums; unmeasured on a GPU
+  so far, a candidate); ``--tile BM BN WARPS`` sets its tile;
 * ``liger_fused_ce`` Liger-Kernel's fused linear cross-entropy, as a reference from the same
   process (GPU; only when ``liger_kernel`` is importable, e.g. installed from a local wheel).
 
@@ -44,6 +47,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
+from geomviz.objectives import fused_triton
 from geomviz.objectives.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
 from geomviz.objectives.heads import squared_distances
 from geomviz.objectives.losses import tfsd_loss
@@ -55,15 +59,18 @@ PRESETS = {
     "cpu": dict(n=1024, d=64, vs=[16384], sweep=[4096, 16384, 65536, 262144], dtype="float32",
                 iters=3, methods=["torch_ce", "fused_ce", "naive_tfsd", "tfsd", "fused_tfsd"]),
     "gpu": dict(n=8192, d=4096, vs=[32768, 131072], sweep=[], dtype="bfloat16", iters=10,
-                methods=["torch_ce", "fused_ce", "fused_ce_triton", "naive_tfsd", "tfsd",
-                         "fused_tfsd", "fused_tfsd_triton", "liger_fused_ce"],
+                methods=["torch_ce", "fused_ce", "fused_ce_triton", "fused_ce_triton_tiled",
+                         "naive_tfsd", "tfsd", "fused_tfsd", "fused_tfsd_triton",
+                         "fused_tfsd_triton_tiled", "liger_fused_ce"],
                 target=1.2),
     "gpu-gpt2": dict(n=16384, d=768, vs=[50304], sweep=[], dtype="bfloat16", iters=10,
-                     methods=["torch_ce", "fused_ce_triton", "fused_tfsd_triton",
-                              "liger_fused_ce"], target=1.5),
+                     methods=["torch_ce", "fused_ce_triton", "fused_ce_triton_tiled",
+                              "fused_tfsd_triton", "fused_tfsd_triton_tiled", "liger_fused_ce"],
+                     target=1.5),
     "gpu-llama": dict(n=8192, d=4096, vs=[128256], sweep=[], dtype="bfloat16", iters=10,
-                      methods=["torch_ce", "fused_ce_triton", "fused_tfsd_triton",
-                               "liger_fused_ce"], target=1.2),
+                      methods=["torch_ce", "fused_ce_triton", "fused_ce_triton_tiled",
+                               "fused_tfsd_triton", "fused_tfsd_triton_tiled", "liger_fused_ce"],
+                      target=1.2),
 }
 #: issue 15's memory target for the fused methods (extra bytes over inputs and gradients)
 MEMORY_TARGET = 0.25 * 2**30
@@ -107,7 +114,9 @@ METHODS = {
 }
 #: the fused methods: (loss, backend); each also runs at fixed chunk sizes as ``name@rows``
 FUSED = {"fused_ce": ("ce", "eager"), "fused_ce_triton": ("ce", "triton"),
-         "fused_tfsd": ("tfsd", "eager"), "fused_tfsd_triton": ("tfsd", "triton")}
+         "fused_ce_triton_tiled": ("ce", "triton_tiled"),
+         "fused_tfsd": ("tfsd", "eager"), "fused_tfsd_triton": ("tfsd", "triton"),
+         "fused_tfsd_triton_tiled": ("tfsd", "triton_tiled")}
 
 
 def method_fn(name: str):
@@ -232,6 +241,10 @@ def run(args) -> list[dict]:
     hw = torch.cuda.get_device_name() if device.type == "cuda" else cpu
     print(f"# geomviz objectives benchmark: {hw}, torch {torch.__version__}, {args.dtype}, "
           f"N={args.n}, D={args.d}, scale={SCALE}, fwd+bwd, median of {args.iters}")
+    if any(FUSED.get(m.partition("@")[0], ("", ""))[1] == "triton_tiled" for m in args.methods):
+        t = fused_triton.TILE
+        print(f"# triton_tiled tile: {t['block_m']}×{t['block_n']} (rows × classes), "
+              f"{t['num_warps']} warps")
     for v in args.vs:
         x, c, y = make_inputs(args.n, args.d, v, dtype, device)
         gemm_grad = torch.randn(args.n, v, device=device, dtype=dtype) * 1e-3
@@ -346,6 +359,9 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", choices=["gemm_floor", *METHODS, *FUSED])
     p.add_argument("--chunks", type=int, nargs="+",
                    help="also run each fused method at these rows per chunk (name@rows)")
+    p.add_argument("--tile", type=int, nargs=3, metavar=("BM", "BN", "WARPS"),
+                   help="tile of the triton_tiled gradient kernel (powers of two; default "
+                        f"{' '.join(str(v) for v in fused_triton.TILE.values())})")
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--profile", action="store_true",
                    help="print the CUDA kernel time table of one step of each method instead")
@@ -360,6 +376,10 @@ def main(argv=None):
             setattr(args, k, v)
     if any(r < 1 for r in args.chunks or []):
         p.error("--chunks: rows per chunk must be positive integers")
+    if args.tile:
+        if any(t < 1 or t & (t - 1) for t in args.tile):
+            p.error(f"--tile: BM, BN and WARPS must be powers of two, got {args.tile}")
+        fused_triton.TILE.update(zip(("block_m", "block_n", "num_warps"), args.tile, strict=True))
     if args._child:
         return cpu_child(args._child, args.n, args.d, args.vs[0], args.dtype)
     if args.profile:

@@ -15,6 +15,10 @@ computed once, after the loop, from three statistics each chunk leaves behind.
 ``reduction="none"`` cannot pre-scale the gradients, so it
 recomputes the chunks in backward (one extra GEMM per chunk).
 
+``backend="triton_tiled"`` (experimental, never timed on a GPU): "triton" with a 2-D
+tiled gradient kernel that also writes the gradient's column sums, saving one read of
+each chunk's ``[n, V]`` gradient; ``benchmarks/gpu_check.sh`` compares the two.
+
 Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
 ``dL/dx_i = -2s·(x_i·Σ_j G_ij - Σ_j G_ij c_j)`` and
 ``dL/dc_j = -2s·(c_j·Σ_i G_ij - Σ_i G_ij x_i)``.
@@ -34,9 +38,11 @@ from .losses import _softplus, check_reduction, check_targets, tfsd_from_stats
 __all__ = ["BACKENDS", "default_chunk_size", "fused_ce_loss", "fused_tfsd_loss"]
 
 #: "eager": plain PyTorch ops per chunk; "triton": the per-chunk elementwise work
-#: in two geomviz.fused_triton kernels; "auto": triton on CUDA when Triton is
-#: installed, else eager.
-BACKENDS = ("auto", "eager", "triton")
+#: in two geomviz.fused_triton kernels; "triton_tiled" (experimental, unmeasured on a
+#: GPU): "triton" with a 2-D tiled gradient kernel that also writes the column sums;
+#: "auto": triton on CUDA when Triton is installed, else eager.
+BACKENDS = ("auto", "eager", "triton", "triton_tiled")
+TRITON = ("triton", "triton_tiled")
 
 #: Working-set budget of one chunk of logits, by device type (bytes). It keeps the
 #: extra memory flat in V; CPUs get less, so a chunk stays closer to cache.
@@ -55,7 +61,9 @@ def default_chunk_size(n_rows: int, num_classes: int, dim: int, compute_dtype: t
     """
     budget = CHUNK_BUDGET_BYTES.get(device_type, CHUNK_BUDGET_BYTES["cuda"])
     item = torch.empty((), dtype=compute_dtype).element_size()
-    per_logit = item if backend == "triton" else 4 + item
+    # triton_tiled adds 4/BM bytes of partial column sums per logit (1/16 of bf16 at BM=32),
+    # left out so it chunks exactly like triton and the two time the same GEMMs
+    per_logit = item if backend in TRITON else 4 + item
     per_row = per_logit * max(1, num_classes) + 2 * (4 + item) * max(1, dim)
     rows = max(1, budget // per_row)
     rows = 1 << (rows.bit_length() - 1)  # floor to a power of two (GEMM-friendly)
@@ -121,13 +129,13 @@ def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype) -> st
     usable = fused_triton.triton_available() and cdt != torch.float64
     if backend == "auto":
         return "triton" if usable and device.type == "cuda" else "eager"
-    if backend == "triton":
+    if backend in TRITON:
         if not fused_triton.triton_available():
-            raise ValueError("backend='triton' needs Triton: pip install triton")
+            raise ValueError(f"backend={backend!r} needs Triton: pip install triton")
         if cdt == torch.float64:
-            raise ValueError("backend='triton' does not support float64; use 'eager'")
+            raise ValueError(f"backend={backend!r} does not support float64; use 'eager'")
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-            raise ValueError("backend='triton' needs a CUDA device (or TRITON_INTERPRET=1)")
+            raise ValueError(f"backend={backend!r} needs a CUDA device (or TRITON_INTERPRET=1)")
     return backend
 
 
@@ -214,8 +222,11 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     for s in range(0, n_rows, chunk):
         e = min(s + chunk, n_rows)
         xs = x[s:e]  # [n,D]
-        gd, rowsum = core(xs, C, neg_c2s, x2s[s:e], y[s:e], w_row[s:e], scale, need_grad,
-                          stats[:, s:e])
+        args = (xs, C, neg_c2s, x2s[s:e], y[s:e], w_row[s:e], scale, need_grad, stats[:, s:e])
+        if backend == "triton_tiled":  # part[cdiv(n, BM), V]: the kernel's column sums of gd
+            gd, rowsum, part = fused_triton.tfsd_core_tiled(*args, need_dc)
+        else:
+            (gd, rowsum), part = core(*args), None
         if not need_grad:
             continue
         if need_dx:  # -2s·(x·Σ_j G - G@C), the -s already in gd
@@ -223,7 +234,7 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
             dx[s:e] = dxs.addcmul_(xs, (2.0 * rowsum)[:, None])
         if need_dc:
             dC.addmm_(gd.t(), xs, beta=0.0 if s == 0 else 1.0, alpha=-2.0)
-            colsum += gd.sum(0, dtype=acc)
+            colsum += gd.sum(0, dtype=acc) if part is None else part.sum(0)
         del gd
     loss = tfsd_from_stats(stats[0] + torch.log(stats[1]) - x2s, x2s - stats[2])
     return loss, dx, dC, colsum
@@ -234,7 +245,7 @@ def _finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, g: Tensor | None, backen
 
     Deferred to backward so the two passes over ``[V, D]`` become one.
     """
-    if backend == "triton" and dC.is_contiguous() and C.is_contiguous():
+    if backend in TRITON and dC.is_contiguous() and C.is_contiguous():
         return fused_triton.finalize_dc(dC, C, colsum, g)
     dC.addcmul_(C, (2.0 * colsum)[:, None].to(dC.dtype))
     return dC if g is None else dC.mul_(g.to(dC.dtype))
@@ -330,7 +341,11 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
     for s in range(0, n_rows, chunk):
         e = min(s + chunk, n_rows)
         xs = x[s:e]
-        g = core(xs, W, b, y[s:e], w_row[s:e], need_grad, stats[:, s:e])
+        args = (xs, W, b, y[s:e], w_row[s:e], need_grad, stats[:, s:e])
+        if backend == "triton_tiled":  # part[cdiv(n, BM), V]: the kernel's column sums of g
+            g, part = fused_triton.ce_core_tiled(*args, need_db)
+        else:
+            g, part = core(*args), None
         if not need_grad:
             continue
         if need_dx:
@@ -338,7 +353,7 @@ def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
         if need_dw:
             dW.addmm_(g.t(), xs, beta=0.0 if s == 0 else 1.0)
         if need_db:
-            db += g.sum(0, dtype=acc)
+            db += g.sum(0, dtype=acc) if part is None else part.sum(0)
         del g
     return stats[0] + torch.log(stats[1]) - stats[2], dx, dW, db
 

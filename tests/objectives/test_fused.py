@@ -9,7 +9,13 @@ import sys
 import pytest
 import torch
 
-from geomviz.objectives.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
+from geomviz.objectives import fused_triton
+from geomviz.objectives.fused import (
+    _resolve_backend,
+    default_chunk_size,
+    fused_ce_loss,
+    fused_tfsd_loss,
+)
 from geomviz.objectives.heads import EuclideanHead
 from geomviz.objectives.losses import cross_entropy, tfsd_loss
 from tests.helpers import PeakStorage, cuda
@@ -99,6 +105,9 @@ def test_default_chunk_size_keeps_the_working_set_flat():
     # GEMM-friendly chunks at LM sizes with the Triton backend (the default on GPU)
     assert default_chunk_size(8192, 131072, 4096, bf16, "cuda", "triton") == 512
     assert default_chunk_size(8192, 32768, 4096, bf16, "cuda", "triton") == 1024
+    for v in (50304, 131072):  # the tiled variant chunks as "triton": the same GEMMs are timed
+        assert (default_chunk_size(16384, v, 768, bf16, "cuda", "triton_tiled")
+                == default_chunk_size(16384, v, 768, bf16, "cuda", "triton"))
     for v in (8192, 65536):
         rows = default_chunk_size(4096, v, 64, torch.float32, "cpu")
         assert 8 * 2**20 <= rows * v * 8 <= 32 * 2**20
@@ -144,9 +153,26 @@ def test_fused_bad_inputs():
 
 TRITON_CHECK = """
 import torch
+from geomviz.objectives import fused_triton
 from geomviz.objectives.fused import fused_ce_loss, fused_tfsd_loss
 torch.manual_seed(0)
+DEFAULTS = dict(fused_triton.TILE), dict(fused_triton.TILE_UNALIGNED)
+
+def run(loss, backend, x, c, b, y, red, chunk, tile=None):
+    # None: the defaults; V = 2, 13, 9000 are no multiples of 16, so TILE_UNALIGNED's
+    for table, default in zip((fused_triton.TILE, fused_triton.TILE_UNALIGNED), DEFAULTS):
+        table.update(tile or default)
+    if loss == "tfsd":
+        out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=chunk, reduction=red, backend=backend)
+    else:
+        out = fused_ce_loss(x, c, y, b if loss == "ce_bias" else None, chunk_size=chunk,
+                            reduction=red, backend=backend)
+    inputs = (x, c, b) if loss == "ce_bias" else (x, c)
+    return (out, *torch.autograd.grad(out.sum(), inputs))
+
 for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/sum
+    # a small tile puts several row and column tiles in a chunk, none of them full
+    small = dict(block_m=4, block_n=8 if v < 100 else 512, num_warps=1)
     for dtype in (torch.float32, torch.bfloat16):
         x = torch.randn(11, 6).to(dtype).requires_grad_()
         c = torch.randn(v, 6).to(dtype).requires_grad_()
@@ -155,25 +181,89 @@ for v in (2, 13, 9000):  # 9000 > one 8192-wide block: exercises the online max/
         with torch.no_grad():  # some rows sit on their centre: tiny d_y, near-zero gradients
             x[:5] = (c[y[:5].clamp_min(0)].float() + 1e-3 * torch.randn(5, 6)).to(dtype)
         for red, loss in [(r, l) for r in ("mean", "none") for l in ("tfsd", "ce", "ce_bias")]:
-            outs = []
-            for backend in ("eager", "triton"):
-                if loss == "tfsd":
-                    out = fused_tfsd_loss(x, c, y, 0.3, chunk_size=4, reduction=red,
-                                          backend=backend)
-                else:
-                    bias = b if loss == "ce_bias" else None
-                    out = fused_ce_loss(x, c, y, bias, chunk_size=4, reduction=red, backend=backend)
-                outs.append((out, *torch.autograd.grad(out.sum(), (x, c))))
-            fp32 = dtype == torch.float32
-            tol = dict(rtol=1e-5, atol=1e-6) if fp32 else dict(rtol=2e-2, atol=2e-2)
-            for got, want in zip(*outs):
-                torch.testing.assert_close(got.float(), want.float(), **tol)
+            data = (x, c, b, y, red)
+            want = run(loss, "eager", *data, chunk=4)
+            # chunks of 4 rows (11 = 4 + 4 + 3) and of 7 (7 + 4): ragged last chunks, and
+            # no chunk a multiple of the 32 rows of the default tile
+            for backend, chunk, tile in [("triton", 4, None), ("triton_tiled", 4, None),
+                                         ("triton_tiled", 7, small)]:
+                got = run(loss, backend, *data, chunk=chunk, tile=tile)
+                fp32 = dtype == torch.float32
+                tol = dict(rtol=1e-5, atol=1e-6) if fp32 else dict(rtol=2e-2, atol=2e-2)
+                for a, w in zip(got, want, strict=True):
+                    torch.testing.assert_close(a.float(), w.float(), **tol)
+            if v == 9000 and red == "mean" and not fp32:  # same bits run to run
+                again = run(loss, "triton_tiled", *data, chunk=7, tile=small)
+                assert all(torch.equal(a, w) for a, w in zip(got, again, strict=True)), loss
+
+# The tiled kernel against the row kernel on one chunk: the same gradient, the same row
+# sums, and column sums of the gradient as stored (bf16), not of its unrounded values.
+for tfsd in (True, False):
+    n, v = 37, 1000
+    xc = (torch.randn(n, v) * 2).bfloat16()
+    offs = torch.randn(v)
+    cap = torch.rand(n) * 3 + 6 if tfsd else torch.full((n,), float("inf"))
+    y, w_row = torch.randint(0, v, (n,)), torch.rand(n)
+    stats = torch.empty(3, n)
+    mult = 0.6 if tfsd else 1.0
+    fused_triton.row_stats(xc, offs, cap, y, mult, tfsd, stats)
+    g_row = xc.clone()
+    rowsum = fused_triton.write_grad(g_row, offs, cap, y, stats, w_row, mult, 0.3, tfsd)
+    exact = xc.float()  # the same gradient, never rounded to bf16
+    fused_triton.write_grad(exact, offs, cap, y, stats, w_row, mult, 0.3, tfsd)
+    for bm, bn in ((8, 128), (8, 256), (32, 256), (64, 512)):  # both default tiles and more
+        g = xc.clone()
+        rs, part = fused_triton.write_grad_tiled(g, offs, cap, y, stats, w_row, mult, 0.3,
+                                                 tfsd, True, block_m=bm, block_n=bn)
+        assert part.shape == (-(-n // bm), v) and torch.equal(g, g_row)
+        if tfsd:
+            torch.testing.assert_close(rs, rowsum, rtol=1e-6, atol=1e-7)
+        else:
+            assert rs is None
+        tol = dict(rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(part.sum(0), g.float().sum(0), **tol)
+        assert not torch.allclose(part.sum(0), exact.sum(0), **tol)  # the check can tell
+    _, none = fused_triton.write_grad_tiled(xc.clone(), offs, cap, y, stats, w_row, mult, 0.3,
+                                            tfsd, False)
+    assert none is None
+
+# 1030 rows (more than one 1024-row program of the per-row factors) against PyTorch: the
+# statistics and the factors of fused.tfsd_row_grad, the gradient built with plain ops
+from geomviz.objectives.fused import tfsd_row_grad
+for tfsd in (True, False):
+    n, v, mult, scale = 1030, 24, 0.6, 0.3
+    xc = torch.randn(n, v).bfloat16()
+    offs, y, w_row = torch.randn(v), torch.randint(0, v, (n,)), torch.rand(n)
+    cap = torch.rand(n) * 3 + 6 if tfsd else torch.full((n,), float("inf"))
+    w = torch.minimum(mult * xc.float() + offs, cap[:, None])
+    wy = w.gather(1, y[:, None]).squeeze(1)
+    rest = w.scatter(1, y[:, None], float("-inf")) if tfsd else w
+    m = rest.amax(1)
+    se = (rest - m[:, None]).exp().sum(1)
+    stats = torch.stack([m, se, wy])
+    if tfsd:
+        coef, gy = tfsd_row_grad(m, se, wy, cap, w_row, scale)
+    else:
+        coef, gy = w_row / se, -w_row
+    want = coef[:, None] * (rest - m[:, None]).exp()
+    want = want.scatter(1, y[:, None], gy[:, None]) if tfsd else \
+        want.scatter_add(1, y[:, None], gy[:, None])
+    for bm, bn in ((8, 256), (32, 256)):
+        g = xc.clone()
+        rs, part = fused_triton.write_grad_tiled(g, offs, cap, y, stats, w_row, mult, scale,
+                                                 tfsd, True, block_m=bm, block_n=bn)
+        torch.testing.assert_close(g.float(), want, rtol=8e-3, atol=1e-6)
+        if tfsd:
+            # Σ_j of -s·w·dL/dz_j is 0 in exact arithmetic: compare on the scale of g_y
+            torch.testing.assert_close(rs, coef * se + gy, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(part.sum(0), g.float().sum(0), rtol=1e-5, atol=1e-7)
 print("ok")
 """
 
 
 def test_triton_kernels_match_eager_in_the_interpreter():
-    """The Triton kernels' logic, checked on CPU under TRITON_INTERPRET=1."""
+    """The Triton kernels' logic, both gradient kernels ("triton", "triton_tiled"), checked
+    on CPU under TRITON_INTERPRET=1."""
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
     r = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True,
@@ -185,18 +275,24 @@ def test_backend_errors():
     x, c, y = _data(dtype=torch.float32)
     with pytest.raises(ValueError, match="backend must be one of"):
         fused_tfsd_loss(x, c, y, backend="cuda")
-    if os.environ.get("TRITON_INTERPRET") != "1":
-        with pytest.raises(ValueError, match="triton"):
-            fused_tfsd_loss(x, c, y, backend="triton")  # CPU tensors, no interpreter
+    for backend in ("triton", "triton_tiled"):
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            with pytest.raises(ValueError, match=f"backend='{backend}' needs"):
+                fused_tfsd_loss(x, c, y, backend=backend)  # CPU tensors, no interpreter
+        with pytest.raises(ValueError, match=f"backend='{backend}' does not support float64"):
+            fused_ce_loss(*_data()[:2], y, backend=backend)
     x64, c64, y64 = _data()
     assert torch.isfinite(fused_tfsd_loss(x64, c64, y64, backend="auto"))  # auto -> eager on CPU
+    # "auto" never picks the experimental tiled kernel (no device is touched here)
+    want = "triton" if fused_triton.triton_available() else "eager"
+    assert _resolve_backend("auto", torch.device("cuda"), torch.bfloat16) == want
 
 
 @cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("backend", ["eager", "triton"])
+@pytest.mark.parametrize("backend", ["eager", "triton", "triton_tiled"])
 def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
-    if backend == "triton":
+    if backend != "eager":
         pytest.importorskip("triton")
     torch.manual_seed(0)
     n, d, v = 1000, 128, 10000
@@ -223,9 +319,9 @@ def test_fused_tfsd_cuda_bf16_matches_fp64_reference(backend):
 
 @cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("backend", ["eager", "triton"])
+@pytest.mark.parametrize("backend", ["eager", "triton", "triton_tiled"])
 def test_fused_ce_cuda_matches_torch(backend):
-    if backend == "triton":
+    if backend != "eager":
         pytest.importorskip("triton")
     torch.manual_seed(0)
     x = torch.randn(512, 64, device="cuda", requires_grad=True)
@@ -239,3 +335,83 @@ def test_fused_ce_cuda_matches_torch(backend):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     for g, r in zip(got, want, strict=True):  # TF32 matmuls on both sides
         torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-4)
+
+
+@cuda
+@pytest.mark.cuda
+def test_fused_triton_tiled_is_deterministic_on_cuda():
+    """The tiled kernel's column sums use no atomics: the same gradients bit for bit."""
+    pytest.importorskip("triton")
+    torch.manual_seed(0)
+    x = torch.randn(1000, 64, device="cuda").bfloat16().requires_grad_()
+    w = torch.randn(5000, 64, device="cuda").bfloat16().requires_grad_()
+    b = torch.randn(5000, device="cuda", requires_grad=True)
+    y = torch.randint(0, 5000, (1000,), device="cuda")
+    for fn in (lambda: fused_tfsd_loss(x, w, y, 0.05, chunk_size=300, backend="triton_tiled"),
+               lambda: fused_ce_loss(x, w, y, b, chunk_size=300, backend="triton_tiled")):
+        first, second = (torch.autograd.grad(fn(), (x, w, b), allow_unused=True)
+                         for _ in range(2))
+        for a, r in zip(first, second, strict=True):
+            assert (a is None and r is None) or torch.equal(a, r)
+
+
+SM90_CHECK = r"""
+import os, subprocess, sys, tempfile, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from geomviz.objectives import fused_triton as ft
+tiled, factors = ft._kernels()[3:5]
+bins = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+def build(fn, sig, consts, warps, aligned):
+    names = list(sig)  # the JIT's usual specialisation: 16-divisible pointers and ints
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned}
+    c = triton.compile(ASTSource(fn, sig, constexprs=consts, attrs=attrs),
+                       target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    if not os.path.exists(os.path.join(bins, "cuobjdump")):
+        return
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(c.asm["cubin"]); f.flush()
+        use = subprocess.run([os.path.join(bins, "cuobjdump"), "--dump-resource-usage", f.name],
+                             capture_output=True, text=True, check=True).stdout
+    assert " STACK:0 " in use, (consts, use)  # no register spills
+ptrs = ["XC", "OFFS", "CAP", "Y", "M", "FAC", "COLPART"]
+for dt in ("bf16", "fp16", "fp32"):
+    for tfsd in (True, False):
+        sig = dict(XC="*" + dt, stride="i32", n="i32", OFFS="*fp32", CAP="*fp32", Y="*i64",
+                   M="*fp32", FAC="*fp32", COLPART="*fp32", mult="fp32", V="constexpr",
+                   BM="constexpr", BN="constexpr", TFSD="constexpr", COLSUM="constexpr")
+        for v, tile, aligned in ((50304, ft.TILE, ptrs + ["stride", "n"]),
+                                 (50257, ft.TILE_UNALIGNED, ptrs + ["n"])):
+            consts = dict(V=v, BM=tile["block_m"], BN=tile["block_n"], TFSD=tfsd, COLSUM=True)
+            build(tiled, sig, consts, tile["num_warps"], aligned)
+for tfsd in (True, False):
+    sig = dict(CAP="*fp32", M="*fp32", SE="*fp32", WY="*fp32", WROW="*fp32", FAC="*fp32",
+               n="i32", scale="fp32", BLOCK="constexpr", TFSD="constexpr")
+    build(factors, sig, dict(BLOCK=1024, TFSD=tfsd), 4, ["CAP", "M", "SE", "WY", "WROW", "FAC"])
+print("ok")
+"""
+
+
+def test_triton_tiled_kernels_compile_for_sm90_without_spills(tmp_path):
+    """What the interpreter cannot see: the tiled kernels compile for an H100/H200 (sm_90,
+    with the ptxas inside the Triton wheel; no GPU needed), the default tiles without
+    register spills."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # a cold compile, and no cache left behind
+    r = subprocess.run([sys.executable, "-c", SM90_CHECK], env=env, capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode and "ptxas" in r.stderr and "not found" in r.stderr.lower():
+        pytest.skip("this Triton install has no ptxas")
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_triton_tiled_picks_its_tile_by_row_alignment():
+    """The JIT vectorises only rows whose stride is a multiple of 16 elements; other strides
+    get the narrow tile (fewer rows per thread, no register spills on sm_90)."""
+    assert fused_triton.pick_tile(torch.empty(4, 1024)) is fused_triton.TILE
+    assert fused_triton.pick_tile(torch.empty(4, 50304)) is fused_triton.TILE
+    assert fused_triton.pick_tile(torch.empty(4, 50257)) is fused_triton.TILE_UNALIGNED
+    assert fused_triton.pick_tile(torch.empty(4, 1040)[:, 1:]) is fused_triton.TILE_UNALIGNED
+    for tile in (fused_triton.TILE, fused_triton.TILE_UNALIGNED):  # tl.arange needs powers of 2
+        assert all(v > 0 and v & (v - 1) == 0 for v in tile.values())
