@@ -91,7 +91,8 @@ def reference(fn):
 ce = reference(lambda x, c: F.cross_entropy(x @ c.t(), y))
 tf = reference(lambda x, c: tfsd_loss(squared_distances(x, c) * -0.05, y))
 for name, want in [("liger_fused_ce", ce), ("fused_ce_triton@8", ce),
-                   ("fused_tfsd_triton", tf), ("fused_tfsd_triton@8", tf)]:
+                   ("fused_ce_triton_tiled@8", ce), ("fused_tfsd_triton", tf),
+                   ("fused_tfsd_triton@8", tf), ("fused_tfsd_triton_tiled", tf)]:
     for a, b in zip(run(name), want):
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
 print("ok")
