@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -30,6 +31,14 @@ def git_commit(path: Path | None = None) -> dict | None:
     return {"commit": sha, "dirty": bool(dirty.strip())}
 
 
+@functools.cache
+def _process_git() -> dict | None:
+    """The checkout's commit when this process first asked (its first run's start): a
+    process that trains many runs (study, sweep) keeps the code it loaded, so commits made
+    while it runs must not be credited to its later runs."""
+    return git_commit()
+
+
 def _version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -45,6 +54,6 @@ def provenance(device: torch.device, world_size: int = 1) -> dict:
     return {
         "versions": {"geomviz": _version("geomviz"), "python": sys.version.split()[0],
                      **{lib: _version(lib) for lib in LIBRARIES}},
-        "git": git_commit(),
+        "git": _process_git(),
         "hardware": hw,
     }
