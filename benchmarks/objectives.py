@@ -48,7 +48,8 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from geomviz.objectives import fused_triton
-from geomviz.objectives.fused import default_chunk_size, fused_ce_loss, fused_tfsd_loss
+from geomviz.objectives.fused import default_chunk_size, fused_tfsd_loss
+from geomviz.objectives.fused_ce import fused_ce_loss
 from geomviz.objectives.heads import squared_distances
 from geomviz.objectives.losses import tfsd_loss
 

@@ -1,7 +1,8 @@
 """Objectives: heads, losses, fused large-vocabulary losses (and their Triton kernels), and the
 registry that names each head + loss pair."""
 
-from .fused import fused_ce_loss, fused_tfsd_loss
+from .fused import fused_tfsd_loss
+from .fused_ce import fused_ce_loss
 from .heads import EuclideanHead, Head, LinearHead, squared_distances
 from .losses import (
     cross_entropy,

@@ -1,8 +1,9 @@
 """Fused head + loss for large vocabularies: never holds all ``N×V`` logits.
 
 ``fused_tfsd_loss(features, centers, target)`` equals
-``tfsd_loss(EuclideanHead(...)(features), target)`` and ``fused_ce_loss``
-equals ``cross_entropy(features @ W.T + b, target)``, values and gradients.
+``tfsd_loss(EuclideanHead(...)(features), target)``, values and gradients;
+:mod:`.fused_ce`'s ``fused_ce_loss`` is its CE twin and shares this module's chunking,
+backends and plumbing.
 
 How (as Liger-Kernel's fused linear cross-entropy does): the ``N`` rows are
 processed in chunks inside a custom autograd Function. For each chunk the
@@ -22,6 +23,12 @@ each chunk's ``[n, V]`` gradient; ``benchmarks/gpu_check.sh`` compares the two.
 Euclidean gradient, with ``G = dL/dz`` and ``z_ij = -s·||x_i - c_j||²``:
 ``dL/dx_i = -2s·(x_i·Σ_j G_ij - Σ_j G_ij c_j)`` and
 ``dL/dc_j = -2s·(c_j·Σ_i G_ij - Σ_i G_ij x_i)``.
+
+Everything is measured from a shift ``mu`` (the features' mean): distances do not
+change, but features and centres far from the origin no longer cancel in the compute
+dtype (see :func:`_tfsd_pass`; tested in bf16 against float64 with ``||x||²`` 100× the
+squared distances). A residual: ``dL/dx`` keeps an error of the order of ``|mu|`` times
+the rounding of ``Σ_j G_ij`` (cosine 0.996 to float64 at ``||x||²`` ~ 1e5 in bf16).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from . import fused_triton
 from .heads import check_scale
 from .losses import _softplus, check_reduction, check_targets, tfsd_from_stats
 
-__all__ = ["BACKENDS", "default_chunk_size", "fused_ce_loss", "fused_tfsd_loss"]
+__all__ = ["BACKENDS", "default_chunk_size", "fused_tfsd_loss"]
 
 #: "eager": plain PyTorch ops per chunk; "triton": the per-chunk elementwise work
 #: in two geomviz.fused_triton kernels; "triton_tiled" (experimental, unmeasured on a
@@ -108,21 +115,6 @@ def _tfsd_core(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats):
     return z.to(xs.dtype), coef * stats[1] + g_y
 
 
-def _ce_core(xs, W, bias, y, w_row, need_grad, stats):
-    """Eager CE chunk. xs[n,D], W[V,D], bias[V] or None."""
-    xw = xs @ W.t()  # [n,V]
-    z = xw.to(stats.dtype) if bias is None else torch.add(bias.to(stats.dtype), xw)
-    del xw
-    stats[2].copy_(z.gather(1, y[:, None]).squeeze(1))
-    torch.amax(z, 1, out=stats[0])
-    z.sub_(stats[0][:, None]).exp_()
-    torch.sum(z, 1, out=stats[1])
-    if not need_grad:
-        return None
-    z.mul_((w_row / stats[1])[:, None]).scatter_add_(1, y[:, None], -w_row[:, None])
-    return z.to(xs.dtype)  # w·(softmax - onehot)
-
-
 def _resolve_backend(backend: str, device: torch.device, cdt: torch.dtype) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -155,6 +147,25 @@ def _acc_dtype(compute: torch.dtype) -> torch.dtype:
 def _sq_norms(t: Tensor, acc: torch.dtype) -> Tensor:
     """``||t_i||²`` accumulated in ``acc``: one reduction, no upcast copy of ``t``."""
     return torch.linalg.vector_norm(t, dim=1, dtype=acc).square_()
+
+
+#: rows of ``[V, D]`` upcast at a time by the shifted passes over the centres (bytes)
+SHIFT_BLOCK_BYTES = 64 * 2**20
+
+
+def _blocks(t: Tensor, acc: torch.dtype):
+    """Row slices of ``t`` whose ``acc`` copy fits :data:`SHIFT_BLOCK_BYTES`."""
+    rows = max(1, SHIFT_BLOCK_BYTES // (max(1, t.shape[1]) * torch.empty((), dtype=acc)
+                                        .element_size()))
+    return (slice(i, i + rows) for i in range(0, t.shape[0], rows))
+
+
+def _shifted_sq_norms(C: Tensor, mu: Tensor) -> Tensor:
+    """``||c_j - mu||²`` in ``mu``'s dtype, by row blocks (no full upcast copy of ``C``)."""
+    out = torch.empty(C.shape[0], dtype=mu.dtype, device=C.device)
+    for b in _blocks(C, mu.dtype):
+        out[b] = (C[b].to(mu.dtype) - mu).square_().sum(1)
+    return out
 
 
 def _compute_dtype(x: Tensor, w: Tensor) -> torch.dtype:
@@ -213,15 +224,24 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     need_grad = need_dx or need_dc
     core = fused_triton.tfsd_core if backend == "triton" else _tfsd_core
     acc = _acc_dtype(x.dtype)
-    neg_c2s = _sq_norms(C, acc).mul_(-scale)  # [V]
-    x2s = _sq_norms(x, acc).mul_(scale)  # [N]
+    # Distances do not change under a common shift, so everything is measured from mu, the
+    # features' mean (rounded to the compute dtype: the shift itself is exact). Features and
+    # centres far from the origin otherwise cancel: x·c and ||c||² of ~8000 keep ±32 in
+    # bf16, against squared distances of ~60. The GEMMs see x - mu, and the correction
+    # terms are fp32.
+    mu = x.mean(0, dtype=acc).to(x.dtype).to(acc)  # [D]
+    neg_c2s = _shifted_sq_norms(C, mu).mul_(-scale)  # [V] -s||c - mu||²
+    x2s = torch.empty(n_rows, dtype=acc, device=x.device)  # s(||x'||² + 2x'·mu), x' = x - mu
     stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None
     dC = torch.empty_like(C) if need_dc else None  # the first chunk overwrites it (beta=0)
     colsum = torch.zeros(C.shape[0], dtype=acc, device=x.device) if need_dc else None
     for s in range(0, n_rows, chunk):
         e = min(s + chunk, n_rows)
-        xs = x[s:e]  # [n,D]
+        xa = x[s:e].to(acc) - mu  # [n,D] acc: x' (exact: x and mu are compute-dtype values)
+        xs = xa.to(x.dtype)  # [n,D] x' for the GEMMs (rounded once, relative to |x'|)
+        xa = xs.to(acc)  # the x' used, so that x2s, dx and dC describe the same point
+        x2s[s:e] = (xa.square().sum(1) + 2.0 * (xa @ mu)) * scale  # w_j = z_j + x2s
         args = (xs, C, neg_c2s, x2s[s:e], y[s:e], w_row[s:e], scale, need_grad, stats[:, s:e])
         if backend == "triton_tiled":  # part[cdiv(n, BM), V]: the kernel's column sums of gd
             gd, rowsum, part = fused_triton.tfsd_core_tiled(*args, need_dc)
@@ -229,26 +249,35 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
             (gd, rowsum), part = core(*args), None
         if not need_grad:
             continue
-        if need_dx:  # -2s·(x·Σ_j G - G@C), the -s already in gd
+        if need_dx:  # -2s·(x·Σ_j G - G@C), the -s already in gd; x = x' + mu
             dxs = (gd @ C).to(acc).mul_(-2.0)  # [n,D]
-            dx[s:e] = dxs.addcmul_(xs, (2.0 * rowsum)[:, None])
-        if need_dc:
+            dx[s:e] = dxs.addcmul_(xa + mu, (2.0 * rowsum)[:, None])  # xa may alias xs
+        if need_dc:  # -2s·(c'·Σ_i G - Gᵀx'): the Gᵀx' part here, c' = c - mu at the end
             dC.addmm_(gd.t(), xs, beta=0.0 if s == 0 else 1.0, alpha=-2.0)
             colsum += gd.sum(0, dtype=acc) if part is None else part.sum(0)
         del gd
     loss = tfsd_from_stats(stats[0] + torch.log(stats[1]) - x2s, x2s - stats[2])
-    return loss, dx, dC, colsum
+    return loss, dx, dC, colsum, mu
 
 
-def _finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, g: Tensor | None, backend: str) -> Tensor:
-    """``dC ← g·(dC + 2·C·colsum)`` in place: the ``c_j·Σ_i G_ij`` term and the incoming grad.
+def _finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, mu: Tensor, g: Tensor | None,
+                 backend: str) -> Tensor:
+    """``dC ← g·(dC + 2·(C - mu)·colsum)`` in place: the ``c'_j·Σ_i G_ij`` term and the
+    incoming grad, in ``mu``'s dtype by row blocks (``C - mu`` in bf16 would round ``c`` at
+    its own, large, magnitude).
 
     Deferred to backward so the two passes over ``[V, D]`` become one.
     """
     if backend in TRITON and dC.is_contiguous() and C.is_contiguous():
-        return fused_triton.finalize_dc(dC, C, colsum, g)
-    dC.addcmul_(C, (2.0 * colsum)[:, None].to(dC.dtype))
-    return dC if g is None else dC.mul_(g.to(dC.dtype))
+        return fused_triton.finalize_dc(dC, C, colsum, mu, g)
+    scale = 2.0 * colsum if g is None else 2.0 * colsum * g.to(colsum.dtype)
+    gain = None if g is None else g.to(mu.dtype)
+    for b in _blocks(C, mu.dtype):
+        d = dC[b].to(mu.dtype)
+        if gain is not None:
+            d.mul_(gain)
+        dC[b] = d.addcmul_(C[b].to(mu.dtype) - mu, scale[b, None])
+    return dC
 
 
 class _FusedTFSD(torch.autograd.Function):
@@ -262,12 +291,12 @@ class _FusedTFSD(torch.autograd.Function):
             need_dx = eager and ctx.needs_input_grad[0]
             need_dc = eager and ctx.needs_input_grad[1]
             w_row = _row_weights(keep, reduction, _acc_dtype(cdt))
-            loss, dx, dC, colsum = _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc,
-                                              backend)
+            loss, dx, dC, colsum, mu = _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx,
+                                                  need_dc, backend)
         ctx.reduction, ctx.scale, ctx.chunk, ctx.backend = reduction, scale, chunk, backend
         ctx.dtypes = (features.dtype, centers.dtype, cdt)
         if eager:
-            ctx.save_for_backward(dx, dC, colsum, centers)
+            ctx.save_for_backward(dx, dC, colsum, mu, centers)
         else:
             ctx.save_for_backward(features, centers, y, keep)
         return _reduce(loss, keep, reduction)
@@ -277,20 +306,21 @@ class _FusedTFSD(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         fdt, cdt_c, cdt = ctx.dtypes
         if ctx.reduction != "none":
-            dx, dC, colsum, centers = ctx.saved_tensors
+            dx, dC, colsum, mu, centers = ctx.saved_tensors
             dx = None if dx is None else dx.mul_(grad_out.to(dx.dtype)).to(fdt)
             if dC is not None:
-                dC = _finalize_dc(dC, centers.to(cdt), colsum, grad_out, ctx.backend).to(cdt_c)
+                dC = _finalize_dc(dC, centers.to(cdt), colsum, mu, grad_out,
+                                  ctx.backend).to(cdt_c)
             return dx, dC, None, None, None, None, None, None
         features, centers, y, keep = ctx.saved_tensors
         need_dx, need_dc = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         with torch.autocast(features.device.type, enabled=False):
             x, C = features.to(cdt), centers.to(cdt)
             w_row = _row_weights(keep, "none", _acc_dtype(cdt), grad_out)
-            _, dx, dC, colsum = _tfsd_pass(x, C, y, w_row, ctx.scale, ctx.chunk, need_dx,
-                                           need_dc, ctx.backend)
+            _, dx, dC, colsum, mu = _tfsd_pass(x, C, y, w_row, ctx.scale, ctx.chunk, need_dx,
+                                               need_dc, ctx.backend)
             if dC is not None:
-                dC = _finalize_dc(dC, C, colsum, None, ctx.backend)
+                dC = _finalize_dc(dC, C, colsum, mu, None, ctx.backend)
         return (None if dx is None else dx.to(fdt), None if dC is None else dC.to(cdt_c),
                 None, None, None, None, None, None)
 
@@ -325,101 +355,4 @@ def fused_tfsd_loss(
     chunk = int(chunk_size) if chunk_size else default_chunk_size(
         x.shape[0], centers.shape[0], x.shape[1], cdt, x.device.type, backend)
     out = _FusedTFSD.apply(x, centers, y, keep, s, chunk, reduction, backend)
-    return out.reshape(lead) if reduction == "none" else out
-
-
-# ----------------------------------------------------------------------------- CE
-def _ce_pass(x, W, b, y, w_row, chunk, need_dx, need_dw, need_db, backend):
-    n_rows = x.shape[0]
-    need_grad = need_dx or need_dw or need_db
-    core = fused_triton.ce_core if backend == "triton" else _ce_core
-    acc = w_row.dtype
-    stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
-    dx = torch.empty_like(x) if need_dx else None
-    dW = torch.empty_like(W) if need_dw else None  # the first chunk overwrites it (beta=0)
-    db = torch.zeros(W.shape[0], dtype=acc, device=x.device) if need_db else None
-    for s in range(0, n_rows, chunk):
-        e = min(s + chunk, n_rows)
-        xs = x[s:e]
-        args = (xs, W, b, y[s:e], w_row[s:e], need_grad, stats[:, s:e])
-        if backend == "triton_tiled":  # part[cdiv(n, BM), V]: the kernel's column sums of g
-            g, part = fused_triton.ce_core_tiled(*args, need_db)
-        else:
-            g, part = core(*args), None
-        if not need_grad:
-            continue
-        if need_dx:
-            dx[s:e] = g @ W
-        if need_dw:
-            dW.addmm_(g.t(), xs, beta=0.0 if s == 0 else 1.0)
-        if need_db:
-            db += g.sum(0, dtype=acc) if part is None else part.sum(0)
-        del g
-    return stats[0] + torch.log(stats[1]) - stats[2], dx, dW, db
-
-
-class _FusedCE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, features, weight, bias, y, keep, chunk, reduction, backend):  # type: ignore[override]
-        dev = features.device.type
-        cdt = _compute_dtype(features, weight)
-        with torch.autocast(dev, enabled=False):
-            x, W = features.to(cdt), weight.to(cdt)
-            eager = reduction != "none"
-            needs = [eager and ctx.needs_input_grad[i] for i in range(3)]
-            needs[2] = needs[2] and bias is not None
-            w_row = _row_weights(keep, reduction, _acc_dtype(cdt))
-            loss, dx, dW, db = _ce_pass(x, W, bias, y, w_row, chunk, *needs, backend)
-        ctx.reduction, ctx.chunk, ctx.backend = reduction, chunk, backend
-        ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype, cdt)
-        if eager:
-            ctx.save_for_backward(dx, dW, db)
-        else:
-            ctx.save_for_backward(features, weight, bias, y, keep)
-        return _reduce(loss, keep, reduction)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):  # type: ignore[override]
-        fdt, wdt, bdt, cdt = ctx.dtypes
-        if ctx.reduction != "none":
-            grads = [None if t is None else t.mul_(grad_out.to(t.dtype)) for t in ctx.saved_tensors]
-        else:
-            features, weight, bias, y, keep = ctx.saved_tensors
-            needs = list(ctx.needs_input_grad[:3])
-            needs[2] = needs[2] and bias is not None
-            with torch.autocast(features.device.type, enabled=False):
-                x, W = features.to(cdt), weight.to(cdt)
-                w_row = _row_weights(keep, "none", _acc_dtype(cdt), grad_out)
-                _, *grads = _ce_pass(x, W, bias, y, w_row, ctx.chunk, *needs, ctx.backend)
-        dx, dW, db = grads
-        return (None if dx is None else dx.to(fdt), None if dW is None else dW.to(wdt),
-                None if db is None else db.to(bdt), None, None, None, None, None)
-
-
-def fused_ce_loss(
-    features: Tensor,
-    weight: Tensor,
-    target: Tensor,
-    bias: Tensor | None = None,
-    chunk_size: int | None = None,
-    reduction: str = "mean",
-    ignore_index: int = -100,
-    validate: bool = True,
-    backend: str = "auto",
-) -> Tensor:
-    """Cross-entropy of ``features @ weight.T + bias`` without materialising the logits.
-
-    ``features[*, D]``, ``weight[V, D]``, ``bias[V]`` or None, ``target[*]``.
-    ``backend``: as for :func:`fused_tfsd_loss`.
-    """
-    x, y, keep, lead = _prepare(features, weight, target, ignore_index, validate, reduction,
-                                chunk_size, "weight")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
-    cdt = _compute_dtype(features, weight)
-    backend = _resolve_backend(backend, x.device, cdt)
-    chunk = int(chunk_size) if chunk_size else default_chunk_size(
-        x.shape[0], weight.shape[0], x.shape[1], cdt, x.device.type, backend)
-    out = _FusedCE.apply(x, weight, bias, y, keep, chunk, reduction, backend)
     return out.reshape(lead) if reduction == "none" else out

@@ -169,14 +169,15 @@ def _kernels():
             tl.store(COLPART + pid_m.to(tl.int64) * V + cols, part, mask=c_in)
 
     @triton.jit
-    def _finalize_dc(DC, C, COLSUM, G, n_elem, D: tl.constexpr, HAS_G: tl.constexpr,
+    def _finalize_dc(DC, C, COLSUM, MU, G, n_elem, D: tl.constexpr, HAS_G: tl.constexpr,
                      BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         inside = offs < n_elem
         cs = tl.load(COLSUM + offs // D, mask=inside, other=0.0)
+        mu = tl.load(MU + offs % D, mask=inside, other=0.0)
         dc = tl.load(DC + offs, mask=inside, other=0.0).to(tl.float32)
         c = tl.load(C + offs, mask=inside, other=0.0).to(tl.float32)
-        out = dc + 2.0 * cs * c
+        out = dc + 2.0 * cs * (c - mu)
         if HAS_G:
             out = out * tl.load(G).to(tl.float32)
         tl.store(DC + offs, out.to(DC.dtype.element_ty), mask=inside)
@@ -260,11 +261,13 @@ def write_grad_tiled(xc: Tensor, offs: Tensor, cap: Tensor, y: Tensor, stats: Te
     return rowsum, part
 
 
-def finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, g: Tensor | None) -> Tensor:
-    """``dC ← g·(dC + 2·C·colsum[:, None])`` in one pass (contiguous ``dC`` and ``C``)."""
+def finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, mu: Tensor, g: Tensor | None) -> Tensor:
+    """``dC ← g·(dC + 2·(C - mu)·colsum[:, None])`` in one pass, in fp32 (contiguous ``dC``
+    and ``C``; ``mu[D]`` the shift of :func:`geomviz.objectives.fused._tfsd_pass`)."""
     n_elem, block = dC.numel(), 4096
     g_arg = colsum if g is None else g.float().reshape(())
-    _kernels()[2][(triton_cdiv(n_elem, block),)](dC, C, colsum.float(), g_arg, n_elem,
+    _kernels()[2][(triton_cdiv(n_elem, block),)](dC, C, colsum.float(),
+                                                 mu.float().contiguous(), g_arg, n_elem,
                                                  D=dC.shape[1], HAS_G=g is not None,
                                                  BLOCK=block, num_warps=8)
     return dC

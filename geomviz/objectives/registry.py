@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from . import losses as L
-from .fused import BACKENDS, check_chunk_size, fused_ce_loss, fused_tfsd_loss
+from .fused import BACKENDS, check_chunk_size, fused_tfsd_loss
+from .fused_ce import fused_ce_loss
 from .heads import EuclideanHead, Head, LinearHead
 
 __all__ = [
