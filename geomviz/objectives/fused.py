@@ -230,7 +230,9 @@ def _tfsd_pass(x, C, y, w_row, scale, chunk, need_dx, need_dc, backend):
     # bf16, against squared distances of ~60. The GEMMs see x - mu, and the correction
     # terms are fp32.
     mu = x.mean(0, dtype=acc).to(x.dtype).to(acc)  # [D]
-    neg_c2s = _shifted_sq_norms(C, mu).mul_(-scale)  # [V] -s||c - mu||²
+    fast = backend in TRITON and C.stride(1) == 1 and acc == torch.float32
+    neg_c2s = (fused_triton.shifted_sq_norms(C, mu) if fast  # one read of C, as ||c||² was
+               else _shifted_sq_norms(C, mu)).mul_(-scale)  # [V] -s||c - mu||²
     x2s = torch.empty(n_rows, dtype=acc, device=x.device)  # s(||x'||² + 2x'·mu), x' = x - mu
     stats = torch.empty(3, n_rows, dtype=acc, device=x.device)
     dx = torch.empty_like(x) if need_dx else None

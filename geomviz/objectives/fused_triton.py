@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["TILE", "TILE_UNALIGNED", "ce_core", "ce_core_tiled", "finalize_dc", "pick_tile",
-           "row_stats", "tfsd_core", "tfsd_core_tiled", "triton_available", "write_grad",
-           "write_grad_tiled"]
+           "row_stats", "shifted_sq_norms", "tfsd_core", "tfsd_core_tiled", "triton_available",
+           "write_grad", "write_grad_tiled"]
 
 
 @functools.cache
@@ -182,7 +182,24 @@ def _kernels():
             out = out * tl.load(G).to(tl.float32)
         tl.store(DC + offs, out.to(DC.dtype.element_ty), mask=inside)
 
-    return _row_stats, _write_grad, _finalize_dc, _write_grad_tiled, _row_factors
+    @triton.jit
+    def _shifted_sq_norms(C, stride, MU, OUT, V, D: tl.constexpr, ROWS: tl.constexpr,
+                          BLOCK: tl.constexpr):
+        rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # [ROWS]
+        r_in = rows < V
+        acc = tl.zeros((ROWS, BLOCK), tl.float32)
+        for off in range(0, D, BLOCK):
+            cols = off + tl.arange(0, BLOCK)
+            inside = r_in[:, None] & (cols < D)[None, :]
+            c = tl.load(C + rows[:, None] * stride + cols[None, :], mask=inside,
+                        other=0.0).to(tl.float32)
+            d = tl.where(inside, c - tl.load(MU + cols, mask=cols < D, other=0.0)[None, :],
+                         0.0)
+            acc += d * d
+        tl.store(OUT + rows, tl.sum(acc, 1), mask=r_in)
+
+    return (_row_stats, _write_grad, _finalize_dc, _write_grad_tiled, _row_factors,
+            _shifted_sq_norms)
 
 
 def _launch(v: int) -> tuple[int, int]:
@@ -271,6 +288,17 @@ def finalize_dc(dC: Tensor, C: Tensor, colsum: Tensor, mu: Tensor, g: Tensor | N
                                                  D=dC.shape[1], HAS_G=g is not None,
                                                  BLOCK=block, num_warps=8)
     return dC
+
+
+def shifted_sq_norms(C: Tensor, mu: Tensor) -> Tensor:
+    """``||c_j - mu||²`` (fp32) in one read of ``C[V, D]`` (unit stride along D)."""
+    v, d = C.shape
+    out = torch.empty(v, dtype=torch.float32, device=C.device)
+    block = min(256, 1 << max(4, (d - 1).bit_length()))
+    rows = 16  # a [16, 256] fp32 tile per program: 16 registers a thread at 4 warps
+    _kernels()[5][(triton_cdiv(v, rows),)](C, C.stride(0), mu.float().contiguous(), out, v,
+                                           D=d, ROWS=rows, BLOCK=block, num_warps=4)
+    return out
 
 
 def triton_cdiv(a: int, b: int) -> int:

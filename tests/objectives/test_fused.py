@@ -415,6 +415,11 @@ for tfsd in (True, False):
     sig = dict(CAP="*fp32", M="*fp32", SE="*fp32", WY="*fp32", WROW="*fp32", FAC="*fp32",
                n="i32", scale="fp32", BLOCK="constexpr", TFSD="constexpr")
     build(factors, sig, dict(BLOCK=1024, TFSD=tfsd), 4, ["CAP", "M", "SE", "WY", "WROW", "FAC"])
+shifted = ft._kernels()[5]  # the shift's ||c - mu||², used by both Triton backends
+for dt in ("bf16", "fp32"):
+    sig = dict(C="*" + dt, stride="i32", MU="*fp32", OUT="*fp32", V="i32", D="constexpr",
+               ROWS="constexpr", BLOCK="constexpr")
+    build(shifted, sig, dict(D=4096, ROWS=16, BLOCK=256), 4, ["C", "stride", "MU", "OUT"])
 print("ok")
 """
 
