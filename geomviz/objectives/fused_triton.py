@@ -315,14 +315,21 @@ def tfsd_core(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats):
     return xc, rowsum
 
 
-def ce_core(xs, W, bias, y, w_row, need_grad, stats):
-    """``fused._ce_core`` with the two ``[n, V]`` passes in Triton; same contract."""
+def _ce_logits(xs, W, bias, y, stats):
+    """The chunk's logits ``[n, V]`` and their statistics; ``(xc, offs, cap)`` for the
+    gradient pass (CE: ``offs`` the bias or 0, no cap)."""
     xc = xs @ W.t()  # [n,V]
     n, v = xc.shape
     offs = (bias.float() if bias is not None
             else torch.zeros(v, dtype=torch.float32, device=xc.device)).contiguous()
     cap = torch.full((n,), float("inf"), dtype=torch.float32, device=xc.device)
     row_stats(xc, offs, cap, y, 1.0, False, stats)
+    return xc, offs, cap
+
+
+def ce_core(xs, W, bias, y, w_row, need_grad, stats):
+    """``fused._ce_core`` with the two ``[n, V]`` passes in Triton; same contract."""
+    xc, offs, cap = _ce_logits(xs, W, bias, y, stats)
     if not need_grad:
         return None
     write_grad(xc, offs, cap, y, stats, w_row.float(), 1.0, 1.0, False)
@@ -342,12 +349,7 @@ def tfsd_core_tiled(xs, C, neg_c2s, x2s, y, w_row, scale, need_grad, stats, need
 
 def ce_core_tiled(xs, W, bias, y, w_row, need_grad, stats, need_colsum):
     """``ce_core`` with the tiled gradient pass: ``(g, colpart or None)``."""
-    xc = xs @ W.t()  # [n,V]
-    n, v = xc.shape
-    offs = (bias.float() if bias is not None
-            else torch.zeros(v, dtype=torch.float32, device=xc.device)).contiguous()
-    cap = torch.full((n,), float("inf"), dtype=torch.float32, device=xc.device)
-    row_stats(xc, offs, cap, y, 1.0, False, stats)
+    xc, offs, cap = _ce_logits(xs, W, bias, y, stats)
     if not need_grad:
         return None, None
     _, part = write_grad_tiled(xc, offs, cap, y, stats, w_row.float(), 1.0, 1.0, False,
