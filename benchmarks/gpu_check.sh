@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-shot GPU check (issue 15), at most 560 s of step limits (checked by --smoke) on an
-# H100/H200; everything goes to $OUT (or ./gpu_out), each step under its own time limit so
-# one slow step cannot eat the rest (the limits are estimates: never timed together):
+# H100/H200, each step under its own time limit so one slow step cannot eat the rest (the
+# limits are estimates: never timed together). Everything goes to two files in $OUT (or
+# ./gpu_out), report.md (every step's output under its own heading) and bench.json, since
+# the device tool brings back at most 8 files; stdout gets each step's last lines:
 #   1. the CUDA tests (bf16 fused values and gradients against fp64) and the compile test;
 #   2. the objectives table at N=8192, D=4096, V = 32768 and 131072, with Liger's fused CE
 #      from the same process and the fused methods at 1024 and 2048 rows per chunk, then
@@ -48,33 +50,40 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+report="$out/report.md"
 {
+  echo "# gpu_check.sh"
+  echo
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$py" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   "$py" -c "import liger_kernel; print('liger-kernel', __import__('importlib.metadata').metadata.version('liger-kernel'))" \
     2>/dev/null || echo "liger-kernel: not installed (carry its wheel in .whl/)"
   git rev-parse --short HEAD 2>/dev/null
-} | tee "$out/gpu.txt"
-step() {  # step SECONDS FILE CMD...: run CMD under a limit, output to FILE and the log
-  local limit=$1 file=$2
+} | tee "$report"
+log=$(mktemp)
+step() {  # step SECONDS NAME CMD...: run CMD under a limit; its output goes into the report
+  local limit=$1 name=$2
   shift 2
-  echo "== $* (limit ${limit}s)" | tee -a "$out/steps.log"
+  echo "== $name: $* (limit ${limit}s)"
   local t0=$SECONDS
-  timeout "$limit" "$@" > "$out/$file" 2>&1
+  timeout "$limit" "$@" > "$log" 2>&1
   local rc=$?
-  echo "   rc=$rc, $((SECONDS - t0)) s" | tee -a "$out/steps.log"
-  tail -25 "$out/$file"
+  echo "   rc=$rc, $((SECONDS - t0)) s"
+  { echo; echo "## $name"; echo; echo "\`$*\`: rc=$rc, $((SECONDS - t0)) s of ${limit}";
+    echo; cat "$log"; } >> "$report"
+  tail -25 "$log"
 }
-step 90 pytest.log "$py" -m pytest -q -p no:cacheprovider -m cuda tests/objectives \
-  tests/training/test_compile.py "tests/test_benchmarks.py::test_target_lines_compare_with_the_floor_memory_and_liger"
-step 150 bench.md "$py" benchmarks/objectives.py --preset gpu --chunks 1024 2048 \
+step 60 cuda-tests "$py" -m pytest -q -p no:cacheprovider -m cuda tests/objectives
+step 30 compile-test "$py" -m pytest -q -p no:cacheprovider tests/training/test_compile.py
+step 150 objectives "$py" benchmarks/objectives.py --preset gpu --chunks 1024 2048 \
   --json "$out/bench.json"
-step 40 bench_gpt2.md "$py" benchmarks/objectives.py --preset gpu-gpt2 --chunks 2048 4096
-step 40 bench_llama.md "$py" benchmarks/objectives.py --preset gpu-llama
-step 40 profile.md "$py" benchmarks/objectives.py --preset gpu --vs 131072 --profile \
+step 40 objectives-gpt2 "$py" benchmarks/objectives.py --preset gpu-gpt2 --chunks 2048 4096
+step 40 objectives-llama "$py" benchmarks/objectives.py --preset gpu-llama
+step 40 profile "$py" benchmarks/objectives.py --preset gpu --vs 131072 --profile \
   --methods fused_tfsd_triton fused_tfsd_triton_tiled
-step 30 profile_gpt2.md "$py" benchmarks/objectives.py --preset gpu-gpt2 --profile \
+step 30 profile-gpt2 "$py" benchmarks/objectives.py --preset gpu-gpt2 --profile \
   --methods fused_tfsd_triton fused_tfsd_triton_tiled
-step 100 compile.md "$py" benchmarks/compile_speed.py --preset gpu --epochs 4
-step 70 lm.md "$py" benchmarks/lm_throughput.py --preset gpu
-echo "gpu_check.sh: done; files in $out"
+step 100 compile "$py" benchmarks/compile_speed.py --preset gpu --epochs 4
+step 70 lm "$py" benchmarks/lm_throughput.py --preset gpu
+rm -f "$log"
+echo "gpu_check.sh: done; $report and $out/bench.json"
