@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import geomviz.training.train as T  # noqa: E402
+from benchmarks.train_throughput import random_cifar  # noqa: E402
 from geomviz.data import DataBundle  # noqa: E402
 from geomviz.store import open_run  # noqa: E402
 from geomviz.training.config import resolve_config  # noqa: E402
@@ -43,18 +44,6 @@ PRESETS = {
                                                 label_noise=0.2, flush_every=7),
                   backend="aot_eager"),
 }
-
-
-def random_cifar(n: int = 50_000, n_test: int = 10_000, n_ood: int = 10_000,
-                 seed: int = 0) -> DataBundle:
-    """CIFAR-10's sizes and dtype (uint8 [N, 3, 32, 32]) with random pixels and labels:
-    the GPU machine has no dataset files, and speed does not depend on the pixels."""
-    g = torch.Generator().manual_seed(seed)
-    img = lambda m: torch.randint(0, 256, (m, 3, 32, 32), generator=g, dtype=torch.uint8)  # noqa: E731
-    return DataBundle("random-cifar", img(n), torch.randint(0, 10, (n,), generator=g),
-                      img(n_test), torch.randint(0, 10, (n_test,), generator=g),
-                      [str(i) for i in range(10)], "image", x_ood=img(n_ood),
-                      ood_name="random")
 
 
 def _sync() -> None:
@@ -98,7 +87,8 @@ def main(argv=None) -> int:
         if args.epochs < 3:
             ap.error("--epochs must be >= 3 (epochs 1 and 2 of the compiled run compile)")
         values["epochs"] = args.epochs
-    bundle = random_cifar() if p["data"] == "random-cifar" else None
+    bundle = (random_cifar(50_000, n_test=10_000, n_ood=10_000) if p["data"] == "random-cifar"
+              else None)
     n_train = len(bundle.x_train) if bundle is not None else len(
         T.load_bundle(resolve_config(values)).x_train)
     ragged = n_train % values["batch_size"]

@@ -29,12 +29,19 @@ from geomviz.store import NullWriter  # noqa: E402
 from geomviz.training.config import resolve_config  # noqa: E402
 
 
-def random_cifar(n: int = 20_000, seed: int = 0) -> DataBundle:
+def random_cifar(n: int = 20_000, seed: int = 0, n_test: int = 0,
+                 n_ood: int = 0) -> DataBundle:
+    """CIFAR-10's sizes and dtype (uint8 [N, 3, 32, 32]) with random pixels and labels: the
+    GPU machine has no dataset files, and speed does not depend on the pixels. Without
+    ``n_test`` the test split is the first 1000 training images; ``n_ood`` adds OOD images
+    (so the trainer's evaluation can run too)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return DataBundle("random-cifar", x, y, x[:1000], y[:1000], [str(i) for i in range(10)],
-                      "image")
+    img = lambda m: torch.randint(0, 256, (m, 3, 32, 32), generator=g, dtype=torch.uint8)  # noqa: E731
+    x, y = img(n), torch.randint(0, 10, (n,), generator=g)
+    xt, yt = (img(n_test), torch.randint(0, 10, (n_test,), generator=g)) if n_test else \
+        (x[:1000], y[:1000])
+    return DataBundle("random-cifar", x, y, xt, yt, [str(i) for i in range(10)], "image",
+                      x_ood=img(n_ood) if n_ood else None, ood_name="random" if n_ood else None)
 
 
 def run_once(cfg_values: dict, bundle: DataBundle, store: bool, folder: Path) -> float:
