@@ -144,11 +144,6 @@ def _acc_dtype(compute: torch.dtype) -> torch.dtype:
     return torch.float64 if compute == torch.float64 else torch.float32
 
 
-def _sq_norms(t: Tensor, acc: torch.dtype) -> Tensor:
-    """``||t_i||²`` accumulated in ``acc``: one reduction, no upcast copy of ``t``."""
-    return torch.linalg.vector_norm(t, dim=1, dtype=acc).square_()
-
-
 #: rows of ``[V, D]`` upcast at a time by the shifted passes over the centres (bytes)
 SHIFT_BLOCK_BYTES = 64 * 2**20
 
