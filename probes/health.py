@@ -53,6 +53,7 @@ class Health:
             raise ValueError(f"need k > 1, window >= 1, flush_every >= 1; got {k}, {window}, "
                              f"{flush_every}")
         self.k, self.window, self.cap = float(k), int(window), int(flush_every)
+        self.min_history = min(SPIKE_MIN_HISTORY, self.window)  # steps before detection
         self.device = device
         self.buf = torch.full((window,), math.nan, device=device)  # last W losses
         self.win = torch.zeros(3, self.cap, device=device)  # loss, ratio, flag per step
@@ -67,7 +68,7 @@ class Health:
         if self.gpt is not None and head is not None:
             self._handle = head.register_forward_hook(self._on_head)
         self.settings = {"spike_k": self.k, "spike_window": self.window,
-                         "spike_min_history": min(SPIKE_MIN_HISTORY, self.window)}
+                         "spike_min_history": self.min_history}
 
     def _reset_model(self) -> None:
         n = self.n_layer
@@ -113,7 +114,7 @@ class Health:
         if j >= self.cap:
             raise RuntimeError(f"more than flush_every={self.cap} steps without a flush")
         loss = loss.detach().float()
-        if self.seen >= min(SPIKE_MIN_HISTORY, self.window):
+        if self.seen >= self.min_history:
             med = torch.nanmedian(self.buf)  # the slots not yet filled are NaN: skipped
             ratio = loss / med
             flag = (loss > self.k * med).float()
