@@ -34,6 +34,7 @@ child process per method (so one method's peak cannot hide another's).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -127,11 +128,8 @@ def method_fn(name: str):
         return METHODS[name]
     kind, backend = FUSED[base]
     chunk = int(rows) if rows else None
-    if kind == "ce":
-        return lambda x, c, y: fused_ce_loss(x, c, y, chunk_size=chunk, validate=False,
-                                             backend=backend)
-    return lambda x, c, y: fused_tfsd_loss(x, c, y, SCALE, chunk_size=chunk, validate=False,
-                                           backend=backend)
+    loss = fused_ce_loss if kind == "ce" else functools.partial(fused_tfsd_loss, scale=SCALE)
+    return lambda x, c, y: loss(x, c, y, chunk_size=chunk, validate=False, backend=backend)
 
 
 def make_inputs(n, d, v, dtype, device, seed=0):
