@@ -54,6 +54,13 @@ def _pair(groups: dict, key: str, better: str, a: str = _SUBJECT, b: str = _BASE
     return paired_verdict(_by_seed(groups, a, key), _by_seed(groups, b, key), better)
 
 
+def _ce_minus(groups: dict, key: str, sub: str):
+    """CE minus ``sub`` on ``key``, paired over seeds, with both means: ``(verdict, CE mean,
+    sub mean)``, or None without paired seeds (C1 and C7 are read this way round)."""
+    v = _pair(groups, key, "", _BASE, sub)
+    return None if v is None else (v, _mean(groups, _BASE, key), _mean(groups, sub, key))
+
+
 def _say(v, phrases: dict[str, str], unclear: str = "not supported: no clear difference",
          size: float | None = None) -> str:
     """The verdict phrase for a paired comparison's label; one seed gives none, and a clear
@@ -72,10 +79,9 @@ def _size(*values: float | None) -> float | None:
 
 
 def _c1(label: str, g: dict, sub: str = "tfsd") -> Row | None:
-    v = _pair(g, "norm_growth", "", _BASE, sub)
-    if v is None:
+    if (got := _ce_minus(g, "norm_growth", sub)) is None:
         return None
-    ce, tf = _mean(g, _BASE, "norm_growth"), _mean(g, sub, "norm_growth")
+    v, ce, tf = got
     say = _say(v, {"higher": "supported: CE's norm grows more than TFSD's",
                    "lower": "**refuted**: CE's norm grows less than TFSD's"},
                "not supported: no clear difference in norm growth", _size(ce, tf))
@@ -164,10 +170,9 @@ def _c6(label: str, g: dict, sub: str = "tfsd") -> Row | None:
 
 
 def _c7(label: str, g: dict, sub: str = "tfsd") -> Row | None:
-    v = _pair(g, "classes_ratio", "", _BASE, sub)
-    if v is None:
+    if (got := _ce_minus(g, "classes_ratio", sub)) is None:
         return None
-    ce, tf = _mean(g, _BASE, "classes_ratio"), _mean(g, sub, "classes_ratio")
+    v, ce, tf = got
     say = _say(v, {"higher": "supported: CE's groups end more spread (torn) than TFSD's",
                    "lower": "**refuted**: CE's groups end tighter than TFSD's"},
                size=_size(ce, tf))
