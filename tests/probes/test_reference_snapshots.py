@@ -27,7 +27,7 @@ def test_snapshot_geometry_against_float64_recomputation(n, c, d, seed, metric, 
     arr = snapshot_arrays(torch.tensor(x, dtype=torch.float32), torch.tensor(z),
                           torch.tensor(labels), torch.tensor(w), metric, target, 0.2)
     xs = arr["features"].astype(np.float64)  # what is stored: the geometry is of these
-    np.testing.assert_array_equal(arr["features"], x.astype(np.float16))
+    np.testing.assert_array_equal(arr["features"], x.astype(np.float32).astype(np.float16))
     z32 = z.astype(np.float32).astype(np.float64)
     y = np.where(labels >= 0, labels, z32.argmax(1))  # OOD: against the predicted class
     r = np.linalg.norm(xs, axis=1)

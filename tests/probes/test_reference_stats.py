@@ -136,16 +136,17 @@ def test_batch_stats_kl_entropy_and_histograms_with_padding(batch, target, metri
     assert s["entropy.all.pred"][0] == pytest.approx(h_q.sum(), rel=1e-4, abs=1e-4)
     assert s["entropy.all.target"][0] == pytest.approx(h_p.sum(), rel=1e-4, abs=1e-4)
     q_y = q[np.arange(len(yk)), yk]
-    assert s["entropy.easy.n"][0] == (q_y >= 0.9).sum()
-    assert s["entropy.hard.n"][0] == (q_y < 0.5).sum()
+    # easy: q_y >= 0.9, hard: q_y < 0.5; a q_y within float32 rounding of a threshold
+    # (e.g. exactly 0.5 from two tied logits) may fall either way
+    for group, count in (("easy", lambda t: (q_y >= 0.9 + t).sum()),
+                         ("hard", lambda t: (q_y < 0.5 + t).sum())):
+        lo, hi = sorted((count(-1e-6), count(1e-6)))
+        assert lo <= s[f"entropy.{group}.n"][0] <= hi
     ent = entropy_edges(c)
     _assert_hist(s["entropy.pred.hist"], h_q, ent, 1e-5)
     cos = (xk * w[yk]).sum(1) / (np.linalg.norm(xk, axis=1) * np.linalg.norm(w[yk], axis=1))
-    hist = s["head.cos_true.hist"]
-    assert hist.sum() == keep.sum()
-    interior = np.abs(cos) < 1 - 1e-6  # leave the ±1 rows to the end-bin check below
-    np.testing.assert_array_equal(hist - _hist(np.sign(cos[~interior]), COS_EDGES),
-                                  _hist(cos[interior], COS_EDGES))
+    assert s["head.cos_true.hist"].sum() == keep.sum()  # cos = ±1 rows in the end bins
+    _assert_hist(s["head.cos_true.hist"], cos, COS_EDGES, 1e-5)
     zy = zk[np.arange(len(yk)), yk]
     neg = zk.copy()
     neg[np.arange(len(yk)), yk] = -np.inf
