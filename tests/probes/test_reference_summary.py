@@ -74,7 +74,9 @@ def test_summary_of_two_batches_equals_pooled_float64_statistics(seed, metric):
     r = np.linalg.norm(p["x"], axis=1)
     cos = (p["x"] * w[p["y"]]).sum(1) / (r * np.linalg.norm(w[p["y"]], axis=1))
     assert scal["penultimate.norm.mean"] == pytest.approx(r.mean(), rel=1e-5)
-    assert scal["penultimate.norm.std"] == pytest.approx(r.std(), rel=1e-3, abs=1e-4)
+    # std = sqrt(E r² - (E r)²) from float32 sums: absolute error up to ~sqrt(eps32)·E r
+    # here (its relative error on tightly spread norms: the xfail test below)
+    assert scal["penultimate.norm.std"] == pytest.approx(r.std(), rel=1e-3, abs=1e-3 * r.mean())
     assert scal["penultimate.norm.max"] == pytest.approx(r.max(), rel=1e-6)
     assert scal["head.cos_true.mean"] == pytest.approx(cos.mean(), rel=1e-4, abs=1e-5)
     assert scal["head.cos_true.std"] == pytest.approx(cos.std(), rel=1e-3, abs=1e-3)
@@ -101,3 +103,18 @@ def test_summary_of_two_batches_equals_pooled_float64_statistics(seed, metric):
             assert f"grad.{part}.norm.mean" not in scal
     per_class = [r[p["y"] == k].mean() if (p["y"] == k).any() else np.nan for k in range(c)]
     np.testing.assert_allclose(arrays["penultimate.norm.per_class"], per_class, rtol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: penultimate.norm.std is sqrt(sumsq/n - mean²) from "
+                   "float32 sums; for norms 16 ± 0.01 (LayerNorm-like) the cancellation gives "
+                   "0.0110 instead of 0.0099 (11% off); centred or float64 sums fix it")
+def test_norm_std_of_tightly_spread_norms_is_accurate():
+    g = np.random.default_rng(0)
+    n, d, c = 4096, 64, 5
+    u = g.standard_normal((n, d))
+    r = 16 + 0.01 * g.standard_normal(n)
+    x = u / np.linalg.norm(u, axis=1, keepdims=True) * r[:, None]
+    s = batch_stats(torch.tensor(x, dtype=torch.float32), -torch.rand(n, c),
+                    torch.tensor(g.integers(0, c, n)), torch.randn(c, d), None, "dot")
+    scal, _, _ = summarize({k: v.double().numpy() for k, v in s.items()}, "dot")
+    assert scal["penultimate.norm.std"] == pytest.approx(r.std(), rel=0.02)
