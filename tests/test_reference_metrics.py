@@ -76,9 +76,6 @@ def test_ece_bins_are_closed_on_the_right_at_the_edges(n_bins):
     assert M.ece_from_confidence(conf, correct, n_bins) == pytest.approx(want, abs=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ECE bin edges come from torch.linspace, which puts "
-                   "the edge 11/20 one ulp below 0.55, so a confidence of exactly 0.55 lands in "
-                   "(0.55, 0.6] instead of (0.5, 0.55]; edges b/n (torch.arange(n+1)/n) fix it")
 def test_ece_bin_edge_at_0_55_with_20_bins():
     # both in (0.5, 0.55]: ECE = |0.5 - 0.54| = 0.04; split over two bins it would be 0.49
     conf, correct = np.array([0.55, 0.53]), np.array([True, False])
