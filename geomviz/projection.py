@@ -35,6 +35,9 @@ __all__ = ["Snapshots", "load_snapshots", "pca_joint", "aligned_umap", "polar", 
 
 METHODS = ("pca", "aligned_umap", "fast_umap", "polar")
 CACHE_DIR = ".projections"
+#: Bumped when a method's output changes, so caches written by older code are not reused
+#: (fast_umap 2: later runs are moved onto the first run's centre, not the origin).
+_REVISION = {"fast_umap": 2}
 
 
 @dataclass
@@ -158,7 +161,8 @@ def fast_aligned_umap(snaps: list[Snapshots], n_neighbors: int = 15, first_epoch
             continue  # different probe sets: nothing to align on
         last = out[i][-1] - out[i][-1].mean(0)
         u, _, vt = np.linalg.svd(last.T.astype(np.float64) @ ref)  # [2, 2]
-        out[i] = (out[i] - out[i][-1].mean(0)) @ (u @ vt).astype(np.float32) + ref.mean(0)
+        out[i] = ((out[i] - out[i][-1].mean(0)) @ (u @ vt).astype(np.float32)
+                  + out[0][-1].mean(0))  # turned about its centre, moved onto the first run's
     return out
 
 
@@ -210,6 +214,7 @@ def polar(snap: Snapshots) -> np.ndarray:
 
 def _key(method: str, params: dict, snaps: list[Snapshots]) -> str:
     ident = {"method": method, "params": params,
+             **({"revision": _REVISION[method]} if method in _REVISION else {}),
              "runs": [[str(s.folder.resolve()), s.steps.tolist()] for s in snaps]}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 

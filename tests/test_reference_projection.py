@@ -47,7 +47,7 @@ def test_runs_are_turned_by_scipys_orthogonal_procrustes(seed, n, steps, reflect
     last = b[-1].astype(np.float64) - b[-1].mean(0)
     r, _ = orthogonal_procrustes(last, ref_last)  # argmin_R ||last·R - ref||, R orthogonal
     want = (b - b[-1].mean(0)) @ r  # turned about the centre of its last step
-    got = out[1] - out[1][-1].mean(0)  # (where the centre goes: the xfail test below)
+    got = out[1] - out[1][-1].mean(0)  # (where the centre goes: the test below)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     # the turn undoes the rotation (and a reflection) up to the noise
     assert np.abs(got[-1] - ref_last).mean() < 0.5
@@ -63,9 +63,6 @@ def _aligned(layouts: list[np.ndarray]) -> list[np.ndarray]:
         mp.undo()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: fast_aligned_umap adds ref.mean(0) after ref was "
-                   "already centred, so every run after the first lands centred on the origin, "
-                   "not on the first run's centre (identical layouts come out shifted)")
 def test_an_identical_second_run_is_left_where_the_first_is():
     a = np.random.default_rng(0).standard_normal((2, 10, 2)).astype(np.float32) + 5.0
     out = _aligned([a, a.copy()])
