@@ -167,7 +167,7 @@ class ProbeSession:
         dev = recs[0]["n"].device
         for rec in recs:  # batches without a backward pass (or not yet) contribute no gradient
             for f in GRAD_FIELDS:
-                rec.setdefault(f.name, torch.zeros(f.size, device=dev))
+                rec.setdefault(f.name, torch.zeros(f.size, device=dev, dtype=torch.float64))
         by_kind = {}
         for kind in ("sum", "max", "local"):
             parts = [f for f in fields if f.kind == kind]
@@ -175,7 +175,7 @@ class ProbeSession:
             by_kind[kind] = (parts, stacked.sum(0) if kind == "sum" else
                              stacked.amax(0) if kind == "max" else stacked[-1])
         _, vectors, _, _ = _head_geometry(self.head)
-        class_norms = torch.linalg.vector_norm(vectors.detach().float(), dim=1).to(dev)
+        class_norms = torch.linalg.vector_norm(vectors.detach().double(), dim=1).to(dev)
         if distributed:
             dist.all_reduce(by_kind["sum"][1])
             dist.all_reduce(by_kind["max"][1], op=dist.ReduceOp.MAX)
@@ -183,7 +183,7 @@ class ProbeSession:
                 dist.all_reduce(extra)
         flat = [by_kind[k][1] for k in ("sum", "max", "local")] + [class_norms]
         if extra is not None:
-            flat.append(extra.float().to(dev))
+            flat.append(extra.double().to(dev))
         host = torch.cat(flat).cpu().numpy().astype(np.float64)  # the one transfer
         agg, i = {}, 0
         for k in ("sum", "max", "local"):

@@ -213,3 +213,14 @@ def test_grad_stats_against_per_sample_loops(n, d, seed, with_keep, with_noisy):
         assert got["grad.clean.n"][0] == (~kept_noisy).sum()
         assert got["grad.noisy.norm.sum"][0] == pytest.approx(norms[kept_noisy].sum(), **tol)
         assert got["grad.clean.norm.sum"][0] == pytest.approx(norms[~kept_noisy].sum(), **tol)
+
+
+def test_grad_stats_purely_radial_gradient_has_no_tangential_part():
+    """g = c·x: g_t = sqrt(|g|² - g_r²) is 0 up to float64 rounding (float32 read 1.4e-4·|g|)."""
+    g = np.random.default_rng(3)
+    x = torch.tensor(g.standard_normal((256, 64)) * 7.0, dtype=torch.float32)
+    grad = x * torch.tensor(g.uniform(-2, 2, (256, 1)), dtype=torch.float32)
+    s = grad_stats(grad, x)
+    total = float(torch.linalg.vector_norm(grad.double(), dim=1).sum())
+    assert float(s["grad.tangential.sum"][0]) < 1e-6 * total
+    assert float(s["grad.radial_abs.sum"][0]) == pytest.approx(total, rel=1e-6)

@@ -74,8 +74,8 @@ def test_summary_of_two_batches_equals_pooled_float64_statistics(seed, metric):
     r = np.linalg.norm(p["x"], axis=1)
     cos = (p["x"] * w[p["y"]]).sum(1) / (r * np.linalg.norm(w[p["y"]], axis=1))
     assert scal["penultimate.norm.mean"] == pytest.approx(r.mean(), rel=1e-5)
-    # std = sqrt(E r² - (E r)²) from float32 sums: absolute error up to ~sqrt(eps32)·E r
-    # here (its relative error on tightly spread norms: the xfail test below)
+    # std = sqrt(E r² - (E r)²) from float64 sums of float32 norms (tightly spread norms:
+    # the test below)
     assert scal["penultimate.norm.std"] == pytest.approx(r.std(), rel=1e-3, abs=1e-3 * r.mean())
     assert scal["penultimate.norm.max"] == pytest.approx(r.max(), rel=1e-6)
     assert scal["head.cos_true.mean"] == pytest.approx(cos.mean(), rel=1e-4, abs=1e-5)
@@ -105,9 +105,6 @@ def test_summary_of_two_batches_equals_pooled_float64_statistics(seed, metric):
     np.testing.assert_allclose(arrays["penultimate.norm.per_class"], per_class, rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: penultimate.norm.std is sqrt(sumsq/n - mean²) from "
-                   "float32 sums; for norms 16 ± 0.01 (LayerNorm-like) the cancellation gives "
-                   "0.0110 instead of 0.0099 (11% off); centred or float64 sums fix it")
 def test_norm_std_of_tightly_spread_norms_is_accurate():
     g = np.random.default_rng(0)
     n, d, c = 4096, 64, 5
