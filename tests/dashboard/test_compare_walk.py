@@ -1,12 +1,52 @@
-"""What a first walk through the compare page found: the two sides' OOD histograms on one
-share-of-samples scale, ..."""
+"""What a first walk through the dashboard found, each checked here without a browser: the
+two sides' OOD histograms on one share-of-samples scale, and a run that crashed, diverged
+or still trains named as such on the compare page."""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
 
+from tests.helpers import set_meta_raw
+
 pytest.importorskip("dash")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two tiny finished MNIST-1D runs (CE, TFSD), and copies of the TFSD run that read as
+    crashed (a stale heartbeat) and as diverged (with the writer's message)."""
+    from geomviz.cli import main
+
+    root = tmp_path_factory.mktemp("runs")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GEOMVIZ_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        assert main(["compare", "--objectives", "ce,tfsd", "--seeds", "0", "--epochs", "1",
+                     "--ood-classes", "8,9", "--name", "w", "--runs-dir", str(root),
+                     "--snapshots", "3", "--snapshot-size", "100", "--snapshot-ood", "20",
+                     "--no-progress"]) == 0
+    finally:
+        mp.undo()
+    for name, meta in (("crashed", {"status": "running", "heartbeat": 0.0}),
+                       ("diverged", {"status": "diverged", "message": "loss is nan"})):
+        shutil.copytree(root / "w" / "tfsd-s0", root / "w" / name)
+        for key, value in meta.items():
+            set_meta_raw(root / "w" / name, key, json.dumps(value))
+    return root
+
+
+def _page(root, **query):
+    from geomviz.dashboard import create_app
+
+    app = create_app(root)
+    from geomviz.dashboard.pages import compare
+
+    with app.server.test_request_context():
+        return str(compare.layout(**query))
 
 
 def test_ood_histograms_share_the_score_and_the_share_of_samples_axes():
@@ -25,3 +65,17 @@ def test_ood_histograms_share_the_score_and_the_share_of_samples_axes():
     # the tallest bar (90% of the peaked side's ID scores in the last bin) fits, just
     assert 0.9 <= y[0][1] <= 0.9 * 1.1
     assert figs[0].data[0].xbins.size == figs[1].data[0].xbins.size
+
+
+def test_a_crashed_or_diverged_run_is_named_as_such_on_the_compare_page(runs):
+    from geomviz.store import open_run
+
+    with open_run(runs / "w" / "crashed") as r:
+        last = int(r.steps()[-1])
+    page = _page(runs, a="w/crashed", b="w/ce-s0")
+    assert "Cannot compare" not in page
+    assert f"w/crashed crashed at step {last}" in page and "last flush" in page
+    page = _page(runs, a="w/ce-s0", b="w/diverged")
+    assert f"w/diverged diverged at step {last}" in page and "loss is nan" in page
+    page = _page(runs, a="w/ce-s0", b="w/tfsd-s0")
+    assert "crashed" not in page and "diverged" not in page

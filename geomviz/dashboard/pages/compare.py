@@ -36,6 +36,7 @@ from .compare_data import (
     run_status,
     safe_error,
     snapshot_index,
+    status_note,
 )
 from .compare_tokens import section  # the class-vector view of token runs, and its callback
 
@@ -96,6 +97,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         data = load_manifold(root, shown, "pca")
         live = any(run_status(resolve_run(root, r)) == "running" for s in sides
                    for r in s["runs"])
+        notes = [n for s in sides for r in s["runs"] if (n := status_note(r, resolve_run(root, r)))]
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
@@ -134,6 +136,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         html.Div([html.Span("training step", className="slider-label"),
                   dcc.Slider(steps[0], steps[-1], 1, value=steps[-1], marks=_marks(steps),
                              id="compare-step", updatemode="drag")], className="slider"),
+        html.Div([html.P(n, className="note") for n in notes], id="compare-status"),
         html.Div(id="compare-message", className="message"),
         html.Div([html.Div([html.H3(s["label"], style={"color": s["color"]}),
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
