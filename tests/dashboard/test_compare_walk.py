@@ -79,3 +79,25 @@ def test_a_crashed_or_diverged_run_is_named_as_such_on_the_compare_page(runs):
     assert f"w/diverged diverged at step {last}" in page and "loss is nan" in page
     page = _page(runs, a="w/ce-s0", b="w/tfsd-s0")
     assert "crashed" not in page and "diverged" not in page
+
+
+def test_one_objective_on_both_sides_keeps_its_hue_and_borrows_no_other_colour(runs):
+    import colorsys
+
+    from geomviz.dashboard import create_app
+    from geomviz.figures.theme import OBJECTIVE_COLORS
+
+    app = create_app(runs)  # before the page's import, which registers it with this app
+    from geomviz.dashboard.pages.compare import _sides
+
+    with app.server.test_request_context():
+        left, right = _sides(str(runs), "w/tfsd-s0", "w/crashed", None, None)
+    assert left["color"] == OBJECTIVE_COLORS["tfsd"]
+    assert right["color"] != left["color"]
+    assert right["color"] not in OBJECTIVE_COLORS.values()
+
+    def hsv(c):
+        return colorsys.rgb_to_hsv(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+
+    (h0, _, v0), (h1, _, v1) = hsv(left["color"]), hsv(right["color"])
+    assert abs(h0 - h1) < 0.01 and v1 < 0.7 * v0  # the same hue, clearly darker

@@ -84,8 +84,16 @@ def _sides(root, a, b, ga, gb) -> list[dict]:
     objs = [s["objective"] for s in sides]
     colors = objective_colors(list(dict.fromkeys(objs)))
     sides[0]["color"] = colors[objs[0]]
-    sides[1]["color"] = colors[objs[1]] if objs[0] != objs[1] else "#F58518"
+    # one objective on both sides: the right side takes a darker shade of its colour, never
+    # another objective's colour (orange is metric-CE's everywhere else)
+    sides[1]["color"] = colors[objs[1]] if objs[0] != objs[1] else darker(colors[objs[1]])
     return sides
+
+
+def darker(color: str, keep: float = 0.55) -> str:
+    """``#rrggbb`` scaled towards black: the same hue, told apart from the original."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c * keep):02X}" for c in rgb)
 
 
 def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
