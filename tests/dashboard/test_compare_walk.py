@@ -101,3 +101,22 @@ def test_one_objective_on_both_sides_keeps_its_hue_and_borrows_no_other_colour(r
 
     (h0, _, v0), (h1, _, v1) = hsv(left["color"]), hsv(right["color"])
     assert abs(h0 - h1) < 0.01 and v1 < 0.7 * v0  # the same hue, clearly darker
+
+
+def test_slider_labels_do_not_pile_up_on_log_spaced_early_snapshots():
+    from geomviz.dashboard import create_app
+
+    create_app(".")
+    from geomviz.dashboard.pages.compare import _marks
+
+    # the demo's snapshot steps: log-spaced early, then even
+    steps = sorted({0, 1, 2, 3, 4, 6, 8, 12, 16, 22, 30, 41, 55, 75, 95, 128, 162, 196, 230,
+                    264, 298, 331, 365, 399, 432, 466, 500})
+    marks = _marks(steps)
+    assert sorted(marks) == steps  # every snapshot is still a stop
+    labelled = [s for s in steps if marks[s]]
+    assert labelled[0] == 0 and labelled[-1] == 500 and marks[500] == "500"
+    assert min(np.diff(labelled)) >= 500 / 12  # never closer than 1/12 of the slider
+    assert len(labelled) >= 8
+    assert [s for s in _marks([0, 5, 10]) if _marks([0, 5, 10])[s]] == [0, 5, 10]
+    assert _marks([7]) == {7: "7"}

@@ -50,12 +50,20 @@ OPTIONS = [{"label": " shared scales", "value": "shared"},
            {"label": " fit axes to current step", "value": "fit"}]
 
 
-def _marks(steps: list[int]) -> dict:
-    """Every snapshot step is a stop; about ten carry a label."""
-    every = max(1, len(steps) // 10)
-    last = len(steps) - 1
-    return {int(s): (str(s) if i in (0, last) or (i % every == 0 and last - i >= every / 2)
-                     else "") for i, s in enumerate(steps)}
+def _marks(steps: list[int], labels: int = 12) -> dict:
+    """Every snapshot step is a stop; labels sit at least 1/``labels`` of the slider apart
+    (snapshots are log-spaced early, so labelling every k-th one piled "0 3 6 12" up)."""
+    gap = (steps[-1] - steps[0]) / labels
+    shown: list[int] = []
+    for s in steps:
+        if not shown or s - shown[-1] >= gap:
+            shown.append(s)
+    if shown[-1] != steps[-1]:  # the last step is always labelled, its neighbour gives way
+        if len(shown) > 1 and steps[-1] - shown[-1] < gap:
+            shown.pop()
+        shown.append(steps[-1])
+    keep = set(shown)
+    return {int(s): str(s) if s in keep else "" for s in steps}
 
 
 def _sides(root, a, b, ga, gb) -> list[dict]:
