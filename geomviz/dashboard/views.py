@@ -13,7 +13,7 @@ from dash import Patch
 
 from .. import figures as F
 from ..class_vectors import FREQ_NAMES, KIND_NAMES
-from ..figures.compare import overlay, share_ranges
+from ..figures.compare import DASHES, overlay, share_ranges
 from ..figures.theme import template
 
 # key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
@@ -216,6 +216,27 @@ TOKEN_PANELS = {"truth_kl": {"KL": "truth.kl"},
 REFERENCE = "H(true)"  # a property of the data: one grey line, not one per side
 
 
+STYLE_KEY = {"decomp", "entropy", "anchor_gap", "true_logit"}  # titles name no line style
+
+
+SHORT = {"anchor_gap": "anchor", "nearest_negative": "nearest neg.", "logit_true": "true",
+         "logit_top_negative": "top neg.", "target": "H(p)", "pred": "H(q)"}
+
+
+def style_key(fig, names: list[str]) -> None:
+    """A legend on the right naming, in grey, the line each dash style draws (line j of
+    every side is ``DASHES[j]``): with four to six lines a side, the title's list of names
+    cannot say which line is which. On the right, one entry a row: under the plot it
+    wrapped onto the x-axis title."""
+    for j, name in enumerate(names):
+        words = [SHORT.get(w, w) for w in name.replace(".", " ").split()]
+        fig.add_scatter(x=[None], y=[None], mode="lines", name=" ".join(words),
+                        line={"color": "#555555", "dash": DASHES[j % len(DASHES)], "width": 2},
+                        legendgroup="line styles", showlegend=True, hoverinfo="skip")
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0,
+                              "yanchor": "top", "traceorder": "normal"})
+
+
 def panel_lines(ts: dict, key: str) -> dict | None:
     """``{line: (steps, values)}`` of panel ``key`` for one run, None if it lacks it."""
     if key == "norm":
@@ -256,6 +277,10 @@ def _side_lines(side: dict, key: str) -> dict | None:
     return {name: [p[name] for p in per_seed] for name in per_seed[0]}
 
 
+def _names(present: list[tuple]) -> list[str]:
+    return next((list(lines) for _, lines in present if lines), [])
+
+
 def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
     """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
     (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
@@ -282,6 +307,8 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
                           title, ytitle, log_y, step, y2, note, reference)
             share_ranges([fig], log_y, from0)
+            if key in STYLE_KEY:
+                style_key(fig, _names(present))
             out.append((key, "AB", fig))
             continue
         figs = []
@@ -296,6 +323,8 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                               f"{s['label']}: {title}", ytitle, log_y, step,
                               {s["label"]: y2[s["label"]]} if y2 else None,
                               "" if lines else note, reference)
+            if key in STYLE_KEY and lines:
+                style_key(fig, list(lines))
             figs.append(fig)
         if shared:
             share_ranges(figs, log_y, from0)

@@ -120,3 +120,28 @@ def test_slider_labels_do_not_pile_up_on_log_spaced_early_snapshots():
     assert len(labelled) >= 8
     assert [s for s in _marks([0, 5, 10]) if _marks([0, 5, 10])[s]] == [0, 5, 10]
     assert _marks([7]) == {7: "7"}
+
+
+def test_panels_with_many_lines_have_a_legend_naming_each_dash_style():
+    from geomviz.dashboard import views as V
+    from tests.dashboard.test_views import _ts
+
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8", "ts": [_ts("dot", 1.0)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756", "ts": [_ts("euclidean", 1.0)]}]
+    seen = set()
+    for mode in ("overlay", "side"):
+        for key, _, fig in V.time_panels(sides, mode, shared=True, step=10):
+            drawn = {t.hovertemplate.split("<br>")[0].split(" · ", 1)[1]: t.line.dash
+                     for t in fig.data if t.hovertemplate and " · " in t.hovertemplate
+                     and t.x is not None and len(t.x) and t.line.color != "#888888"}
+            legend = {t.name: t.line.dash for t in fig.data
+                      if t.showlegend and t.legendgroup == "line styles"}
+            if key not in V.STYLE_KEY or not drawn:
+                continue
+            seen.add(key)
+            assert len(set(drawn.values())) == len(drawn), key  # one style per line
+            assert list(legend.values()) == list(drawn.values()), key  # in the same order
+            for (shown, _), name in zip(legend.items(), drawn, strict=True):  # named alike
+                assert shown.split()[-1] == V.SHORT.get(name.split(".")[-1],
+                                                        name.split()[-1]), key
+    assert seen == {"decomp", "entropy", "anchor_gap", "true_logit"}
