@@ -145,3 +145,33 @@ def test_panels_with_many_lines_have_a_legend_naming_each_dash_style():
                 assert shown.split()[-1] == V.SHORT.get(name.split(".")[-1],
                                                         name.split()[-1]), key
     assert seen == {"decomp", "entropy", "anchor_gap", "true_logit"}
+
+
+def test_runs_page_pairs_two_objectives_and_keeps_the_whole_warning(runs, tmp_path):
+    from geomviz.dashboard import create_app
+    from geomviz.dashboard.drive import layout_values
+
+    root = tmp_path / "runs"
+    for name in ("ce-s0", "ce-s1", "tfsd-s0"):  # sorted: a seed pair comes first
+        shutil.copytree(runs / "w" / name.replace("s1", "s0"), root / name)
+    set_meta_raw(root / "ce-s1", "seed", "1")
+    (root / "zz").mkdir()
+    (root / "zz" / "run.sqlite").write_bytes(b"\x00garbage" * 500)
+    app = create_app(root)
+    from geomviz.dashboard.pages import runs as page
+
+    with app.server.test_request_context():
+        tree = page.layout()
+    values = layout_values(tree)
+    assert (values["runs-left.value"], values["runs-right.value"]) == ("ce-s0", "tfsd-s0")
+    cell = [c for c in _cells(tree) if getattr(c, "className", "") == "warning" and c.title]
+    assert len(cell) == 1 and len(cell[0].title) > 80
+    assert cell[0].children.endswith("…") and cell[0].title.startswith(cell[0].children[:-1])
+
+
+def _cells(node):
+    children = getattr(node, "children", None)
+    yield node
+    for c in children if isinstance(children, list) else [children]:
+        if c is not None and not isinstance(c, str | int | float):
+            yield from _cells(c)
