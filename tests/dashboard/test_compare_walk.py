@@ -175,3 +175,24 @@ def _cells(node):
     for c in children if isinstance(children, list) else [children]:
         if c is not None and not isinstance(c, str | int | float):
             yield from _cells(c)
+
+
+def test_each_ood_column_names_its_run_and_evaluation_step(runs):
+    from geomviz.dashboard import create_app
+    from geomviz.dashboard.drive import callback_body
+    from geomviz.store import open_run
+
+    app = create_app(runs)
+    from geomviz.dashboard.pages import compare  # noqa: F401 - registers with this app
+
+    body = callback_body(app, "compare-left-ood.children",
+                         {"compare-ood-score.value": "msp",
+                          "compare-runs.data": ["w/ce-s0", "w/tfsd-s0"]},
+                         ["compare-ood-score.value"])
+    r = app.server.test_client().post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.data[:300]
+    out = r.get_json()["response"]
+    for side, run in (("compare-left-ood", "w/ce-s0"), ("compare-right-ood", "w/tfsd-s0")):
+        with open_run(runs / run) as store:
+            step = max(store.arrays("eval.confidence.msp.id"))
+        assert f"{run} · step {step}" in json.dumps(out[side]["children"], ensure_ascii=False)

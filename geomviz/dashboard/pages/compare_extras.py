@@ -61,12 +61,14 @@ def _ood(score, runs):
     if len(drawn) == 2:
         share_ood_scales(drawn)
     out = []
-    for (data, note), fig in zip(sides, figs, strict=True):
+    for run, (data, note), fig in zip(runs, sides, figs, strict=True):
         if fig is None:
             out.append(note)
             continue
         rows = [html.Tr([html.Td(k), html.Td(f"{v:.4f}")]) for k, v in data["metrics"].items()]
-        out.append(html.Div([dcc.Graph(figure=fig, className="panel ood"),
+        # which run (for a seed group: which seed) and which evaluation these numbers are
+        head = html.P(f"{run} · step {data['step']}", className="ood-run")
+        out.append(html.Div([head, dcc.Graph(figure=fig, className="panel ood"),
                              html.Table([html.Tbody(rows)], className="ood-metrics")]))
     return out[0], out[1]
 
