@@ -334,4 +334,9 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
         out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
     for _, _, f in out:
         f.update_layout(template=template())
+        for t in f.data:  # a series of one value (one probe log so far) is a marker: as a
+            # line it draws nothing, and the panel looked empty
+            if t.type == "scatter" and t.mode == "lines" and t.x is not None \
+                    and len(t.x) == 1 and t.x[0] is not None:
+                t.mode = "lines+markers"
     return out

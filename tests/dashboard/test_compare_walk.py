@@ -196,3 +196,24 @@ def test_each_ood_column_names_its_run_and_evaluation_step(runs):
         with open_run(runs / run) as store:
             step = max(store.arrays("eval.confidence.msp.id"))
         assert f"{run} · step {step}" in json.dumps(out[side]["children"], ensure_ascii=False)
+
+
+def test_a_series_of_one_value_is_drawn_as_a_marker_not_an_empty_panel():
+    from geomviz.dashboard import views as V
+    from tests.dashboard.test_views import _ts
+
+    ts = _ts("euclidean", 1.0)
+    one = (np.array([16]), np.array([1.5]))
+    ts["decomp"] = {k: one for k in ts["decomp"]}  # a short run: one probe log so far
+    sides = [{"id": "left", "label": "a", "color": "#E45756", "ts": [ts]},
+             {"id": "right", "label": "b", "color": "#E45756", "ts": [ts]}]
+    for mode in ("overlay", "side"):
+        figs = [f for k, _, f in V.time_panels(sides, mode, shared=True, step=16)
+                if k == "decomp"]
+        points = [t for f in figs for t in f.data if t.x is not None and len(t.x) == 1
+                  and t.x[0] is not None]
+        assert points and all("markers" in t.mode for t in points), mode
+        longer = [t for f in [x for k, _, x in V.time_panels(sides, mode, True, 16)
+                              if k == "radial"] for t in f.data if t.x is not None
+                  and len(t.x) > 1]
+        assert longer and all(t.mode == "lines" for t in longer)
