@@ -195,7 +195,9 @@ PANELS = {  # key: (title, y title, log y, y starts at 0)
                    "s·d² (logit units, log)", True, False),
     "true_logit": ("true logit z_y vs top negative (p5, p50, p95)", "logit (logit units)",
                    False, False),
-    "loss": ("loss (left) and accuracy (right, dotted)", "loss (nats)", False, True),
+    # each objective trains on its own loss: TFSD's is a KL to its target, not an NLL
+    "loss": ("own training loss (TFSD's is a KL) and accuracy (right, dotted)",
+             "training loss (nats)", False, True),
     # language-model runs (test positions, each evaluation)
     "truth_kl": ("distance to the true next-token law KL(true ‖ q)", "KL (nats per token)",
                  False, True),

@@ -217,3 +217,13 @@ def test_a_series_of_one_value_is_drawn_as_a_marker_not_an_empty_panel():
                               if k == "radial"] for t in f.data if t.x is not None
                   and len(t.x) > 1]
         assert longer and all(t.mode == "lines" for t in longer)
+
+
+def test_the_loss_panel_says_each_objective_plots_its_own_loss():
+    from geomviz.dashboard import views as V
+    from tests.dashboard.test_views import _ts
+
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8", "ts": [_ts("dot", 1.0)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756", "ts": [_ts("euclidean", 1.0)]}]
+    fig = [f for k, _, f in V.time_panels(sides, "overlay", True, 10) if k == "loss"][0]
+    assert "own training loss" in fig.layout.title.text and "KL" in fig.layout.title.text
