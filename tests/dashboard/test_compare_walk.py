@@ -227,3 +227,15 @@ def test_the_loss_panel_says_each_objective_plots_its_own_loss():
              {"id": "right", "label": "tfsd", "color": "#E45756", "ts": [_ts("euclidean", 1.0)]}]
     fig = [f for k, _, f in V.time_panels(sides, "overlay", True, 10) if k == "loss"][0]
     assert "own training loss" in fig.layout.title.text and "KL" in fig.layout.title.text
+
+
+def test_paths_out_of_the_served_folders_are_404_never_a_file(tmp_path):
+    from geomviz.dashboard import create_app
+
+    client = create_app(tmp_path).server.test_client()
+    for path in ("/_dash-component-suites/dash/../../../../etc/passwd",
+                 "/_dash-component-suites/dash/..%2f..%2f..%2f..%2fetc%2fpasswd",
+                 "/assets/../../../../etc/passwd", "/assets/%2e%2e/%2e%2e/etc/passwd"):
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert b"root:" not in r.data
