@@ -132,7 +132,23 @@ def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, me
                      axis_titles=axis_titles or AXES.get(method, ("x", "y")),
                      step=step, text=run.get("tokens"), text_label=TEXT_LABEL)
     fig.update_layout(template=template())
+    kind = "class" if values is None else ("category" if cats else "color")
+    for i, (tkind, _, _) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
+        if tkind == "ood":
+            fig.data[i].hovertemplate = ood_template(fig.data[i].hovertemplate)
     return fig, reason
+
+
+# An OOD input has no true class: its snapshot geometry is taken against the predicted
+# class ŷ (probes/snapshots.py), so its hover must not call that θ_y or the true target.
+OOD_HOVER = {"cos θ_y": "cos θ_ŷ (predicted class)", "H(p) nats": "H(p) nats (ŷ as target)"}
+
+
+def ood_template(template: str | None) -> str | None:
+    """The hover template of OOD points: the same values, named for the predicted class."""
+    for old, new in OOD_HOVER.items():
+        template = template and template.replace(old, new)
+    return template
 
 
 def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Patch:
@@ -148,7 +164,7 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Pat
         p["data"][i]["x"] = xy[m, 0].tolist()
         p["data"][i]["y"] = xy[m, 1].tolist()
         p["data"][i]["customdata"] = F.hover_rows(m, run["labels"], run.get("class_names"), hover)
-        p["data"][i]["hovertemplate"] = template
+        p["data"][i]["hovertemplate"] = ood_template(template) if tkind == "ood" else template
         if tkind == "color":
             p["data"][i]["marker"]["color"] = np.round(values[m], 4).tolist()
     p["data"][-1]["x"], p["data"][-1]["y"] = [], []

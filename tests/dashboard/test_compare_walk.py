@@ -239,3 +239,26 @@ def test_paths_out_of_the_served_folders_are_404_never_a_file(tmp_path):
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
         assert b"root:" not in r.data
+
+
+def test_ood_points_hover_names_the_predicted_class_not_a_true_one():
+    from geomviz import figures as F
+    from geomviz.dashboard import views as V
+    from tests.dashboard.test_views import _run
+
+    run = _run("tfsd", "euclidean", 1.0)  # label -1: the first point is OOD
+    for key in ("class", "norm", "correct"):
+        fig, _ = V.manifold_figure(run, 1, key, 10, None, None, "pca")
+        values, cats, _ = V.color_values(run, 1, key)
+        kind = "class" if values is None else ("category" if cats else "color")
+        kinds = [k for k, _, _ in F.trace_masks(run["labels"], kind, values, cats)]
+        patch = V.manifold_patch(run, 1, key, 10).to_plotly_json()["operations"]
+        patched = {op["location"][1]: op["params"]["value"] for op in patch
+                   if op["location"][-1] == "hovertemplate"}
+        for i, k in enumerate(kinds):
+            for tmpl in (fig.data[i].hovertemplate, patched[i]):
+                if k == "ood":
+                    assert "θ_ŷ (predicted class)" in tmpl and "θ_y" not in tmpl, key
+                    assert "ŷ as target" in tmpl
+                else:
+                    assert "cos θ_y" in tmpl and "ŷ" not in tmpl, key
