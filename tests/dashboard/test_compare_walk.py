@@ -1,6 +1,9 @@
-"""What a first walk through the dashboard found, each checked here without a browser: the
-two sides' OOD histograms on one share-of-samples scale, and a run that crashed, diverged
-or still trains named as such on the compare page."""
+"""What a first walk through the dashboard in a browser found, each checked here without
+one: OOD histograms on one share-of-samples scale and named by run; crashed, diverged and
+live runs named as such; one objective on both sides in two shades of its colour; slider
+labels that do not pile up; a key for the dash styles of many-line panels; one-value series
+drawn; the loss panel's own-loss title; OOD hover named for the predicted class; the runs
+page's first pair and whole warnings; refused paths as 404."""
 
 from __future__ import annotations
 
