@@ -45,6 +45,10 @@ def create_app(runs_dir: str | Path):
                     assets_folder=str(assets) if assets.is_dir() else "assets",
                     suppress_callback_exceptions=True)
     app.server.config["GEOMVIZ_RUNS"] = str(root.resolve())
+    # a request for a script Dash does not serve (``../`` in the path, say) is a 404, not
+    # the 500 with a traceback in the log that Dash's refusal otherwise becomes
+    app.server.register_error_handler(dash.exceptions.DependencyException,
+                                      lambda _e: ("not found", 404))
     callbacks, chain = _page_callbacks()
     app.callback_map.update(callbacks)
     app._callback_list.extend(chain)

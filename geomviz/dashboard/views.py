@@ -13,7 +13,7 @@ from dash import Patch
 
 from .. import figures as F
 from ..class_vectors import FREQ_NAMES, KIND_NAMES
-from ..figures.compare import overlay, share_ranges
+from ..figures.compare import DASHES, overlay, share_ranges
 from ..figures.theme import template
 
 # key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
@@ -132,7 +132,23 @@ def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, me
                      axis_titles=axis_titles or AXES.get(method, ("x", "y")),
                      step=step, text=run.get("tokens"), text_label=TEXT_LABEL)
     fig.update_layout(template=template())
+    kind = "class" if values is None else ("category" if cats else "color")
+    for i, (tkind, _, _) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
+        if tkind == "ood":
+            fig.data[i].hovertemplate = ood_template(fig.data[i].hovertemplate)
     return fig, reason
+
+
+# An OOD input has no true class: its snapshot geometry is taken against the predicted
+# class ŷ (probes/snapshots.py), so its hover must not call that θ_y or the true target.
+OOD_HOVER = {"cos θ_y": "cos θ_ŷ (predicted class)", "H(p) nats": "H(p) nats (ŷ as target)"}
+
+
+def ood_template(template: str | None) -> str | None:
+    """The hover template of OOD points: the same values, named for the predicted class."""
+    for old, new in OOD_HOVER.items():
+        template = template and template.replace(old, new)
+    return template
 
 
 def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Patch:
@@ -148,7 +164,7 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Pat
         p["data"][i]["x"] = xy[m, 0].tolist()
         p["data"][i]["y"] = xy[m, 1].tolist()
         p["data"][i]["customdata"] = F.hover_rows(m, run["labels"], run.get("class_names"), hover)
-        p["data"][i]["hovertemplate"] = template
+        p["data"][i]["hovertemplate"] = ood_template(template) if tkind == "ood" else template
         if tkind == "color":
             p["data"][i]["marker"]["color"] = np.round(values[m], 4).tolist()
     p["data"][-1]["x"], p["data"][-1]["y"] = [], []
@@ -195,7 +211,9 @@ PANELS = {  # key: (title, y title, log y, y starts at 0)
                    "s·d² (logit units, log)", True, False),
     "true_logit": ("true logit z_y vs top negative (p5, p50, p95)", "logit (logit units)",
                    False, False),
-    "loss": ("loss (left) and accuracy (right, dotted)", "loss (nats)", False, True),
+    # each objective trains on its own loss: TFSD's is a KL to its target, not an NLL
+    "loss": ("own training loss (TFSD's is a KL) and accuracy (right, dotted)",
+             "training loss (nats)", False, True),
     # language-model runs (test positions, each evaluation)
     "truth_kl": ("distance to the true next-token law KL(true ‖ q)", "KL (nats per token)",
                  False, True),
@@ -214,6 +232,27 @@ TOKEN_PANELS = {"truth_kl": {"KL": "truth.kl"},
                                    "H(true)": "entropy.single.truth"},
                 "tearing": {"ratio": "classes.ratio"}}
 REFERENCE = "H(true)"  # a property of the data: one grey line, not one per side
+
+
+STYLE_KEY = {"decomp", "entropy", "anchor_gap", "true_logit"}  # titles name no line style
+
+
+SHORT = {"anchor_gap": "anchor", "nearest_negative": "nearest neg.", "logit_true": "true",
+         "logit_top_negative": "top neg.", "target": "H(p)", "pred": "H(q)"}
+
+
+def style_key(fig, names: list[str]) -> None:
+    """A legend on the right naming, in grey, the line each dash style draws (line j of
+    every side is ``DASHES[j]``): with four to six lines a side, the title's list of names
+    cannot say which line is which. On the right, one entry a row: under the plot it
+    wrapped onto the x-axis title."""
+    for j, name in enumerate(names):
+        words = [SHORT.get(w, w) for w in name.replace(".", " ").split()]
+        fig.add_scatter(x=[None], y=[None], mode="lines", name=" ".join(words),
+                        line={"color": "#555555", "dash": DASHES[j % len(DASHES)], "width": 2},
+                        legendgroup="line styles", showlegend=True, hoverinfo="skip")
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0,
+                              "yanchor": "top", "traceorder": "normal"})
 
 
 def panel_lines(ts: dict, key: str) -> dict | None:
@@ -256,6 +295,10 @@ def _side_lines(side: dict, key: str) -> dict | None:
     return {name: [p[name] for p in per_seed] for name in per_seed[0]}
 
 
+def _names(present: list[tuple]) -> list[str]:
+    return next((list(lines) for _, lines in present if lines), [])
+
+
 def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
     """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
     (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
@@ -282,6 +325,8 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
                           title, ytitle, log_y, step, y2, note, reference)
             share_ranges([fig], log_y, from0)
+            if key in STYLE_KEY:
+                style_key(fig, _names(present))
             out.append((key, "AB", fig))
             continue
         figs = []
@@ -296,6 +341,8 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                               f"{s['label']}: {title}", ytitle, log_y, step,
                               {s["label"]: y2[s["label"]]} if y2 else None,
                               "" if lines else note, reference)
+            if key in STYLE_KEY and lines:
+                style_key(fig, list(lines))
             figs.append(fig)
         if shared:
             share_ranges(figs, log_y, from0)
@@ -305,4 +352,9 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
         out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
     for _, _, f in out:
         f.update_layout(template=template())
+        for t in f.data:  # a series of one value (one probe log so far) is a marker: as a
+            # line it draws nothing, and the panel looked empty
+            if t.type == "scatter" and t.mode == "lines" and t.x is not None \
+                    and len(t.x) == 1 and t.x[0] is not None:
+                t.mode = "lines+markers"
     return out

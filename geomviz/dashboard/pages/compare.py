@@ -36,6 +36,7 @@ from .compare_data import (
     run_status,
     safe_error,
     snapshot_index,
+    status_note,
 )
 from .compare_tokens import section  # the class-vector view of token runs, and its callback
 
@@ -49,12 +50,20 @@ OPTIONS = [{"label": " shared scales", "value": "shared"},
            {"label": " fit axes to current step", "value": "fit"}]
 
 
-def _marks(steps: list[int]) -> dict:
-    """Every snapshot step is a stop; about ten carry a label."""
-    every = max(1, len(steps) // 10)
-    last = len(steps) - 1
-    return {int(s): (str(s) if i in (0, last) or (i % every == 0 and last - i >= every / 2)
-                     else "") for i, s in enumerate(steps)}
+def _marks(steps: list[int], labels: int = 12) -> dict:
+    """Every snapshot step is a stop; labels sit at least 1/``labels`` of the slider apart
+    (snapshots are log-spaced early, so labelling every k-th one piled "0 3 6 12" up)."""
+    gap = (steps[-1] - steps[0]) / labels
+    shown: list[int] = []
+    for s in steps:
+        if not shown or s - shown[-1] >= gap:
+            shown.append(s)
+    if shown[-1] != steps[-1]:  # the last step is always labelled, its neighbour gives way
+        if len(shown) > 1 and steps[-1] - shown[-1] < gap:
+            shown.pop()
+        shown.append(steps[-1])
+    keep = set(shown)
+    return {int(s): str(s) if s in keep else "" for s in steps}
 
 
 def _sides(root, a, b, ga, gb) -> list[dict]:
@@ -83,8 +92,16 @@ def _sides(root, a, b, ga, gb) -> list[dict]:
     objs = [s["objective"] for s in sides]
     colors = objective_colors(list(dict.fromkeys(objs)))
     sides[0]["color"] = colors[objs[0]]
-    sides[1]["color"] = colors[objs[1]] if objs[0] != objs[1] else "#F58518"
+    # one objective on both sides: the right side takes a darker shade of its colour, never
+    # another objective's colour (orange is metric-CE's everywhere else)
+    sides[1]["color"] = colors[objs[1]] if objs[0] != objs[1] else darker(colors[objs[1]])
     return sides
+
+
+def darker(color: str, keep: float = 0.55) -> str:
+    """``#rrggbb`` scaled towards black: the same hue, told apart from the original."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c * keep):02X}" for c in rgb)
 
 
 def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
@@ -96,6 +113,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         data = load_manifold(root, shown, "pca")
         live = any(run_status(resolve_run(root, r)) == "running" for s in sides
                    for r in s["runs"])
+        notes = [n for s in sides for r in s["runs"] if (n := status_note(r, resolve_run(root, r)))]
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
@@ -134,6 +152,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         html.Div([html.Span("training step", className="slider-label"),
                   dcc.Slider(steps[0], steps[-1], 1, value=steps[-1], marks=_marks(steps),
                              id="compare-step", updatemode="drag")], className="slider"),
+        html.Div([html.P(n, className="note") for n in notes], id="compare-status"),
         html.Div(id="compare-message", className="message"),
         html.Div([html.Div([html.H3(s["label"], style={"color": s["color"]}),
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],

@@ -48,6 +48,25 @@ def run_status(folder) -> str:
         return run.meta.get("status", "unknown")
 
 
+STATE = {"running": ("is still training", "the page polls every 5 s"),
+         "crashed": ("crashed", "its writer stopped without closing the store; everything "
+                                "up to its last flush is shown"),
+         "diverged": ("diverged", "a non-finite loss stopped it")}
+
+
+def status_note(run_id: str, folder) -> str:
+    """One line on a run that is not ``finished`` (its status, last step and why), else ""."""
+    with open_run(folder) as run:
+        meta, steps = run.meta, run.steps()
+    status = meta.get("status", "unknown")
+    if status == "finished":
+        return ""
+    head, why = STATE.get(status, (f"has status {status!r}", "not a finished run"))
+    last = f" at step {int(steps[-1])}" if len(steps) else " before its first step"
+    detail = f" ({meta['message']})" if meta.get("message") else ""
+    return f"{run_id} {head}{last}: {why}{detail}"
+
+
 def run_objective(folder) -> str:
     with open_run(folder) as run:
         return run.meta.get("objective", "?")

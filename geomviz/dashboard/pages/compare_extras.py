@@ -3,6 +3,7 @@ figure download, and the progress poll of background projections."""
 
 from __future__ import annotations
 
+import numpy as np
 from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import current_app
 
@@ -28,6 +29,26 @@ def _ood_side(root, run, score):
     return data, None
 
 
+def share_ood_scales(figs: list, bins: int = 40) -> None:
+    """One scale for both sides' ID/OOD histograms: the same score bins and x range, and
+    the same share-of-samples y range (the tallest bin of either side, as plotly will draw
+    it with ``histnorm="probability"``), so bar heights compare across the two sides."""
+    scores = [np.asarray(t.x, dtype=np.float64) for f in figs for t in f.data[:2]
+              if t.x is not None and len(t.x)]
+    if not scores:
+        return
+    lo = min(float(v.min()) for v in scores)
+    hi = max(float(v.max()) for v in scores)
+    size = (hi - lo) / bins or 1.0
+    edges = lo + size * np.arange(bins + 2)  # plotly's bins: [start + k·size, ...)
+    top = max(float(np.histogram(v, edges)[0].max()) / len(v) for v in scores)
+    for f in figs:
+        f.update_traces(xbins={"start": lo, "end": hi, "size": size},
+                        selector={"type": "histogram"})
+        f.update_xaxes(range=[lo, hi], row=1, col=1)
+        f.update_yaxes(range=[0.0, 1.05 * top], row=1, col=1)
+
+
 @callback(Output("compare-left-ood", "children"), Output("compare-right-ood", "children"),
           Input("compare-ood-score", "value"), Input("compare-runs", "data"))
 def _ood(score, runs):
@@ -37,20 +58,17 @@ def _ood(score, runs):
     drawn = [f for f in figs if f is not None]
     for f in drawn:
         f.update_layout(template=template())
-    if len(drawn) == 2:  # one scale: the same score range and share axis on both sides
-        lo = min(min(min(t.x) for t in f.data[:2] if len(t.x)) for f in drawn)
-        hi = max(max(max(t.x) for t in f.data[:2] if len(t.x)) for f in drawn)
-        for f in drawn:
-            f.update_traces(xbins={"start": lo, "end": hi, "size": (hi - lo) / 40 or 1},
-                            selector={"type": "histogram"})
-            f.update_xaxes(range=[lo, hi], row=1, col=1)
+    if len(drawn) == 2:
+        share_ood_scales(drawn)
     out = []
-    for (data, note), fig in zip(sides, figs, strict=True):
+    for run, (data, note), fig in zip(runs, sides, figs, strict=True):
         if fig is None:
             out.append(note)
             continue
         rows = [html.Tr([html.Td(k), html.Td(f"{v:.4f}")]) for k, v in data["metrics"].items()]
-        out.append(html.Div([dcc.Graph(figure=fig, className="panel ood"),
+        # which run (for a seed group: which seed) and which evaluation these numbers are
+        head = html.P(f"{run} · step {data['step']}", className="ood-run")
+        out.append(html.Div([head, dcc.Graph(figure=fig, className="panel ood"),
                              html.Table([html.Tbody(rows)], className="ood-metrics")]))
     return out[0], out[1]
 

@@ -15,6 +15,23 @@ def _fmt(v, digits=3):
     return "" if v is None else f"{v:.{digits}f}"
 
 
+def _short(text: str, n: int = 80) -> str:
+    """The cell's text; the whole message stays in its tooltip (``title``)."""
+    return text if len(text) <= n else text[:n - 1].rstrip() + "…"
+
+
+def _default_pair(rows: list[dict]) -> list[str]:
+    """The picker's first pair: the first run and the first one of another objective on
+    the same dataset (CE vs TFSD, not CE seed 0 vs CE seed 1), else the next run."""
+    ok = [r for r in rows if r["status"] != "unreadable"]
+    if not ok:
+        return [None, None]
+    first = ok[0]
+    other = next((r for r in ok if r["objective"] != first["objective"]
+                  and r["dataset"] == first["dataset"]), None)
+    return [first["run"], (other or (ok + ok)[1])["run"]]
+
+
 def _table(rows: list[dict]):
     kl = any(r.get("kl") is not None for r in rows)  # token runs on a known law
     head = html.Tr([html.Th(c) for c in ("run", "objective", "dataset", "seed", "status",
@@ -26,7 +43,8 @@ def _table(rows: list[dict]):
                      html.Td(r["status"], className=f"status-{r['status']}"),
                      html.Td(r["steps"]), html.Td(_fmt(r["acc"])), html.Td(_fmt(r["auroc"])),
                      *([html.Td(_fmt(r.get("kl")))] if kl else []),
-                     html.Td(r["warning"][:80], className="warning")]) for r in rows]
+                     html.Td(_short(r["warning"]), title=r["warning"], className="warning")])
+            for r in rows]
     return html.Table([html.Thead(head), html.Tbody(body)], id="runs-table")
 
 
@@ -61,7 +79,7 @@ def layout(**_):
             "Train some with `geomviz compare --objectives ce,tfsd` or `geomviz demo`, "
             "then reload this page.")], id="runs-empty")
     ids = [r["run"] for r in rows if r["status"] != "unreadable"]
-    default = (ids + ids)[:2]
+    default = _default_pair(rows)
     return html.Div([
         html.H2("Runs"),
         html.Div(_table(rows), id="runs-table-box"),
