@@ -17,8 +17,10 @@ __all__ = [
     "entropy", "loss_accuracy", "ood_scores", "PALETTE",
 ]
 
-PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2",
-           "#FF9DA6", "#9D755D", "#BAB0AC"]
+# Classes and categories get colours no objective has (theme.OBJECTIVE_COLORS): Paul Tol's
+# colour-blind-safe "muted" set, so class 0 is never read as CE's blue or class 3 as TFSD's red.
+PALETTE = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
+           "#882255", "#AA4499", "#6699CC"]
 OOD_COLOR = "#222222"
 
 
@@ -107,7 +109,7 @@ def manifold(xy: np.ndarray, labels: np.ndarray, color: np.ndarray | None = None
 
 
 MAX_LEGEND_CLASSES = 30
-CATEGORY_COLORS = ["#E45756", "#54A24B", "#4C78A8", "#F58518", "#B279A2", "#72B7B2"]
+CATEGORY_COLORS = ["#CC6677", "#117733", "#332288", "#DDCC77", "#AA4499", "#44AA99"]
 
 
 def hover_rows(points: np.ndarray, labels: np.ndarray, class_names: list[str] | None,

@@ -92,3 +92,13 @@ def test_a_manifold_of_hundreds_of_classes_has_no_legend():
     assert shown == ["OOD"] and 150 > MAX_LEGEND_CLASSES
     few = manifold(np.zeros((6, 2)), np.array([0, 1, 2, 0, 1, 2]))
     assert all(t.showlegend is not False for t in few.data)
+
+
+def test_class_and_category_colours_are_never_an_objectives_colour():
+    """A manifold's class 0 must not read as CE's blue, nor a token kind as TFSD's red."""
+    from geomviz.figures.panels import CATEGORY_COLORS, PALETTE
+    from geomviz.figures.theme import _SPARE, OBJECTIVE_COLORS
+
+    objective = {c.upper() for c in [*OBJECTIVE_COLORS.values(), *_SPARE]}
+    assert not objective & {c.upper() for c in PALETTE + CATEGORY_COLORS}
+    assert len(set(PALETTE)) == len(PALETTE) and len(set(CATEGORY_COLORS)) == len(CATEGORY_COLORS)
