@@ -24,7 +24,7 @@ COLORINGS: dict[str, tuple[str, str, str | None, str | None]] = {
     "cos_true": ("cos θ_y (unitless)", "color", None, "cos_true"),
     "entropy_target": ("target entropy H(p) (nats)", "color", None, "entropy_target"),
     "entropy_pred": ("prediction entropy H(q) (nats)", "color", None, "entropy_pred"),
-    "anchor_gap": ("anchor gap s·d_y² (logit units)", "color", "euclidean", "true"),
+    "anchor_gap": ("anchor gap s·‖x − c_y‖² (logit units)", "color", "euclidean", "true"),
     "true_logit": ("true logit z_y (logit units)", "color", "dot", "true"),
     "margin": ("margin z_y − max z_j≠y (logit units)", "color", None, "margin"),
     # language-model runs: arrays stored once per probe position (codes into categories)
@@ -207,7 +207,7 @@ PANELS = {  # key: (title, y title, log y, y starts at 0)
                "Δ z_y per interval (logit units)", False, False),
     "entropy": ("entropy: easy H(p), easy H(q), hard H(p), hard H(q)", "entropy (nats)",
                 False, True),
-    "anchor_gap": ("anchor gap s·d_y² vs nearest negative (p5, p50, p95)",
+    "anchor_gap": ("anchor gap s·‖x − c_y‖² vs nearest negative (p5, p50, p95)",
                    "s·d² (logit units, log)", True, False),
     "true_logit": ("true logit z_y vs top negative (p5, p50, p95)", "logit (logit units)",
                    False, False),
