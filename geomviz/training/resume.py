@@ -71,15 +71,17 @@ def make_folder(path: str | Path, flag: str = "--out", keep: bool = True) -> Pat
         raise ConfigError(f"{flag} {path} lies under {parent}, which is a file")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: {parent} is not writable")
+    made = []  # the folders created here, outermost first (a `..` in path is no folder of ours)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        for p in [*reversed(path.parents), path]:
+            if not p.exists():
+                p.mkdir()
+                made.append(p)
     except OSError as e:
         raise ConfigError(f"{flag} {path}: cannot create it ({e.strerror})") from None
-    if not keep:  # remove what was created, deepest first, up to the existing ancestor
-        made = path
-        while made != parent:
-            made.rmdir()
-            made = made.parent
+    if not keep:  # remove what was created, deepest first
+        for p in reversed(made):
+            p.rmdir()
     return path
 
 

@@ -185,3 +185,13 @@ def test_kill_restart_second_writer_kill_resume_matches_uninterrupted(tmp_path, 
         assert run.scalars("acc", split="test")["epoch"].tolist() == [0, 1, 2]
         assert run.scalars("loss", split="train")["value"] == pytest.approx(
             ref_run.scalars("loss", split="train")["value"], abs=1e-6)
+
+
+def test_trying_a_folder_removes_only_the_folders_it_made(tmp_path):
+    """``keep=False`` with ``..`` in the path: it removes what it created and never an
+    existing folder (here the empty ``keep`` the path walks through)."""
+    (tmp_path / "keep").mkdir()
+    path = tmp_path / "keep" / "new" / ".." / ".." / "made"
+    make_folder(path, keep=False)
+    assert (tmp_path / "keep").is_dir() and not (tmp_path / "keep" / "new").exists()
+    assert not (tmp_path / "made").exists()
