@@ -296,15 +296,23 @@ def _cmd_project(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .projection import METHODS, project
-    from .store import list_runs
+    from .store import open_run, warn_skipped
+    from .study.figureset import find_runs
 
-    methods = _parse_list(args.method)
+    methods = _parse_list(args.method, flag="--method")
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise UserError(f"unknown projection {bad[0]!r}; choose from {', '.join(METHODS)}")
-    folders = [f for root in args.runs for f in list_runs(root)]
+    folders = []  # one unreadable store or run without snapshots is a warning, not the end
+    for folder in find_runs(args.runs):
+        with open_run(folder) as run:
+            has_snapshots = bool(run.array_steps("snapshot.features"))
+        if has_snapshots:
+            folders.append(folder)
+        else:
+            warn_skipped(folder, "no snapshots (trained with --snapshots 0?)")
     if not folders:
-        raise UserError(f"no runs under {', '.join(args.runs)}")
+        raise UserError(f"no runs with snapshots under {', '.join(args.runs)}")
     # pca and fast_umap embed all the runs given together (one basis; one joint layout, which
     # the compare page reuses when it shows exactly these runs); the others run per folder
     joint = ("pca", "fast_umap")

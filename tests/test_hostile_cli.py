@@ -1,5 +1,6 @@
 """Hostile input from the command line: every case is one line on stderr and exit status 2,
-raised before anything is written (no folder, no data cache)."""
+raised before anything is written (no folder, no data cache); and ``geomviz project``
+goes on past one unreadable store or one run without snapshots, naming each."""
 
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
         (["figures", "nonexistent", "--out", "f"], "nonexistent does not exist"),
         (["figures", str(good), "--only", "nope", "--out", "f"], "unknown figure 'nope'"),
         (["figures", str(good), "--only", "", "--out", "f"], "--only must name at least one"),
+        (["project", str(good), "--method", ""], "--method must name at least one"),
         # an empty string is an error, not the default
         (["compare", "--name", "", "--runs-dir", "c"], "--name ''"),
         (["compare", "--runs-dir", ""], "--runs-dir is empty"),
@@ -111,3 +113,19 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
                 if not (rc == 2 and len(err.strip().splitlines()) == 1 and msg in err)]
     assert not failures, "\n".join(failures)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no folder, no data cache
+
+
+def test_project_skips_an_unreadable_store_and_a_run_without_snapshots(tmp_path):
+    runs = tmp_path / "runs"
+    _fake_run(runs / "a")
+    _fake_run(runs / "nosnap", snapshots=False)
+    (runs / "broken").mkdir()
+    (runs / "broken" / "run.sqlite").write_bytes(b"not a database" * 100)
+    r = subprocess.run([sys.executable, "-m", "geomviz", "project", str(runs), "--method",
+                        "pca,polar"], env=_env(tmp_path), cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    warnings = [line for line in r.stderr.splitlines() if "warning: skipping" in line]
+    assert len(warnings) == 2 and "broken" in warnings[0] and "nosnap" in warnings[1]
+    assert "cached 2 projection(s)" in r.stdout
+    assert len(list((runs / ".projections").glob("*.npz"))) == 2
