@@ -118,8 +118,9 @@ class RunWriter:
     ``meta`` is merged into the run metadata (JSON-serialisable values). The writer
     holds the run's :class:`RunLock` (taken here unless ``lock`` is given) until
     ``close``; a second writer raises :class:`RunLocked`. ``resume`` keeps the rows
-    up to ``drop_after_step``; ``restart`` empties an existing store (a run that
-    crashed before its first checkpoint starts again from scratch).
+    up to ``drop_after_step``, and a row written again for a kept step replaces the
+    stored one; ``restart`` empties an existing store (a run that crashed before its
+    first checkpoint starts again from scratch).
     """
 
     def __init__(self, folder: str | Path, meta: dict[str, Any], heartbeat_s: float = 5.0,
@@ -128,6 +129,8 @@ class RunWriter:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / STORE_FILE
+        # rows up to this step are kept from before a resume: written again, they replace
+        self._kept = drop_after_step if resume and not restart else None
         self._run_lock = lock or RunLock(self.folder)  # before the existence check: no race
         try:
             self._open(resume or restart, drop_after_step, restart, meta, heartbeat_s)
@@ -205,6 +208,8 @@ class RunWriter:
         """Commit everything buffered, atomically, and refresh the heartbeat."""
         with self._lock:
             cur = self._con.cursor()
+            if self._kept is not None:
+                self._replace_kept(cur, self._kept)
             cur.executemany("INSERT INTO scalars VALUES (?, ?, ?, ?, ?)", self._scalars)
             cur.executemany("INSERT OR IGNORE INTO hist_edges VALUES (?, ?)",
                             list(self._edges.items()))
@@ -234,6 +239,17 @@ class RunWriter:
             self._run_lock.release()
 
     # internals ----------------------------------------------------------------------------
+    def _replace_kept(self, cur: sqlite3.Cursor, kept: int) -> None:
+        """Delete the stored rows that buffered rows of kept steps (``step <= kept``) will
+        replace: a resumed run writes a few again (the probe set at step 0, each resume),
+        and no row may be stored twice."""
+        cur.executemany("DELETE FROM scalars WHERE name = ? AND split = ? AND step = ?",
+                        [(r[3], r[2], r[0]) for r in self._scalars if r[0] <= kept])
+        cur.executemany("DELETE FROM histograms WHERE name = ? AND split = ? AND step = ?",
+                        [(r[3], r[2], r[0]) for r in self._hists if r[0] <= kept])
+        cur.executemany("DELETE FROM arrays WHERE name = ? AND step = ?",
+                        [(r[1], r[0]) for r in self._arrays if r[0] <= kept])
+
     def _check_version(self) -> None:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         try:

@@ -113,6 +113,31 @@ def test_resume_drops_rows_after_the_checkpoint(tmp_path):
     assert open_run(tmp_path).scalars("loss")["step"].tolist() == [10]
 
 
+def test_a_resumed_writer_replaces_rows_of_kept_steps_never_doubles_them(tmp_path):
+    """A resumed run writes some rows of steps it keeps again (the probe set's labels at
+    step 0, at every resume): each replaces the stored row, so no row is stored twice."""
+    def write(w):
+        w.array(0, "snapshot.labels", np.arange(3))
+        w.scalars(0, {"loss": 2.0})
+        w.histogram(0, "h", [1], [0.0, 1.0])
+        w.flush()
+
+    w = RunWriter(tmp_path, {})
+    write(w)
+    w.scalars(10, {"loss": 1.0})
+    w.flush()
+    w._stop.set()
+    w._run_lock.release()  # the writer's process died
+    for _ in range(2):  # two resumes from step 10
+        w = RunWriter(tmp_path, {}, resume=True, drop_after_step=10)
+        write(w)
+        w.close()
+    con = sqlite3.connect(tmp_path / STORE_FILE)
+    counts = [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("arrays", "scalars", "histograms")]
+    assert counts == [1, 2, 1]
+
+
 def test_restart_empties_the_store_but_keeps_it(tmp_path):
     w = RunWriter(tmp_path, {"name": "old", "stale": 1})
     w.scalars(10, {"loss": 1.0})
