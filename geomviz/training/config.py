@@ -177,9 +177,15 @@ TOKEN_DEFAULTS: dict[str, dict[str, Any]] = {
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML (.yaml/.yml) or JSON config file into a dict (keys not yet checked)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder, not a file")
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
-    text = p.read_text()
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                          f"at offset {e.start})") from None
     try:
         if p.suffix in (".yaml", ".yml"):
             import yaml

@@ -138,6 +138,16 @@ def test_fields_for_the_dataset_and_defaults_elsewhere_are_accepted():
     assert resolve_config({"dataset": "gaussians", "seq_len": 64}).dataset == "gaussians"
 
 
+def test_a_config_file_that_is_a_folder_or_not_utf8_is_one_line_naming_it(tmp_path):
+    (tmp_path / "dir.yaml").mkdir()
+    (tmp_path / "latin1.yaml").write_bytes(b"lr: 0.1  # caf\xe9\n")
+    with pytest.raises(ConfigError, match="dir.yaml is a folder, not a file"):
+        load_config_file(tmp_path / "dir.yaml")
+    with pytest.raises(ConfigError, match=r"latin1.yaml is not UTF-8 text \(byte 0xe9 at "
+                       r"offset 14\)"):
+        load_config_file(tmp_path / "latin1.yaml")
+
+
 def test_sweep_preset_fields_another_dataset_ignores_are_dropped():
     from geomviz.study.sweep import sweep_config
 
