@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.load import GROUPED_DATASETS, TOKEN_DATASETS
+from ..data.load import DIR_DATASETS, GROUPED_DATASETS, TOKEN_DATASETS
 from ..data.noise import NOISE_MODES
 
 __all__ = ["TrainConfig", "ConfigError", "ONLY_FOR", "load_config_file", "resolve_config"]
@@ -149,6 +149,18 @@ class TrainConfig:
             need(self.dataset in datasets or getattr(self, name) == default,
                  f"--{name.replace('_', '-')} applies to --dataset {' or '.join(datasets)} "
                  f"only; {self.dataset} would ignore it")
+        # folders nothing would read (a typo'd flag would train on other data without a
+        # word); --data-dir is also where an OOD dataset without its own folder is read from
+        need(self.data_dir is None or self.dataset in DIR_DATASETS or bool(
+            self.ood_dataset or self.near_ood_dataset),
+             f"--data-dir applies to --dataset {', '.join(DIR_DATASETS[:-1])} or "
+             f"{DIR_DATASETS[-1]} (or an --ood-dataset / --near-ood-dataset); {self.dataset} "
+             "would ignore it")
+        for folder, dataset in (("ood_dir", "ood_dataset"),
+                                ("near_ood_dir", "near_ood_dataset")):
+            need(getattr(self, folder) is None or getattr(self, dataset) is not None,
+                 f"--{folder.replace('_', '-')} applies with --{dataset.replace('_', '-')} "
+                 "only; nothing would read it")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
         return self
