@@ -69,9 +69,9 @@ def check_figure_size(width: int, scale: float) -> None:
 
 def check_seeds(seeds: list[int]) -> list[int]:
     """Seeds as the config takes them, in [0, 2**32): checked before any folder or data."""
-    bad = next((s for s in seeds if not 0 <= s < 2**32), None)
-    if bad is not None:
-        raise UserError(f"--seeds: every seed must be in [0, 2**32), got {bad}")
+    for s in seeds:
+        if not 0 <= s < 2**32:
+            raise UserError(f"--seeds must be {'>= 0' if s < 0 else '< 2**32'}, got {s}")
     return seeds
 
 
