@@ -101,14 +101,38 @@ class RunLock:
             self._fd = None
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True, timeout=30,
                               check_same_thread=False)
     else:
         con = sqlite3.connect(path, timeout=30, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 30000")
     return con
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection. In a folder this process cannot write (a read-only mount,
+    another user's runs) SQLite cannot make the WAL index (``-shm``) it needs to read a
+    WAL store; with no write-ahead log beside it there is nothing to replay and no live
+    writer (a writer makes both files), so the store is opened as the immutable file it is."""
+    con = _connect(path, readonly=True)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return con
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if os.access(path.parent, os.W_OK):
+            con.close()
+            raise
+        if wal.exists() and wal.stat().st_size > 0:  # rows a killed writer left in its log
+            con.close()
+            raise sqlite3.OperationalError(
+                "unable to open database file: reading its write-ahead log (-wal) needs a "
+                "folder it can write; copy the run folder somewhere writable") from None
+    con.close()
+    return _connect(path, readonly=True, immutable=True)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -314,7 +338,7 @@ class Run:
         self.folder = self.path.parent
         self._stale_after = stale_after
         try:
-            self._con = _connect(self.path, readonly=True)
+            self._con = _connect_reader(self.path)
             self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable geomviz run store ({e})") from None

@@ -3,11 +3,15 @@ heartbeat staleness, the one-writer lock (threads here; processes in test_resume
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +225,48 @@ def test_array_names_lists_without_reading(tmp_path):
     with open_run(tmp_path / "r") as run:
         assert run.array_names("snapshot.") == ["snapshot.labels", "snapshot.norm"]
         assert len(run.array_names()) == 3 and run.array_names("nope") == []
+
+
+@contextlib.contextmanager
+def _unwritable(folder):
+    """``folder`` made unwritable for this process (as on a read-only mount or another
+    user's runs): chmod, or for root (whom modes do not stop) the immutable attribute."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder unwritable here (root, and no chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_finished_store_in_a_folder_that_cannot_be_written_is_readable(tmp_path):
+    """SQLite cannot make a WAL index (``-shm``) beside it: with no log to replay, the store
+    is read as it is; a log left by a killed writer is one StoreError line, never ignored."""
+    w = RunWriter(tmp_path / "done", {"config": {}})
+    w.scalars(5, {"loss": 0.5})
+    w.close()
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["run.lock", STORE_FILE]
+    with _unwritable(tmp_path / "done"):
+        with open_run(tmp_path / "done") as run:
+            assert run.meta["status"] == "finished"
+            assert run.scalars("loss")["value"].tolist() == [0.5]
+    killed = tmp_path / "killed"  # a writer killed after a flush: rows in its log only
+    subprocess.run([sys.executable, "-c", "import os, sys; from geomviz.store import RunWriter; "
+                    "w = RunWriter(sys.argv[1], {}); w.scalars(5, {'loss': 0.5}); w.flush(); "
+                    "os._exit(0)", str(killed)], check=True, timeout=120,
+                   env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                       [str(Path(__file__).resolve().parents[1]),
+                        os.environ.get("PYTHONPATH", "")])))
+    (killed / f"{STORE_FILE}-shm").unlink()
+    with _unwritable(killed):
+        with pytest.raises(StoreError, match="needs a folder it can write"):
+            open_run(killed)
+    with open_run(killed) as run:  # once writable again, nothing was lost
+        assert run.scalars("loss")["value"].tolist() == [0.5]
