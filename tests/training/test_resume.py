@@ -6,6 +6,7 @@ that ends where an uninterrupted run ends."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -195,3 +196,34 @@ def test_trying_a_folder_removes_only_the_folders_it_made(tmp_path):
     make_folder(path, keep=False)
     assert (tmp_path / "keep").is_dir() and not (tmp_path / "keep" / "new").exists()
     assert not (tmp_path / "made").exists()
+
+
+def test_resuming_with_other_code_warns_and_keeps_the_code_it_was_trained_with(
+        tmp_path, monkeypatch, capsys):
+    """The commit and library versions of the part before a resume are kept in
+    ``meta['resumes']`` (``git``/``versions`` become the resuming process's); a change is one
+    warning line."""
+    from geomviz.training.provenance import git_commit
+    from tests.helpers import set_meta_raw
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    base = {"dataset": "gaussians", "epochs": 1, "snapshots": 0, "progress": False,
+            "probes": False, "out": str(tmp_path / "run")}
+    out = train(resolve_config(base))
+    old_git = {"commit": "0123456789abcdef", "dirty": False}
+    set_meta_raw(out, "git", json.dumps(old_git))
+    with open_run(out) as run:
+        versions = {**run.meta["versions"], "torch": "1.0"}
+    set_meta_raw(out, "versions", json.dumps(versions))
+    capsys.readouterr()
+    train(resolve_config({**base, "epochs": 2, "resume": True}))
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "other code than it was trained with" in err[0]
+    assert f"torch 1.0 -> {torch.__version__}" in err[0]
+    assert ("commit 0123456789 -> " in err[0]) == bool((meta_git := git_commit()) and
+                                                       meta_git["commit"])
+    with open_run(out) as run:
+        meta = run.meta
+    steps = meta["steps_per_epoch"]
+    assert meta["resumes"] == [{"step": steps, "git": old_git, "versions": versions}]
+    assert meta["versions"]["torch"] == torch.__version__ and meta["status"] == "finished"
