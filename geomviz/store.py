@@ -21,6 +21,7 @@ raises :class:`StoreError` with one line when opened. Tables (schema version
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -229,8 +230,9 @@ class RunWriter:
                              value.tobytes()))
 
     def flush(self) -> None:
-        """Commit everything buffered, atomically, and refresh the heartbeat."""
-        with self._lock:
+        """Commit everything buffered, atomically, and refresh the heartbeat. A failed
+        commit (a full disk) is rolled back and is one :class:`StoreError` naming the store."""
+        with self._lock, self._writing():
             cur = self._con.cursor()
             if self._kept is not None:
                 self._replace_kept(cur, self._kept)
@@ -245,19 +247,29 @@ class RunWriter:
             self._scalars, self._hists, self._arrays = [], [], []
 
     def set_meta(self, **values: Any) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             self._set_meta(values)
             self._con.commit()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        try:
+            yield
+        except sqlite3.Error as e:
+            self._con.rollback()
+            raise StoreError(f"{self.path}: cannot write ({e})") from None
 
     def close(self, status: str = "finished", message: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         self._stop.set()
         self._beat.join(timeout=10)
-        self.flush()
         extra = {"message": message} if message else {}
         try:
-            self.set_meta(status=status, ended=time.time(), **extra)
+            try:
+                self.flush()
+            finally:  # rows that cannot be written (a full disk) still leave the status
+                self.set_meta(status=status, ended=time.time(), **extra)
             self._con.close()
         finally:
             self._run_lock.release()

@@ -270,3 +270,18 @@ def test_a_finished_store_in_a_folder_that_cannot_be_written_is_readable(tmp_pat
             open_run(killed)
     with open_run(killed) as run:  # once writable again, nothing was lost
         assert run.scalars("loss")["value"].tolist() == [0.5]
+
+
+def test_a_full_disk_is_one_store_error_naming_the_store(tmp_path):
+    w = RunWriter(tmp_path, {})
+    pages = w._con.execute("PRAGMA page_count").fetchone()[0]
+    w._con.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLite's own 'disk is full'
+    w.array(1, "big", np.zeros(100_000))
+    with pytest.raises(StoreError, match=r"run.sqlite: cannot write \(database or disk is "
+                       r"full\)") as e:
+        w.flush()
+    assert "\n" not in str(e.value) and str(tmp_path) in str(e.value)
+    with pytest.raises(StoreError, match="cannot write"):
+        w.close("crashed")  # the rows still do not fit, but the status is written
+    assert open_run(tmp_path).meta["status"] == "crashed"
+    RunWriter(tmp_path, {}, resume=True).close()  # and the lock was released
