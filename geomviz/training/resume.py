@@ -203,6 +203,12 @@ def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
         if stored is None and state is not None:
             stored = state.get("config")
         _check_config(out, stored, cfg)
+        saved = state.get("config") if state is not None else None
+        diff = config_diff(saved, dataclasses.asdict(cfg)) if isinstance(saved, dict) else []
+        if diff:  # e.g. a checkpoint copied from another run beside this run's store
+            raise ConfigError(f"--resume: {ckpt_path} was saved by another run "
+                              f"({'; '.join(diff)}); delete it and --resume restarts the "
+                              "run from scratch")
         start_epoch, step = restore(state, model, opt, sched)
         if state is not None:
             meta = {**meta, **_resume_record(stored_meta, meta, step, out)}

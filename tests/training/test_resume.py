@@ -227,3 +227,20 @@ def test_resuming_with_other_code_warns_and_keeps_the_code_it_was_trained_with(
     steps = meta["steps_per_epoch"]
     assert meta["resumes"] == [{"step": steps, "git": old_git, "versions": versions}]
     assert meta["versions"]["torch"] == torch.__version__ and meta["status"] == "finished"
+
+
+def test_a_checkpoint_saved_by_another_run_is_refused_naming_the_difference(
+        tmp_path, monkeypatch):
+    """The store's config matches, but the checkpoint beside it was copied from a run of
+    another seed: resuming would continue that run's weights under this run's name."""
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    base = {"dataset": "gaussians", "epochs": 1, "snapshots": 0, "progress": False,
+            "probes": False}
+    mine = train(resolve_config({**base, "out": str(tmp_path / "mine")}))
+    other = train(resolve_config({**base, "seed": 1, "out": str(tmp_path / "other")}))
+    (mine / CHECKPOINT).write_bytes((other / CHECKPOINT).read_bytes())
+    with pytest.raises(ConfigError, match=r"checkpoint.pt was saved by another run "
+                       r"\(seed: 1 -> 0\)"):
+        train(resolve_config({**base, "epochs": 2, "resume": True, "out": str(mine)}))
+    with open_run(mine) as run:  # left as it was
+        assert run.meta["status"] == "finished" and run.meta["config"]["epochs"] == 1
