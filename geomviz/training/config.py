@@ -115,6 +115,8 @@ class TrainConfig:
                 raise ConfigError(msg)
 
         need(bool(str(self.out).strip()), "out is empty: name a run folder")
+        need(self.name is None or bool(self.name.strip()), "name is empty: leave it out (the run "
+             "is named after its folder) or give one")
 
         for name in ("epochs", "batch_size", "eval_batch_size", "flush_every", "feature_dim",
                      "width", "seq_len", "train_tokens", "test_tokens", "concepts",

@@ -112,6 +112,7 @@ def test_values_are_coerced_to_the_field_types():
     ({"class_groups": "on"}, "class_groups on: mnist1d declares no class groups"),
     ({"class_groups": "on", "dataset": "gaussians"}, "gaussians declares no class groups"),
     ({"class_groups": "yes"}, "class_groups must be one of auto, on, off"),
+    ({"name": " "}, "name is empty"),
 ])
 def test_ranges_and_choices(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
