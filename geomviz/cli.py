@@ -58,6 +58,30 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def check_figure_size(width: int, scale: float) -> None:
+    """The sizes :func:`geomviz.study.export.export` accepts, checked before any training
+    or folder (export itself would refuse them only at the end)."""
+    if not 100 <= width <= 5000:
+        raise UserError(f"--width must be between 100 and 5000 px, got {width}")
+    if not 0.25 <= scale <= 8:
+        raise UserError(f"--scale must be between 0.25 and 8, got {scale}")
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    """Seeds as the config takes them, in [0, 2**32): checked before any folder or data."""
+    for s in seeds:
+        if not 0 <= s < 2**32:
+            raise UserError(f"--seeds must be {'>= 0' if s < 0 else '< 2**32'}, got {s}")
+    return seeds
+
+
+def _named(text: str, flag: str) -> str:
+    """A folder or file name the user gave: an empty one is an error, not the default."""
+    if not text.strip():
+        raise UserError(f"{flag} is empty: name a folder or file")
+    return text
+
+
 # ----------------------------------------------------------------------------- flags
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -92,7 +116,7 @@ def _parse_value(text: str):
 
 
 def _config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
-    file_values = load_config_file(args.config) if args.config else {}
+    file_values = load_config_file(args.config) if args.config is not None else {}
     cli: dict = {}
     for f in dataclasses.fields(TrainConfig):
         value = getattr(args, f.name, None)
@@ -151,9 +175,12 @@ def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     objectives = _parse_list(args.objectives, flag="--objectives")
-    seeds = _parse_list(args.seeds, int, flag="--seeds")
-    name = args.name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    root = _compare(args, objectives, seeds, Path(args.runs_dir) / name)
+    seeds = check_seeds(_parse_list(args.seeds, int, flag="--seeds"))
+    name = f"compare-{time.strftime('%Y%m%d-%H%M%S')}" if args.name is None else args.name
+    if not name.strip() or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise UserError(f"--name {name!r}: give a folder name inside --runs-dir (not empty, "
+                        "absolute or with '..')")
+    root = _compare(args, objectives, seeds, Path(_named(args.runs_dir, "--runs-dir")) / name)
     print(f"runs written under {root}; list them with: geomviz runs {root}")
     return 0
 
@@ -161,7 +188,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from .store import StoreError, list_runs, open_run
 
-    folders = list_runs(args.folder)
+    folders = list_runs(_named(args.folder, "the runs folder"))
     if not folders:
         print(f"no runs under {args.folder}")
         return 0
@@ -221,7 +248,7 @@ def _check_listen(host: str, port: int) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.dashboard:
         _check_listen(args.host, args.port)
-    root = Path(args.runs_dir) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = Path(_named(args.runs_dir, "--runs-dir")) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     args.config, args.objective_arg = None, []
     # digits 8 and 9 are held out of training: they are the OOD split the runs are scored on
     _compare(args, ["ce", "tfsd"], [0], root, dataset="mnist1d", ood_classes=[8, 9],
@@ -269,15 +296,23 @@ def _cmd_project(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .projection import METHODS, project
-    from .store import list_runs
+    from .store import open_run, warn_skipped
+    from .study.figureset import find_runs
 
-    methods = _parse_list(args.method)
+    methods = _parse_list(args.method, flag="--method")
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise UserError(f"unknown projection {bad[0]!r}; choose from {', '.join(METHODS)}")
-    folders = [f for root in args.runs for f in list_runs(root)]
+    folders = []  # one unreadable store or run without snapshots is a warning, not the end
+    for folder in find_runs(args.runs):
+        with open_run(folder) as run:
+            has_snapshots = bool(run.array_steps("snapshot.features"))
+        if has_snapshots:
+            folders.append(folder)
+        else:
+            warn_skipped(folder, "no snapshots (trained with --snapshots 0?)")
     if not folders:
-        raise UserError(f"no runs under {', '.join(args.runs)}")
+        raise UserError(f"no runs with snapshots under {', '.join(args.runs)}")
     # pca and fast_umap embed all the runs given together (one basis; one joint layout, which
     # the compare page reuses when it shows exactly these runs); the others run per folder
     joint = ("pca", "fast_umap")
@@ -297,8 +332,9 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from .training.resume import make_folder
 
     formats = parse_formats(args.format)
-    names = _parse_list(args.only) if args.only else None
-    make_folder(args.out)
+    check_figure_size(args.width, args.scale)
+    names = _parse_list(args.only, flag="--only") if args.only is not None else None
+    make_folder(args.out, keep=False)  # only checked: nothing is written for a refused input
     folders = find_runs(args.runs)
     t0 = time.perf_counter()
     figs = build_figures(folders, names, score=args.score, steps=args.steps,
@@ -308,6 +344,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         print(f"skipped {name}: {why}")
     if not figs.figures:
         raise UserError("none of the figures asked for can be drawn from these runs")
+    make_folder(args.out)
     res = export(figs.figures, args.out, formats, args.width, args.scale)
     print(f"{len(res.files)} files for {len(figs.figures)} figures from {len(folders)} runs "
           f"in {args.out}: built in {built:.1f} s, exported in {res.total_seconds:.1f} s "
@@ -318,7 +355,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _cmd_objectives(args: argparse.Namespace) -> int:
     from .objectives import list_objectives, objective_info
 
-    for name in [args.name] if args.name else list_objectives():
+    for name in [args.name] if args.name is not None else list_objectives():
         info = objective_info(name)
         params = ", ".join(f"{k}={v!r}" for k, v in info.params.items())
         print(f"{info.name:16s} head={info.head:9s} {info.formula}")
@@ -376,9 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="figures", help="output folder (default figures)")
     p.add_argument("--format", default="png,svg,html",
                    help="comma-separated: png, svg, pdf, html (default png,svg,html)")
-    p.add_argument("--width", type=_int_in(1), default=800, help="width in px (default 800)")
+    p.add_argument("--width", type=_int_in(1), default=800,
+                   help="width in px, 100..5000 (default 800)")
     p.add_argument("--scale", type=_positive_float, default=2.0,
-                   help="pixel scale of PNGs (default 2)")
+                   help="pixel scale of PNGs, 0.25..8 (default 2)")
     p.add_argument("--only", help="comma-separated figure names (default: all)")
     p.add_argument("--score", default="msp", choices=SCORES, help="OOD score: msp, "
                    "max_logit, energy, min_distance (default msp)")

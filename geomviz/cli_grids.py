@@ -11,7 +11,7 @@ import shlex
 import time
 from pathlib import Path
 
-from .cli import UserError, _int_in, _parse_list, _positive_float
+from .cli import _int_in, _parse_list, _positive_float, check_figure_size, check_seeds
 
 __all__ = ["add_grid_commands"]
 
@@ -22,10 +22,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from .training.resume import make_folder
 
     plan = preset_plan(args.preset)
-    seeds = _parse_list(args.seeds, int, flag="--seeds") if args.seeds is not None else None
+    seeds = check_seeds(_parse_list(args.seeds, int, flag="--seeds")) \
+        if args.seeds is not None else None
     objectives = _parse_list(args.objectives, flag="--objectives") \
         if args.objectives is not None else list(plan.objectives)
     formats = parse_formats(args.format)
+    check_figure_size(args.width, args.scale)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir),
                                    ("ood_dir", args.ood_dir), ("data_path", args.data_path),
                                    ("device", args.device), ("progress", args.progress))
@@ -61,15 +63,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         ("train_tokens", args.train_tokens), ("batch_size", args.batch_size),
         ("device", args.device), ("progress", args.progress)) if v is not None})
     lrs = parse_lrs(args.lrs) if args.lrs is not None else axes.get("lrs") or parse_lrs("")
-    seeds = (_parse_list(args.seeds, int, flag="--seeds") if args.seeds is not None
-             else axes.get("seeds", [0, 1]))
-    if any(s < 0 for s in seeds):
-        raise UserError("--seeds must be >= 0")
+    seeds = (check_seeds(_parse_list(args.seeds, int, flag="--seeds"))
+             if args.seeds is not None else axes.get("seeds", [0, 1]))
     objectives = (_parse_list(args.objectives, flag="--objectives") if args.objectives
                   is not None else axes.get("objectives", list(SWEEP_OBJECTIVES)))
     qks = parse_onoff(args.qk_layernorm) if args.qk_layernorm is not None \
         else axes.get("qk", [False])
     formats = parse_formats(args.format)
+    check_figure_size(args.width, args.scale)
     check_grid(base, objectives, lrs, seeds, qks, Path(args.out) / "runs")  # before any work
     make_folder(args.out)
     t0 = time.perf_counter()
@@ -100,8 +101,10 @@ def add_grid_commands(sub) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")
-    p.add_argument("--width", type=_int_in(1), default=800)
-    p.add_argument("--scale", type=_positive_float, default=2.0)
+    p.add_argument("--width", type=_int_in(1), default=800, help="figure width in px, "
+                   "100..5000 (default 800)")
+    p.add_argument("--scale", type=_positive_float, default=2.0, help="PNG pixel scale, "
+                   "0.25..8 (default 2)")
     p.set_defaults(func=_cmd_study)
     p = sub.add_parser("sweep", help="objectives × learning rates × seeds: LR sensitivity, "
                        "spikes, report.md")
@@ -121,6 +124,8 @@ def add_grid_commands(sub) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--out", default="sweep", help="output folder (default sweep)")
     p.add_argument("--format", default="png,svg,html", help="figure formats (png,svg,pdf,html)")
-    p.add_argument("--width", type=_int_in(1), default=800)
-    p.add_argument("--scale", type=_positive_float, default=2.0)
+    p.add_argument("--width", type=_int_in(1), default=800, help="figure width in px, "
+                   "100..5000 (default 800)")
+    p.add_argument("--scale", type=_positive_float, default=2.0, help="PNG pixel scale, "
+                   "0.25..8 (default 2)")
     p.set_defaults(func=_cmd_sweep)

@@ -21,6 +21,7 @@ raises :class:`StoreError` with one line when opened. Tables (schema version
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -101,14 +102,38 @@ class RunLock:
             self._fd = None
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True, timeout=30,
                               check_same_thread=False)
     else:
         con = sqlite3.connect(path, timeout=30, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 30000")
     return con
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection. In a folder this process cannot write (a read-only mount,
+    another user's runs) SQLite cannot make the WAL index (``-shm``) it needs to read a
+    WAL store; with no write-ahead log beside it there is nothing to replay and no live
+    writer (a writer makes both files), so the store is opened as the immutable file it is."""
+    con = _connect(path, readonly=True)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return con
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if os.access(path.parent, os.W_OK):
+            con.close()
+            raise
+        if wal.exists() and wal.stat().st_size > 0:  # rows a killed writer left in its log
+            con.close()
+            raise sqlite3.OperationalError(
+                "unable to open database file: reading its write-ahead log (-wal) needs a "
+                "folder it can write; copy the run folder somewhere writable") from None
+    con.close()
+    return _connect(path, readonly=True, immutable=True)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -118,8 +143,9 @@ class RunWriter:
     ``meta`` is merged into the run metadata (JSON-serialisable values). The writer
     holds the run's :class:`RunLock` (taken here unless ``lock`` is given) until
     ``close``; a second writer raises :class:`RunLocked`. ``resume`` keeps the rows
-    up to ``drop_after_step``; ``restart`` empties an existing store (a run that
-    crashed before its first checkpoint starts again from scratch).
+    up to ``drop_after_step``, and a row written again for a kept step replaces the
+    stored one; ``restart`` empties an existing store (a run that crashed before its
+    first checkpoint starts again from scratch).
     """
 
     def __init__(self, folder: str | Path, meta: dict[str, Any], heartbeat_s: float = 5.0,
@@ -128,6 +154,8 @@ class RunWriter:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / STORE_FILE
+        # rows up to this step are kept from before a resume: written again, they replace
+        self._kept = drop_after_step if resume and not restart else None
         self._run_lock = lock or RunLock(self.folder)  # before the existence check: no race
         try:
             self._open(resume or restart, drop_after_step, restart, meta, heartbeat_s)
@@ -202,9 +230,12 @@ class RunWriter:
                              value.tobytes()))
 
     def flush(self) -> None:
-        """Commit everything buffered, atomically, and refresh the heartbeat."""
-        with self._lock:
+        """Commit everything buffered, atomically, and refresh the heartbeat. A failed
+        commit (a full disk) is rolled back and is one :class:`StoreError` naming the store."""
+        with self._lock, self._writing():
             cur = self._con.cursor()
+            if self._kept is not None:
+                self._replace_kept(cur, self._kept)
             cur.executemany("INSERT INTO scalars VALUES (?, ?, ?, ?, ?)", self._scalars)
             cur.executemany("INSERT OR IGNORE INTO hist_edges VALUES (?, ?)",
                             list(self._edges.items()))
@@ -216,24 +247,45 @@ class RunWriter:
             self._scalars, self._hists, self._arrays = [], [], []
 
     def set_meta(self, **values: Any) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             self._set_meta(values)
             self._con.commit()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        try:
+            yield
+        except sqlite3.Error as e:
+            self._con.rollback()
+            raise StoreError(f"{self.path}: cannot write ({e})") from None
 
     def close(self, status: str = "finished", message: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         self._stop.set()
         self._beat.join(timeout=10)
-        self.flush()
         extra = {"message": message} if message else {}
         try:
-            self.set_meta(status=status, ended=time.time(), **extra)
+            try:
+                self.flush()
+            finally:  # rows that cannot be written (a full disk) still leave the status
+                self.set_meta(status=status, ended=time.time(), **extra)
             self._con.close()
         finally:
             self._run_lock.release()
 
     # internals ----------------------------------------------------------------------------
+    def _replace_kept(self, cur: sqlite3.Cursor, kept: int) -> None:
+        """Delete the stored rows that buffered rows of kept steps (``step <= kept``) will
+        replace: a resumed run writes a few again (the probe set at step 0, each resume),
+        and no row may be stored twice."""
+        cur.executemany("DELETE FROM scalars WHERE name = ? AND split = ? AND step = ?",
+                        [(r[3], r[2], r[0]) for r in self._scalars if r[0] <= kept])
+        cur.executemany("DELETE FROM histograms WHERE name = ? AND split = ? AND step = ?",
+                        [(r[3], r[2], r[0]) for r in self._hists if r[0] <= kept])
+        cur.executemany("DELETE FROM arrays WHERE name = ? AND step = ?",
+                        [(r[1], r[0]) for r in self._arrays if r[0] <= kept])
+
     def _check_version(self) -> None:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         try:
@@ -298,7 +350,7 @@ class Run:
         self.folder = self.path.parent
         self._stale_after = stale_after
         try:
-            self._con = _connect(self.path, readonly=True)
+            self._con = _connect_reader(self.path)
             self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable geomviz run store ({e})") from None

@@ -3,11 +3,15 @@ heartbeat staleness, the one-writer lock (threads here; processes in test_resume
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +117,31 @@ def test_resume_drops_rows_after_the_checkpoint(tmp_path):
     assert open_run(tmp_path).scalars("loss")["step"].tolist() == [10]
 
 
+def test_a_resumed_writer_replaces_rows_of_kept_steps_never_doubles_them(tmp_path):
+    """A resumed run writes some rows of steps it keeps again (the probe set's labels at
+    step 0, at every resume): each replaces the stored row, so no row is stored twice."""
+    def write(w):
+        w.array(0, "snapshot.labels", np.arange(3))
+        w.scalars(0, {"loss": 2.0})
+        w.histogram(0, "h", [1], [0.0, 1.0])
+        w.flush()
+
+    w = RunWriter(tmp_path, {})
+    write(w)
+    w.scalars(10, {"loss": 1.0})
+    w.flush()
+    w._stop.set()
+    w._run_lock.release()  # the writer's process died
+    for _ in range(2):  # two resumes from step 10
+        w = RunWriter(tmp_path, {}, resume=True, drop_after_step=10)
+        write(w)
+        w.close()
+    con = sqlite3.connect(tmp_path / STORE_FILE)
+    counts = [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("arrays", "scalars", "histograms")]
+    assert counts == [1, 2, 1]
+
+
 def test_restart_empties_the_store_but_keeps_it(tmp_path):
     w = RunWriter(tmp_path, {"name": "old", "stale": 1})
     w.scalars(10, {"loss": 1.0})
@@ -196,3 +225,63 @@ def test_array_names_lists_without_reading(tmp_path):
     with open_run(tmp_path / "r") as run:
         assert run.array_names("snapshot.") == ["snapshot.labels", "snapshot.norm"]
         assert len(run.array_names()) == 3 and run.array_names("nope") == []
+
+
+@contextlib.contextmanager
+def _unwritable(folder):
+    """``folder`` made unwritable for this process (as on a read-only mount or another
+    user's runs): chmod, or for root (whom modes do not stop) the immutable attribute."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder unwritable here (root, and no chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_finished_store_in_a_folder_that_cannot_be_written_is_readable(tmp_path):
+    """SQLite cannot make a WAL index (``-shm``) beside it: with no log to replay, the store
+    is read as it is; a log left by a killed writer is one StoreError line, never ignored."""
+    w = RunWriter(tmp_path / "done", {"config": {}})
+    w.scalars(5, {"loss": 0.5})
+    w.close()
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["run.lock", STORE_FILE]
+    with _unwritable(tmp_path / "done"):
+        with open_run(tmp_path / "done") as run:
+            assert run.meta["status"] == "finished"
+            assert run.scalars("loss")["value"].tolist() == [0.5]
+    killed = tmp_path / "killed"  # a writer killed after a flush: rows in its log only
+    subprocess.run([sys.executable, "-c", "import os, sys; from geomviz.store import RunWriter; "
+                    "w = RunWriter(sys.argv[1], {}); w.scalars(5, {'loss': 0.5}); w.flush(); "
+                    "os._exit(0)", str(killed)], check=True, timeout=120,
+                   env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                       [str(Path(__file__).resolve().parents[1]),
+                        os.environ.get("PYTHONPATH", "")])))
+    (killed / f"{STORE_FILE}-shm").unlink()
+    with _unwritable(killed):
+        with pytest.raises(StoreError, match="needs a folder it can write"):
+            open_run(killed)
+    with open_run(killed) as run:  # once writable again, nothing was lost
+        assert run.scalars("loss")["value"].tolist() == [0.5]
+
+
+def test_a_full_disk_is_one_store_error_naming_the_store(tmp_path):
+    w = RunWriter(tmp_path, {})
+    pages = w._con.execute("PRAGMA page_count").fetchone()[0]
+    w._con.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLite's own 'disk is full'
+    w.array(1, "big", np.zeros(100_000))
+    with pytest.raises(StoreError, match=r"run.sqlite: cannot write \(database or disk is "
+                       r"full\)") as e:
+        w.flush()
+    assert "\n" not in str(e.value) and str(tmp_path) in str(e.value)
+    with pytest.raises(StoreError, match="cannot write"):
+        w.close("crashed")  # the rows still do not fit, but the status is written
+    assert open_run(tmp_path).meta["status"] == "crashed"
+    RunWriter(tmp_path, {}, resume=True).close()  # and the lock was released

@@ -32,12 +32,14 @@ from .base import DataBundle, DataError
 from .images import cifar, svhn
 from .vectors import gaussians, gaussians_hier, mean_distances, mnist1d
 
-__all__ = ["DATASETS", "TOKEN_DATASETS", "GROUPED_DATASETS", "load_dataset", "load_tokens"]
+__all__ = ["DATASETS", "TOKEN_DATASETS", "GROUPED_DATASETS", "DIR_DATASETS", "load_dataset",
+           "load_tokens"]
 
 DATASETS = ("mnist1d", "gaussians", "gaussians_hier", "cifar10", "cifar100", "svhn",
             "synonyms", "text")
 TOKEN_DATASETS = ("synonyms", "text")
 GROUPED_DATASETS = ("cifar100", "gaussians_hier", "synonyms")  # datasets that declare groups
+DIR_DATASETS = ("cifar10", "cifar100", "svhn")  # read from files under --data-dir
 
 
 def _raw(name: str, data_dir: Path | None, seed: int) -> tuple[dict, list[str], str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.load import GROUPED_DATASETS, TOKEN_DATASETS
+from ..data.load import DIR_DATASETS, GROUPED_DATASETS, TOKEN_DATASETS
 from ..data.noise import NOISE_MODES
 
 __all__ = ["TrainConfig", "ConfigError", "ONLY_FOR", "load_config_file", "resolve_config"]
@@ -115,6 +115,8 @@ class TrainConfig:
                 raise ConfigError(msg)
 
         need(bool(str(self.out).strip()), "out is empty: name a run folder")
+        need(self.name is None or bool(self.name.strip()), "name is empty: leave it out (the run "
+             "is named after its folder) or give one")
 
         for name in ("epochs", "batch_size", "eval_batch_size", "flush_every", "feature_dim",
                      "width", "seq_len", "train_tokens", "test_tokens", "concepts",
@@ -149,6 +151,18 @@ class TrainConfig:
             need(self.dataset in datasets or getattr(self, name) == default,
                  f"--{name.replace('_', '-')} applies to --dataset {' or '.join(datasets)} "
                  f"only; {self.dataset} would ignore it")
+        # folders nothing would read (a typo'd flag would train on other data without a
+        # word); --data-dir is also where an OOD dataset without its own folder is read from
+        need(self.data_dir is None or self.dataset in DIR_DATASETS or bool(
+            self.ood_dataset or self.near_ood_dataset),
+             f"--data-dir applies to --dataset {', '.join(DIR_DATASETS[:-1])} or "
+             f"{DIR_DATASETS[-1]} (or an --ood-dataset / --near-ood-dataset); {self.dataset} "
+             "would ignore it")
+        for folder, dataset in (("ood_dir", "ood_dataset"),
+                                ("near_ood_dir", "near_ood_dataset")):
+            need(getattr(self, folder) is None or getattr(self, dataset) is not None,
+                 f"--{folder.replace('_', '-')} applies with --{dataset.replace('_', '-')} "
+                 "only; nothing would read it")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
         return self
@@ -177,9 +191,15 @@ TOKEN_DEFAULTS: dict[str, dict[str, Any]] = {
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML (.yaml/.yml) or JSON config file into a dict (keys not yet checked)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder, not a file")
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
-    text = p.read_text()
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                          f"at offset {e.start})") from None
     try:
         if p.suffix in (".yaml", ".yml"):
             import yaml

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ import torch
 from ..store import STORE_FILE, NullWriter, RunLock, RunWriter, StoreError, open_run
 from .config import ConfigError, TrainConfig
 
-__all__ = ["CHECKPOINT", "MAY_CHANGE", "EXTEND_ONLY", "config_diff", "make_folder", "check_out",
-           "load_checkpoint", "open_writer", "restore"]
+__all__ = ["CHECKPOINT", "MAY_CHANGE", "EXTEND_ONLY", "config_diff", "code_changes",
+           "make_folder", "check_out", "load_checkpoint", "open_writer", "restore"]
 
 CHECKPOINT = "checkpoint.pt"  # as train.CHECKPOINT
 
@@ -71,15 +72,17 @@ def make_folder(path: str | Path, flag: str = "--out", keep: bool = True) -> Pat
         raise ConfigError(f"{flag} {path} lies under {parent}, which is a file")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: {parent} is not writable")
+    made = []  # the folders created here, outermost first (a `..` in path is no folder of ours)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        for p in [*reversed(path.parents), path]:
+            if not p.exists():
+                p.mkdir()
+                made.append(p)
     except OSError as e:
         raise ConfigError(f"{flag} {path}: cannot create it ({e.strerror})") from None
-    if not keep:  # remove what was created, deepest first, up to the existing ancestor
-        made = path
-        while made != parent:
-            made.rmdir()
-            made = made.parent
+    if not keep:  # remove what was created, deepest first
+        for p in reversed(made):
+            p.rmdir()
     return path
 
 
@@ -127,15 +130,47 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     return state
 
 
-def _stored_config(out: Path) -> dict[str, Any] | None:
+def _stored_meta(out: Path) -> dict[str, Any]:
     if not (out / STORE_FILE).exists():
-        return None
+        return {}
     try:
         with open_run(out) as run:
-            config = run.meta.get("config")
+            return run.meta
     except StoreError as e:
         raise StoreError(f"--resume: {e}; move the folder away to train it again") from None
+
+
+def _stored_config(out: Path) -> dict[str, Any] | None:
+    config = _stored_meta(out).get("config")
     return config if isinstance(config, dict) else None
+
+
+def code_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """How the code resuming a run differs from the code that trained it so far (the
+    commit, and the version of each recorded library); empty where nothing is known."""
+    out = []
+    old, new = stored.get("git") or {}, current.get("git") or {}
+    if old.get("commit") and new.get("commit") and old["commit"] != new["commit"]:
+        out.append(f"commit {old['commit'][:10]} -> {new['commit'][:10]}")
+    old_v, new_v = stored.get("versions") or {}, current.get("versions") or {}
+    out += [f"{lib} {old_v[lib]} -> {new_v[lib]}" for lib in new_v
+            if lib in old_v and old_v[lib] != new_v[lib]]
+    return out
+
+
+def _resume_record(stored: dict[str, Any], meta: dict[str, Any], step: int, out: Path
+                   ) -> dict[str, Any]:
+    """Metadata for a run resumed at ``step``: the code it was trained with until then is
+    kept in ``resumes`` (``git`` and ``versions`` become this process's), and a change of
+    code is one warning line, since the result may then differ from an uninterrupted run."""
+    changes = code_changes(stored, meta)
+    if changes:
+        print(f"geomviz: warning: resuming {out} at step {step} with other code than it was "
+              f"trained with ({'; '.join(changes)}): the result may differ from an "
+              "uninterrupted run", file=sys.stderr, flush=True)
+    before = {"step": step, "git": stored.get("git"), "versions": stored.get("versions")}
+    resumes = stored.get("resumes")
+    return {"resumes": [*(resumes if isinstance(resumes, list) else []), before]}
 
 
 def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
@@ -161,12 +196,22 @@ def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
     out.mkdir(parents=True, exist_ok=True)
     lock = RunLock(out)
     try:
-        stored = _stored_config(out)
+        stored_meta = _stored_meta(out)
+        stored = stored_meta.get("config") if isinstance(stored_meta.get("config"), dict) \
+            else None
         state = load_checkpoint(ckpt_path, device) if ckpt_path.exists() else None
         if stored is None and state is not None:
             stored = state.get("config")
         _check_config(out, stored, cfg)
+        saved = state.get("config") if state is not None else None
+        diff = config_diff(saved, dataclasses.asdict(cfg)) if isinstance(saved, dict) else []
+        if diff:  # e.g. a checkpoint copied from another run beside this run's store
+            raise ConfigError(f"--resume: {ckpt_path} was saved by another run "
+                              f"({'; '.join(diff)}); delete it and --resume restarts the "
+                              "run from scratch")
         start_epoch, step = restore(state, model, opt, sched)
+        if state is not None:
+            meta = {**meta, **_resume_record(stored_meta, meta, step, out)}
         writer = RunWriter(out, meta, resume=True, restart=state is None, lock=lock,
                            drop_after_step=None if state is None else step)
     except BaseException:

@@ -112,6 +112,7 @@ def test_values_are_coerced_to_the_field_types():
     ({"class_groups": "on"}, "class_groups on: mnist1d declares no class groups"),
     ({"class_groups": "on", "dataset": "gaussians"}, "gaussians declares no class groups"),
     ({"class_groups": "yes"}, "class_groups must be one of auto, on, off"),
+    ({"name": " "}, "name is empty"),
 ])
 def test_ranges_and_choices(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -125,6 +126,13 @@ def test_ranges_and_choices(values, message):
     ({"dataset": "mnist1d", "data_path": "f.txt"}, "--data-path applies to --dataset text"),
     ({"dataset": "synonyms", "tokenizer": "bytes"}, "--tokenizer applies to --dataset text"),
     ({"dataset": "cifar10", "seq_len": 32}, "--seq-len applies to --dataset synonyms or text"),
+    # folders nothing reads: a typo'd run would train on other data without a word
+    ({"dataset": "gaussians", "data_dir": "d"}, "--data-dir applies to --dataset cifar10, "
+     "cifar100 or svhn (or an --ood-dataset / --near-ood-dataset); gaussians would ignore it"),
+    ({"dataset": "cifar10", "data_dir": "d", "ood_dir": "o"},
+     "--ood-dir applies with --ood-dataset only"),
+    ({"dataset": "cifar10", "data_dir": "d", "near_ood_dir": "o"},
+     "--near-ood-dir applies with --near-ood-dataset only"),
 ])
 def test_a_field_the_dataset_would_ignore_is_refused(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -136,6 +144,21 @@ def test_fields_for_the_dataset_and_defaults_elsewhere_are_accepted():
     assert resolve_config({"dataset": "text", "data_path": "f.txt", "vocab_size": 512,
                            "seq_len": 32}).seq_len == 32
     assert resolve_config({"dataset": "gaussians", "seq_len": 64}).dataset == "gaussians"
+    # --data-dir is also where an OOD dataset without its own folder is read from
+    assert resolve_config({"dataset": "mnist1d", "ood_dataset": "svhn", "data_dir": "d"})
+    assert resolve_config({"dataset": "cifar10", "data_dir": "d", "ood_dataset": "svhn",
+                           "ood_dir": "o", "near_ood_dataset": "cifar100",
+                           "near_ood_dir": "n"}).near_ood_dir == "n"
+
+
+def test_a_config_file_that_is_a_folder_or_not_utf8_is_one_line_naming_it(tmp_path):
+    (tmp_path / "dir.yaml").mkdir()
+    (tmp_path / "latin1.yaml").write_bytes(b"lr: 0.1  # caf\xe9\n")
+    with pytest.raises(ConfigError, match="dir.yaml is a folder, not a file"):
+        load_config_file(tmp_path / "dir.yaml")
+    with pytest.raises(ConfigError, match=r"latin1.yaml is not UTF-8 text \(byte 0xe9 at "
+                       r"offset 14\)"):
+        load_config_file(tmp_path / "latin1.yaml")
 
 
 def test_sweep_preset_fields_another_dataset_ignores_are_dropped():

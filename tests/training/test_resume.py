@@ -6,6 +6,7 @@ that ends where an uninterrupted run ends."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -185,3 +186,61 @@ def test_kill_restart_second_writer_kill_resume_matches_uninterrupted(tmp_path, 
         assert run.scalars("acc", split="test")["epoch"].tolist() == [0, 1, 2]
         assert run.scalars("loss", split="train")["value"] == pytest.approx(
             ref_run.scalars("loss", split="train")["value"], abs=1e-6)
+
+
+def test_trying_a_folder_removes_only_the_folders_it_made(tmp_path):
+    """``keep=False`` with ``..`` in the path: it removes what it created and never an
+    existing folder (here the empty ``keep`` the path walks through)."""
+    (tmp_path / "keep").mkdir()
+    path = tmp_path / "keep" / "new" / ".." / ".." / "made"
+    make_folder(path, keep=False)
+    assert (tmp_path / "keep").is_dir() and not (tmp_path / "keep" / "new").exists()
+    assert not (tmp_path / "made").exists()
+
+
+def test_resuming_with_other_code_warns_and_keeps_the_code_it_was_trained_with(
+        tmp_path, monkeypatch, capsys):
+    """The commit and library versions of the part before a resume are kept in
+    ``meta['resumes']`` (``git``/``versions`` become the resuming process's); a change is one
+    warning line."""
+    from geomviz.training.provenance import git_commit
+    from tests.helpers import set_meta_raw
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    base = {"dataset": "gaussians", "epochs": 1, "snapshots": 0, "progress": False,
+            "probes": False, "out": str(tmp_path / "run")}
+    out = train(resolve_config(base))
+    old_git = {"commit": "0123456789abcdef", "dirty": False}
+    set_meta_raw(out, "git", json.dumps(old_git))
+    with open_run(out) as run:
+        versions = {**run.meta["versions"], "torch": "1.0"}
+    set_meta_raw(out, "versions", json.dumps(versions))
+    capsys.readouterr()
+    train(resolve_config({**base, "epochs": 2, "resume": True}))
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "other code than it was trained with" in err[0]
+    assert f"torch 1.0 -> {torch.__version__}" in err[0]
+    assert ("commit 0123456789 -> " in err[0]) == bool((meta_git := git_commit()) and
+                                                       meta_git["commit"])
+    with open_run(out) as run:
+        meta = run.meta
+    steps = meta["steps_per_epoch"]
+    assert meta["resumes"] == [{"step": steps, "git": old_git, "versions": versions}]
+    assert meta["versions"]["torch"] == torch.__version__ and meta["status"] == "finished"
+
+
+def test_a_checkpoint_saved_by_another_run_is_refused_naming_the_difference(
+        tmp_path, monkeypatch):
+    """The store's config matches, but the checkpoint beside it was copied from a run of
+    another seed: resuming would continue that run's weights under this run's name."""
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    base = {"dataset": "gaussians", "epochs": 1, "snapshots": 0, "progress": False,
+            "probes": False}
+    mine = train(resolve_config({**base, "out": str(tmp_path / "mine")}))
+    other = train(resolve_config({**base, "seed": 1, "out": str(tmp_path / "other")}))
+    (mine / CHECKPOINT).write_bytes((other / CHECKPOINT).read_bytes())
+    with pytest.raises(ConfigError, match=r"checkpoint.pt was saved by another run "
+                       r"\(seed: 1 -> 0\)"):
+        train(resolve_config({**base, "epochs": 2, "resume": True, "out": str(mine)}))
+    with open_run(mine) as run:  # left as it was
+        assert run.meta["status"] == "finished" and run.meta["config"]["epochs"] == 1
