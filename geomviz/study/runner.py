@@ -98,6 +98,10 @@ def _cifar_ood(data_dir: str | None, ood_dir: str | None) -> dict[str, str]:
     if not data_dir:
         return {}
     base, found = Path(data_dir), {}
+    if ood_dir and not Path(ood_dir).is_dir():
+        raise ConfigError(f"--ood-dir {ood_dir} is not a folder")
+    if ood_dir and not (Path(ood_dir) / "test_32x32.mat").exists():
+        raise ConfigError(f"--ood-dir {ood_dir} holds no SVHN test_32x32.mat")
     for cand in [Path(ood_dir)] if ood_dir else [base / "svhn", base]:
         if (cand / "test_32x32.mat").exists():
             found["svhn"] = str(cand)

@@ -194,25 +194,6 @@ def check_manifest(base: TrainConfig, root: str | Path) -> dict | None:
     return m
 
 
-def _check_data(base: TrainConfig) -> None:
-    """What can fail cheaply before any folder is written: the device and data paths."""
-    from ..training.train import select_device
-
-    select_device(base.device)
-    if base.dataset == "text":
-        path = Path(base.data_path or "")
-        if not base.data_path:
-            raise ConfigError("--dataset text needs --data-path (a UTF-8 text file)")
-        if not path.is_file():
-            raise ConfigError(f"--data-path {path} is not a file")
-    if base.dataset in ("cifar10", "cifar100", "svhn") and not (
-            base.data_dir and Path(base.data_dir).is_dir()):
-        raise ConfigError(f"--dataset {base.dataset} needs --data-dir, the folder holding its "
-                          "files")
-    if base.ood_dir and not Path(base.ood_dir).is_dir():
-        raise ConfigError(f"--ood-dir {base.ood_dir} is not a folder")
-
-
 def _manifest(old: dict | None, base: TrainConfig, cells: list[Cell]) -> dict:
     """This grid's manifest merged into ``old``: the axes and runs of both."""
     runs = dict((old or {}).get("runs", {}))
@@ -260,7 +241,6 @@ def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds
     for cfg in cfgs:
         cfg.validate()
         check_objective(cfg)
-    _check_data(base)
     check_manifest(base, root)
     return cells, cfgs
 

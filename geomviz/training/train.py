@@ -35,6 +35,7 @@ from ..data import (
     load_dataset,
     load_tokens,
 )
+from ..data.load import DIR_DATASETS
 from ..models import MODELS, Classifier, build_backbone, tie_embeddings
 from ..objectives.registry import _FusedObjective, create_objective
 from .config import ConfigError, TrainConfig
@@ -128,8 +129,9 @@ def _dist() -> tuple[int, int, int]:
 
 
 def check_objective(cfg: TrainConfig) -> None:
-    """Fail on a bad objective, dataset or model name, a bad hyperparameter or a model that
-    does not fit the data, before any data is loaded."""
+    """Fail on a bad objective, dataset or model name, a bad hyperparameter, a model that
+    does not fit the data, a missing data path or device, before any data is loaded or any
+    folder written (train, compare, study and sweep all start here)."""
     create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
     for what, name, known in (("dataset", cfg.dataset, DATASETS), ("model", cfg.model, MODELS)):
         if name not in known:
@@ -148,6 +150,16 @@ def check_objective(cfg: TrainConfig) -> None:
     for flag, path in (("--data-path", cfg.data_path), ("--ood-data-path", cfg.ood_data_path)):
         if cfg.dataset == "text" and path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} is not a file")
+    if cfg.dataset == "text" and not cfg.data_path:
+        raise ConfigError("--dataset text needs --data-path (a UTF-8 text file)")
+    if cfg.dataset in DIR_DATASETS and not cfg.data_dir:
+        raise ConfigError(f"--dataset {cfg.dataset} needs --data-dir, the folder holding its "
+                          "files")
+    for flag, folder in (("--data-dir", cfg.data_dir), ("--ood-dir", cfg.ood_dir),
+                         ("--near-ood-dir", cfg.near_ood_dir)):
+        if folder and not Path(folder).is_dir():
+            raise ConfigError(f"{flag} {folder} is not a folder")
+    select_device(cfg.device)
 
 
 def objective_name(cfg: TrainConfig, num_classes: int) -> str:

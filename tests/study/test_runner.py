@@ -160,3 +160,23 @@ def test_runs_from_before_a_field_existed_are_reused_and_dead_runs_restart(tmp_p
     assert again.trained == [run]
     with open_run(run) as r:
         assert r.meta["status"] == "finished"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "cifar10"], "needs --data-dir"),
+    (["--preset", "cifar10", "--data-dir", "nowhere"], "--data-dir nowhere is not a folder"),
+    (["--preset", "cifar10", "--data-dir", ".", "--ood-dir",
+      "nowhere"], "--ood-dir nowhere is not a folder"),
+    (["--preset", "cifar10", "--data-dir", ".", "--ood-dir", "."], "holds no SVHN"),
+    pytest.param(["--preset", "gaussians", "--device", "cuda"], "CUDA is not available",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(),
+                                          reason="needs a machine without CUDA")),
+])
+def test_study_refuses_missing_data_or_device_before_its_folder(tmp_path, capsys, args,
+                                                                message):
+    """The checks sweep made before any work (device, data folders) hold for study too: it
+    made the output folder, and printed '== ce seed 0', before the one-line error."""
+    code = main(["study", *args, "--out", str(tmp_path / "s")])
+    out = capsys.readouterr()
+    assert code == 2 and message in out.err and len(out.err.strip().splitlines()) == 1
+    assert "==" not in out.out and not (tmp_path / "s").exists()
