@@ -118,9 +118,20 @@ def _lr_lambda(warmup: int, total: int):
 
 
 def _save_checkpoint(path: Path, **state) -> None:
+    """Write, flush to disk, then rename: neither a killed process nor a power cut leaves
+    half a checkpoint, or a renamed file whose bytes never reached the disk."""
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if hasattr(os, "O_DIRECTORY"):  # the rename itself, on POSIX
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _dist() -> tuple[int, int, int]:

@@ -244,3 +244,29 @@ def test_a_checkpoint_saved_by_another_run_is_refused_naming_the_difference(
         train(resolve_config({**base, "epochs": 2, "resume": True, "out": str(mine)}))
     with open_run(mine) as run:  # left as it was
         assert run.meta["status"] == "finished" and run.meta["config"]["epochs"] == 1
+
+
+def test_a_checkpoint_reaches_the_disk_before_it_replaces_the_last(tmp_path, monkeypatch):
+    """The file is fsynced before the rename and the folder after it (a power cut after a
+    bare rename can leave an empty checkpoint.pt in place of a good one)."""
+    from geomviz.training import train as T
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append("replace")
+        real_replace(a, b)
+
+    monkeypatch.setattr(T.os, "fsync", fsync)
+    monkeypatch.setattr(T.os, "replace", replace)
+    path = tmp_path / CHECKPOINT
+    T._save_checkpoint(path, step=3, weights=torch.arange(4.0))
+    assert events[:2] == ["fsync-file", "replace"]
+    if sys.platform.startswith("linux"):
+        assert events[2:] == ["fsync-dir"]
+    assert torch.load(path)["step"] == 3 and not path.with_suffix(".tmp").exists()
