@@ -70,6 +70,20 @@ class Health:
         self.settings = {"spike_k": self.k, "spike_window": self.window,
                          "spike_min_history": self.min_history}
 
+    def state_dict(self) -> dict:
+        """The spike detector's history (the last ``window`` losses and how many were seen);
+        the per-flush window is empty at a checkpoint (every epoch ends with a flush)."""
+        if self.steps:
+            raise RuntimeError("Health.state_dict between flushes: the window is not written")
+        return {"buf": self.buf.detach().cpu().clone(), "seen": self.seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        buf = torch.as_tensor(state["buf"], dtype=torch.float32)
+        if buf.shape != self.buf.shape:
+            raise ValueError(f"spike window of {len(buf)} losses saved, {self.window} in use")
+        self.buf.copy_(buf.to(self.device))
+        self.seen = int(state["seen"])
+
     def _reset_model(self) -> None:
         n = self.n_layer
         self.attn = torch.full((n,), -math.inf, device=self.device)  # [L] running max

@@ -92,6 +92,17 @@ class ProbeSession:
                          "flush_spike_k": spike_k, "flush_spike_window": spike_window,
                          "target": target, "metric": self.metric, "scale": self.scale}
 
+    # resume --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What the next flush reads from earlier ones: the last train aggregates (``decomp.*``
+        is the change since them) and the flush losses of the flush-spike rule."""
+        return {"prev_agg": self._prev_agg, "losses": list(self._losses)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._prev_agg = None if state["prev_agg"] is None else dict(state["prev_agg"])
+        self._losses.clear()
+        self._losses.extend(float(v) for v in state["losses"])
+
     # hooks ---------------------------------------------------------------------------------
     def _attach(self) -> None:
         self._handles.append(self.head.register_forward_hook(self._on_head))

@@ -61,6 +61,21 @@ class Probing(contextlib.AbstractContextManager):
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
+    def state_dict(self) -> dict:
+        """The probes' history a resumed run needs to continue its series exactly."""
+        return {"session": None if self.session is None else self.session.state_dict(),
+                "health": None if self.health is None else self.health.state_dict()}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Restore :meth:`state_dict` (after ``__enter__``); ``None``: a checkpoint from before
+        probe state was saved, whose series restart their history."""
+        if not state:
+            return
+        if self.session is not None and state.get("session") is not None:
+            self.session.load_state_dict(state["session"])
+        if self.health is not None and state.get("health") is not None:
+            self.health.load_state_dict(state["health"])
+
     def _make_probe_set(self) -> None:
         b, cfg = self.bundle, self.cfg
         n_ood = len(b.x_ood) if b.x_ood is not None else 0

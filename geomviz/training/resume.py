@@ -175,10 +175,11 @@ def _resume_record(stored: dict[str, Any], meta: dict[str, Any], step: int, out:
 
 def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
                 device: torch.device | str, rank: int, model: torch.nn.Module, opt, sched
-                ) -> tuple[RunWriter | NullWriter, int, int]:
-    """The run's writer (rank 0; the others get a :class:`NullWriter`) and the
+                ) -> tuple[RunWriter | NullWriter, int, int, dict | None]:
+    """The run's writer (rank 0; the others get a :class:`NullWriter`), the
     ``(start_epoch, step)`` to continue from, the checkpoint loaded into ``model``,
-    ``opt`` and ``sched`` (``(0, 0)``: from scratch).
+    ``opt`` and ``sched`` (``(0, 0)``: from scratch), and the probes' saved state (None when
+    starting from scratch or from a checkpoint without it).
 
     On rank 0 the lock is taken first, so the config check, the checkpoint and the
     store's rows are read and rewritten by one process only.
@@ -187,9 +188,9 @@ def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
     if rank != 0:
         state = load_checkpoint(ckpt_path, device) if cfg.resume and ckpt_path.exists() \
             else None
-        return NullWriter(), *restore(state, model, opt, sched)
+        return NullWriter(), *restore(state, model, opt, sched), _probe_state(state)
     if not cfg.resume:
-        return RunWriter(out, meta), 0, 0
+        return RunWriter(out, meta), 0, 0, None
     if not ckpt_path.exists() and not (out / STORE_FILE).exists():
         raise ConfigError(f"--resume: no {ckpt_path.name} in {out} to continue from "
                           "(and no run store)")
@@ -217,7 +218,11 @@ def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
     except BaseException:
         lock.release()
         raise
-    return writer, start_epoch, step
+    return writer, start_epoch, step, _probe_state(state)
+
+
+def _probe_state(state: dict[str, Any] | None) -> dict | None:
+    return None if state is None else state.get("probes")
 
 
 def restore(state: dict[str, Any] | None, model: torch.nn.Module, opt, sched) -> tuple[int, int]:

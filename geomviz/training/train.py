@@ -250,7 +250,8 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
             "data_info": bundle.info, "steps_per_epoch": steps_per_epoch, "total_steps": total,
             **provenance(device, world)}
     # one writer per run (lock); --resume: config check, checkpoint, or a restart from scratch
-    writer, start_epoch, step = open_writer(cfg, meta, ckpt_path, device, rank, model, opt, sched)
+    writer, start_epoch, step, probe_state = open_writer(cfg, meta, ckpt_path, device, rank,
+                                                         model, opt, sched)
     x_all, y_all = bundle.x_train.to(device), bundle.y_train.to(device)
     noisy_all = None if bundle.noisy is None else bundle.noisy.to(device)
     bar = _progress(cfg, rank, total, step)
@@ -259,6 +260,7 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
         writer.array(0, "train.noisy_index", bundle.noisy_index)
     try:
         probing.__enter__()
+        probing.load_state_dict(probe_state)  # decomp.* and spike history continue
         if step == 0:
             probing.after_step(0)  # the initial geometry
         for epoch in range(start_epoch, cfg.epochs):
@@ -274,7 +276,7 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
                 writer.flush()
                 _save_checkpoint(ckpt_path, model=model.state_dict(), opt=opt.state_dict(),
                                  sched=sched.state_dict(), epoch=epoch, step=step,
-                                 config=dataclasses.asdict(cfg))
+                                 config=dataclasses.asdict(cfg), probes=probing.state_dict())
                 writer.set_meta(epochs_done=epoch + 1, final=res)
             if world > 1:
                 dist.barrier()

@@ -56,6 +56,46 @@ def test_spikes_match_the_reference_rule(seed):
         assert got[s] == pytest.approx(want[s], rel=1e-5)
 
 
+@pytest.mark.parametrize("cut", [3, 14, 35])
+def test_a_detector_restored_from_its_state_flags_what_an_unbroken_one_does(cut):
+    """A resumed run's detector continues the history (a fresh one is blind for 5 steps and
+    measures against a shorter window)."""
+    rng = np.random.default_rng(4)
+    losses = 2.0 + 0.1 * rng.standard_normal(70)
+    losses[[cut, cut + 2, 50]] *= 2.2
+
+    def run(detectors):
+        w, h = _Writer(), detectors[0]
+        for t, v in enumerate(losses, 1):
+            h.on_loss(t, torch.tensor(v))
+            if t % 7 == 0 or t == cut:
+                h.write(w, t, 0, h.pack().numpy())
+                if t == cut and len(detectors) > 1:
+                    state = h.state_dict()
+                    h = detectors[1]
+                    h.load_state_dict(state)
+        return {s: v["health.spike"] for s, split, v in w.scalar_rows if split == "spike"}
+
+    def make():
+        return Health(torch.nn.Identity(), None, flush_every=7, device=torch.device("cpu"),
+                      k=1.5, window=10)
+
+    whole = run([make()])
+    assert whole == run([make(), make()]) and {cut + 3, 51} <= set(whole)
+
+
+def test_health_state_is_refused_between_flushes_or_for_another_window():
+    h = Health(torch.nn.Identity(), None, flush_every=7, device=torch.device("cpu"), window=10)
+    h.on_loss(1, torch.tensor(1.0))
+    with pytest.raises(RuntimeError, match="between flushes"):
+        h.state_dict()
+    h.write(_Writer(), 1, 0, h.pack().numpy())
+    other = Health(torch.nn.Identity(), None, flush_every=7, device=torch.device("cpu"),
+                   window=5)
+    with pytest.raises(ValueError, match="10 losses saved, 5 in use"):
+        other.load_state_dict(h.state_dict())
+
+
 def test_a_steady_or_falling_loss_has_no_spike():
     h = Health(torch.nn.Identity(), None, flush_every=100, device=torch.device("cpu"))
     for t in range(1, 101):

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -186,6 +187,19 @@ def test_kill_restart_second_writer_kill_resume_matches_uninterrupted(tmp_path, 
         assert run.scalars("acc", split="test")["epoch"].tolist() == [0, 1, 2]
         assert run.scalars("loss", split="train")["value"] == pytest.approx(
             ref_run.scalars("loss", split="train")["value"], abs=1e-6)
+        # every probe series too: decomp.* (the change since the previous flush) and the
+        # spike rules' histories continue across the resume (the first decomp.* row after
+        # it was missing, and the spike history restarted)
+        names = ref_run.scalar_names()
+        assert run.scalar_names() == names and "decomp.total" in names
+        for name in names:
+            if name.endswith("_per_s"):  # wall-clock rates
+                continue
+            a, b = run.scalars(name), ref_run.scalars(name)
+            assert a["step"].tolist() == b["step"].tolist(), name
+            assert a["split"].tolist() == b["split"].tolist(), name
+            np.testing.assert_allclose(a["value"], b["value"], rtol=1e-6, atol=1e-9,
+                                       err_msg=name)
 
 
 def test_trying_a_folder_removes_only_the_folders_it_made(tmp_path):
