@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..store import STORE_FILE, NullWriter, RunLock, RunWriter, StoreError, open_run
+from ..store import LOCK_FILE, STORE_FILE, NullWriter, RunLock, RunWriter, StoreError, open_run
 from .config import ConfigError, TrainConfig
 
 __all__ = ["CHECKPOINT", "MAY_CHANGE", "EXTEND_ONLY", "config_diff", "code_changes",
@@ -100,11 +100,21 @@ def check_out(cfg: TrainConfig) -> None:
         RunLock(out).release()  # a live writer: one line naming its pid, before any data
     if has_store and not cfg.resume:
         raise ConfigError(f"{out / STORE_FILE} already exists (use a new --out or --resume)")
+    if not cfg.resume and out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if not _run_file(p.name))
+        if other:  # e.g. --out / or a project folder: the run's files would land among them
+            raise ConfigError(f"--out {out} is a folder holding other files ({other[0]!r}, "
+                              f"{len(other)} in all), not a run: use a new or empty folder")
     if cfg.resume:
         _check_config(out, _stored_config(out), cfg)
         if ckpt.exists() and not zipfile.is_zipfile(ckpt):  # cheap: the zip's last record
             raise StoreError(f"{ckpt} cannot be read (truncated or not a checkpoint); delete "
                              "it and --resume restarts the run from scratch")
+
+
+def _run_file(name: str) -> bool:
+    """A file a run writes into its folder (store, its journal, lock, checkpoint)."""
+    return name.startswith((STORE_FILE, LOCK_FILE, CHECKPOINT))
 
 
 def _check_config(out: Path, stored: dict[str, Any] | None, cfg: TrainConfig) -> None:

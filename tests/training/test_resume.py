@@ -90,6 +90,13 @@ def test_output_folder_checks(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint.pt"):
         check_out(TrainConfig(out=str(tmp_path / "empty"), resume=True))
     check_out(TrainConfig(out=str(tmp_path / "run"), resume=True))  # same config: fine
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "notes.md").write_text("x")  # --out / wrote run.sqlite into /
+    with pytest.raises(ConfigError, match=r"holding other files \('notes.md', 1 in all\)"):
+        check_out(TrainConfig(out=str(tmp_path / "project")))
+    (tmp_path / "left").mkdir()
+    (tmp_path / "left" / "run.lock").write_text("")  # a writer killed before its store
+    check_out(TrainConfig(out=str(tmp_path / "left")))
     with pytest.raises(ConfigError, match=r"batch_size: 128 -> 7"):
         RunWriter(tmp_path / "run2", {"config": dataclasses.asdict(TrainConfig())}).close()
         check_out(TrainConfig(out=str(tmp_path / "run2"), resume=True, batch_size=7))
