@@ -262,7 +262,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _demo_fast_view(app, root)
     url = f"http://{args.host}:{args.port}/compare?a=ce-s0&b=tfsd-s0"
     print(f"dashboard: {url}  (Ctrl-C to stop)", flush=True)
-    app.run(host=args.host, port=args.port, debug=False)
+    _serve(app, args.host, args.port)
     return 0
 
 
@@ -371,8 +371,17 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     app = create_app(args.folder)
     print(f"geomviz dashboard: http://{args.host}:{args.port}/ (runs in {args.folder}); "
           "Ctrl-C to stop", flush=True)
-    app.run(host=args.host, port=args.port, debug=False)
+    _serve(app, args.host, args.port)
     return 0
+
+
+def _serve(app, host: str, port: int) -> None:
+    """Serve without Werkzeug's access log: the live pages poll every few seconds, and a
+    line per request buried the terminal's messages (errors are still printed)."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app.run(host=host, port=port, debug=False)
 
 
 def _add_serve_flags(p: argparse.ArgumentParser) -> None:

@@ -259,3 +259,35 @@ def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
         assert main(["train", *bad, "--epochs", "1", "--out", str(out)]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
         assert not (tmp_path / "a").exists()
+
+
+def test_the_dashboard_prints_no_line_per_request(tmp_path):
+    """Live pages poll every few seconds: Werkzeug's access log buried the terminal."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "geomviz", "dashboard", str(tmp_path),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, status = time.time() + 120, None
+        while time.time() < deadline and status is None and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    status = r.status
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, proc.stderr.read() if proc.poll() is not None else "no answer"
+        for _ in range(3):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_dash-layout", timeout=5).read()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "GET /" not in err and "GET /" not in out, err[-500:]
+    assert f"http://127.0.0.1:{port}/" in out
