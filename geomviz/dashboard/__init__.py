@@ -59,4 +59,8 @@ def create_app(runs_dir: str | Path):
         dash.page_container,
         dcc.Location(id="app-url"),
     ])
+    # Dash sets itself up in its first request, unguarded: concurrent first requests (two
+    # tabs, or a burst of callbacks, at start) raced in it ("dictionary changed size during
+    # iteration", a 500). Do it here, once, before the server takes any request.
+    app.server.test_client().get("/_dash-layout")
     return app

@@ -118,3 +118,28 @@ def test_eight_threads_on_the_real_app(live_run):
         assert leftovers == []
     finally:
         srv.shutdown()
+
+
+def test_the_app_is_set_up_before_its_first_request(tmp_path, monkeypatch):
+    """Dash's one-time setup ran unguarded inside the first requests, so a burst of them at
+    start could race in it (a 500: 'dictionary changed size during iteration'). create_app
+    runs it once, so no request does."""
+    import dash._validate
+
+    from geomviz.dashboard import create_app
+
+    app = create_app(tmp_path)
+
+    def setup_again(*_a, **_k):
+        raise AssertionError("Dash's first-request setup ran inside a request")
+
+    monkeypatch.setattr(dash._validate, "validate_background_callbacks", setup_again)
+    app.server.testing = True  # let an exception in a request propagate here
+    codes = []
+
+    def first_request(_i):
+        codes.append(app.server.test_client().get("/_dash-dependencies").status_code)
+
+    with ThreadPoolExecutor(N) as pool:
+        list(pool.map(first_request, range(N)))
+    assert codes == [200] * N
