@@ -4,7 +4,9 @@ in a thread and polls its progress. Job state lives on the Flask app, not in thi
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,8 +36,7 @@ def start_job(app, root: str | Path, folders: list[Path], method: str) -> dict:
     def work() -> None:
         try:
             # in a child process: numba's compiling would hold this server's GIL for seconds
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            with _pool() as pool:
                 for group in groups:
                     pool.submit(project, group, method, cache_root=root,
                                 **SLOW[method]).result()
@@ -47,6 +48,24 @@ def start_job(app, root: str | Path, folders: list[Path], method: str) -> dict:
     jobs[key] = status
     threading.Thread(target=work, name=f"geomviz-{method}", daemon=True).start()
     return status
+
+
+def _pool() -> ProcessPoolExecutor:
+    """One spawned worker that ends with the server (a killed server's worker, blocked on
+    its queue, was left running for hours)."""
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread that ends this process once ``parent`` is gone
+    (the worker is then re-parented, so ``getppid`` changes)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="geomviz-parent-watch", daemon=True).start()
 
 
 def job_status(app, folders: list[Path], method: str) -> dict | None:
