@@ -3,7 +3,8 @@ one: OOD histograms on one share-of-samples scale and named by run; crashed, div
 live runs named as such; one objective on both sides in two shades of its colour; slider
 labels that do not pile up; a key for the dash styles of many-line panels; one-value series
 drawn; the loss panel's own-loss title; OOD hover named for the predicted class; the runs
-page's first pair and whole warnings; refused paths as 404."""
+page's first pair and whole warnings; refused paths as 404; status lines that follow a live
+run to its end."""
 
 from __future__ import annotations
 
@@ -265,3 +266,35 @@ def test_ood_points_hover_names_the_predicted_class_not_a_true_one():
                     assert "ŷ as target" in tmpl
                 else:
                     assert "cos θ_y" in tmpl and "ŷ" not in tmpl, key
+
+
+def test_a_run_that_finishes_loses_its_still_training_line_without_a_reload(runs, tmp_path):
+    import time
+
+    from geomviz.dashboard import create_app
+
+    shutil.copytree(runs / "w" / "ce-s0", tmp_path / "w" / "ce-s0")
+    shutil.copytree(runs / "w" / "tfsd-s0", tmp_path / "w" / "live")
+    set_meta_raw(tmp_path / "w" / "live", "status", json.dumps("running"))
+    set_meta_raw(tmp_path / "w" / "live", "heartbeat", json.dumps(time.time()))
+    app = create_app(tmp_path)
+    from geomviz.dashboard.pages import compare
+
+    with app.server.test_request_context():
+        page = compare.layout(a="w/live", b="w/ce-s0")
+        assert "w/live is still training" in str(page)
+        sides = next(c.data for c in _walk(page) if getattr(c, "id", None) == "compare-sides")
+        steps = next(c.data for c in _walk(page) if getattr(c, "id", None) == "compare-steps")
+        out = compare._live(1, ["w/live", "w/ce-s0"], steps, sides)
+        assert out[4] is False and "still training" in str(out[5])  # polling on
+        set_meta_raw(tmp_path / "w" / "live", "status", json.dumps("finished"))
+        out = compare._live(2, ["w/live", "w/ce-s0"], steps, sides)
+        assert out[4] is True and out[5] == []  # polling off, the line gone
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and hasattr(child, "to_plotly_json"):
+            yield from _walk(child)

@@ -297,18 +297,21 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
 
 @callback(Output("compare-steps", "data"), Output("compare-step", "max"),
           Output("compare-step", "marks"), Output("compare-step", "value", allow_duplicate=True),
-          Output("compare-live", "disabled"),
+          Output("compare-live", "disabled"), Output("compare-status", "children"),
           Input("compare-live", "n_intervals"), State("compare-runs", "data"),
           State("compare-steps", "data"), State("compare-sides", "data"),
           prevent_initial_call=True)
 def _live(_n, runs, steps, sides):
-    """While a run trains: new snapshot steps extend the slider, the panels redraw."""
+    """While a run trains: new snapshot steps extend the slider, the panels redraw, and the
+    status lines follow the runs (a run that finished loses its 'still training' line)."""
     root = current_app.config["GEOMVIZ_RUNS"]
-    done = all(run_status(resolve_run(root, r)) != "running" for s in sides for r in s["runs"])
+    folders = [(r, resolve_run(root, r)) for s in sides for r in s["runs"]]
+    done = all(run_status(f) != "running" for _, f in folders)
+    notes = [html.P(n, className="note") for r, f in folders if (n := status_note(r, f))]
     new = load_manifold(root, runs, "pca")["steps"]
     if new == steps:
-        return no_update, no_update, no_update, no_update, done
-    return new, new[-1], _marks(new), new[-1], done
+        return no_update, no_update, no_update, no_update, done, notes
+    return new, new[-1], _marks(new), new[-1], done, notes
 
 
 @callback(Output("compare-ticker", "disabled"), Output("compare-play", "children"),
