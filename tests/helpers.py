@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils import _pytree as pytree
@@ -78,3 +83,41 @@ def spy_host_syncs(monkeypatch) -> list[str]:
 
         monkeypatch.setattr(torch.Tensor, name, spy)
     return calls
+
+
+# Many command lines through geomviz.cli.main (what `python -m geomviz` calls) in one fresh
+# process: one import of torch instead of one per case. Per case: the exit status (returned
+# or raised) and everything written to stderr; an exception escaping main is reported with
+# its traceback, and a case still running after 20 s (it started real work) is stopped.
+CLI_DRIVER = r"""
+import contextlib, io, json, signal, sys, traceback
+from geomviz.cli import main
+class Busy(BaseException): pass
+def busy(*_): raise Busy()
+signal.signal(signal.SIGALRM, busy)
+out = []
+for argv in json.loads(sys.stdin.read()):
+    err = io.StringIO()
+    signal.alarm(20)
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = main(argv)
+        except SystemExit as e:
+            rc = e.code
+        except Busy:
+            rc = "still working after 20 s"
+        except BaseException:
+            rc = None
+            traceback.print_exc(file=err)
+    signal.alarm(0)
+    out.append([rc, err.getvalue()])
+print(json.dumps(out))
+"""
+
+
+def cli_many(argvs: list[list[str]], env: dict, cwd: Path) -> list[tuple[int, str]]:
+    """``(exit status, stderr)`` of each command line, run by :data:`CLI_DRIVER`."""
+    r = subprocess.run([sys.executable, "-c", CLI_DRIVER], input=json.dumps(argvs), env=env,
+                       cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]

@@ -4,7 +4,6 @@ goes on past one unreadable store or one run without snapshots, naming each."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,36 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from geomviz.store import RunWriter
+from tests.helpers import cli_many
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# many command lines through geomviz.cli.main in one process (one torch import): per case
-# the exit status and stderr; an exception escaping main is reported with its traceback, and
-# a case still running after 20 s (it started real work) is stopped and reported
-DRIVER = r"""
-import contextlib, io, json, signal, sys, traceback
-from geomviz.cli import main
-class Busy(BaseException): pass
-def busy(*_): raise Busy()
-signal.signal(signal.SIGALRM, busy)
-out = []
-for argv in json.loads(sys.stdin.read()):
-    err = io.StringIO()
-    signal.alarm(20)
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            rc = main(argv)
-        except SystemExit as e:
-            rc = e.code
-        except Busy:
-            rc = "still working after 20 s"
-        except BaseException:
-            rc = None
-            traceback.print_exc(file=err)
-    signal.alarm(0)
-    out.append([rc, err.getvalue()])
-print(json.dumps(out))
-"""
 
 
 def _env(tmp: Path) -> dict:
@@ -51,10 +23,7 @@ def _env(tmp: Path) -> dict:
 
 
 def _many(argvs: list[list[str]], cwd: Path) -> list[tuple[int, str]]:
-    r = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(argvs), env=_env(cwd),
-                       cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
+    return cli_many(argvs, _env(cwd), cwd)
 
 
 def _fake_run(folder: Path, snapshots: bool = True) -> Path:

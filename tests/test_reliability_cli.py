@@ -4,7 +4,6 @@ exit status 2, without a traceback, and one unreadable store hides no other run 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import torch
 from geomviz.store import STORE_FILE, open_run
 from geomviz.training.config import resolve_config
 from geomviz.training.train import CHECKPOINT, train
-from tests.helpers import set_meta_raw
+from tests.helpers import cli_many, set_meta_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "gaussians", "epochs": 1, "snapshots": 0, "progress": False}
@@ -65,34 +64,6 @@ def _cli(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-# Runs many command lines through the CLI's entry point (geomviz.cli.main, what
-# `python -m geomviz` calls) in one fresh process: one import of torch instead of one per
-# case. Per case: the exit status (returned or raised) and everything written to stderr;
-# an exception escaping main is reported with its traceback.
-DRIVER = r"""
-import contextlib, io, json, sys, traceback
-from geomviz.cli import main
-out = []
-for argv in json.loads(sys.stdin.read()):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            rc = main(argv)
-        except SystemExit as e:
-            rc = e.code
-        except BaseException:
-            rc = None
-            traceback.print_exc(file=err)
-    out.append([rc, err.getvalue()])
-print(json.dumps(out))
-"""
-
-
-def _cli_many(argvs: list[list[str]], env: dict, cwd: Path) -> list[tuple[int, str]]:
-    r = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(argvs), env=env,
-                       cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
 
 
 def _cases(root: Path, good: Path) -> list[tuple[list[str], str]]:
@@ -162,7 +133,7 @@ def _check(args, message, rc, stderr) -> str | None:
 def test_every_user_error_of_the_issue_is_one_line_and_exit_2(world):
     root, good, env = world
     cases = _cases(root, good)
-    results = _cli_many([args for args, _ in cases], env, root)
+    results = cli_many([args for args, _ in cases], env, root)
     failures = [f for (args, msg), (rc, err) in zip(cases, results, strict=True)
                 if (f := _check(args, msg, rc, err))]
     assert not failures, "\n".join(failures)
