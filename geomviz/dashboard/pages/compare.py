@@ -36,7 +36,7 @@ from .compare_data import (
     run_status,
     safe_error,
     snapshot_index,
-    status_note,
+    status_notes,
 )
 from .compare_tokens import section  # the class-vector view of token runs, and its callback
 
@@ -111,9 +111,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         sides = _sides(root, a, b, ga, gb)
         shown = [s["runs"][0] for s in sides]
         data = load_manifold(root, shown, "pca")
-        live = any(run_status(resolve_run(root, r)) == "running" for s in sides
-                   for r in s["runs"])
-        notes = [n for s in sides for r in s["runs"] if (n := status_note(r, resolve_run(root, r)))]
+        live, notes = status_notes(root, sides)
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
@@ -305,13 +303,12 @@ def _live(_n, runs, steps, sides):
     """While a run trains: new snapshot steps extend the slider, the panels redraw, and the
     status lines follow the runs (a run that finished loses its 'still training' line)."""
     root = current_app.config["GEOMVIZ_RUNS"]
-    folders = [(r, resolve_run(root, r)) for s in sides for r in s["runs"]]
-    done = all(run_status(f) != "running" for _, f in folders)
-    notes = [html.P(n, className="note") for r, f in folders if (n := status_note(r, f))]
+    live, notes = status_notes(root, sides)
+    lines = [html.P(n, className="note") for n in notes]
     new = load_manifold(root, runs, "pca")["steps"]
     if new == steps:
-        return no_update, no_update, no_update, no_update, done, notes
-    return new, new[-1], _marks(new), new[-1], done, notes
+        return no_update, no_update, no_update, no_update, not live, lines
+    return new, new[-1], _marks(new), new[-1], not live, lines
 
 
 @callback(Output("compare-ticker", "disabled"), Output("compare-play", "children"),

@@ -54,17 +54,25 @@ STATE = {"running": ("is still training", "the page polls every 5 s"),
          "diverged": ("diverged", "a non-finite loss stopped it")}
 
 
-def status_note(run_id: str, folder) -> str:
-    """One line on a run that is not ``finished`` (its status, last step and why), else ""."""
+def status_note(run_id: str, folder) -> tuple[str, str]:
+    """A run's status and one line on it when it is not ``finished`` (its status, last step
+    and why), else ""."""
     with open_run(folder) as run:
         meta, steps = run.meta, run.steps()
     status = meta.get("status", "unknown")
     if status == "finished":
-        return ""
+        return status, ""
     head, why = STATE.get(status, (f"has status {status!r}", "not a finished run"))
     last = f" at step {int(steps[-1])}" if len(steps) else " before its first step"
     detail = f" ({meta['message']})" if meta.get("message") else ""
-    return f"{run_id} {head}{last}: {why}{detail}"
+    return status, f"{run_id} {head}{last}: {why}{detail}"
+
+
+def status_notes(root, sides: list[dict]) -> tuple[bool, list[str]]:
+    """Whether any run on the page still trains, and the lines on the runs that are not
+    finished: what the page shows on load and at each poll (each store opened once)."""
+    states = [status_note(r, resolve_run(root, r)) for s in sides for r in s["runs"]]
+    return any(st == "running" for st, _ in states), [n for _, n in states if n]
 
 
 def run_objective(folder) -> str:
