@@ -106,7 +106,7 @@ def check_out(cfg: TrainConfig) -> None:
             raise ConfigError(f"--out {out} is a folder holding other files ({other[0]!r}, "
                               f"{len(other)} in all), not a run: use a new or empty folder")
     if cfg.resume:
-        _check_config(out, _stored_config(out), cfg)
+        _check_config(out, _config_of(_stored_meta(out)), cfg)
         if ckpt.exists() and not zipfile.is_zipfile(ckpt):  # cheap: the zip's last record
             raise StoreError(f"{ckpt} cannot be read (truncated or not a checkpoint); delete "
                              "it and --resume restarts the run from scratch")
@@ -150,8 +150,8 @@ def _stored_meta(out: Path) -> dict[str, Any]:
         raise StoreError(f"--resume: {e}; move the folder away to train it again") from None
 
 
-def _stored_config(out: Path) -> dict[str, Any] | None:
-    config = _stored_meta(out).get("config")
+def _config_of(meta: dict[str, Any]) -> dict[str, Any] | None:
+    config = meta.get("config")
     return config if isinstance(config, dict) else None
 
 
@@ -208,8 +208,7 @@ def open_writer(cfg: TrainConfig, meta: dict[str, Any], ckpt_path: Path,
     lock = RunLock(out)
     try:
         stored_meta = _stored_meta(out)
-        stored = stored_meta.get("config") if isinstance(stored_meta.get("config"), dict) \
-            else None
+        stored = _config_of(stored_meta)
         state = load_checkpoint(ckpt_path, device) if ckpt_path.exists() else None
         if stored is None and state is not None:
             stored = state.get("config")
