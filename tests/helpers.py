@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import strategies as st
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -83,6 +85,17 @@ def spy_host_syncs(monkeypatch) -> list[str]:
 
         monkeypatch.setattr(torch.Tensor, name, spy)
     return calls
+
+
+@st.composite
+def id_ood_scores(draw, max_n: int = 40, ties: int = 5, spread: float = 10.0):
+    """ID and OOD score arrays of 1..``max_n`` values each: half the time integers in
+    ±``ties`` (plenty of ties, the hard case for ROC curves), else floats in ±``spread``."""
+    n_id, n_ood = draw(st.integers(1, max_n)), draw(st.integers(1, max_n))
+    vals = st.integers(-ties, ties).map(float) if draw(st.booleans()) \
+        else st.floats(-spread, spread)
+    return (np.array(draw(st.lists(vals, min_size=n_id, max_size=n_id))),
+            np.array(draw(st.lists(vals, min_size=n_ood, max_size=n_ood))))
 
 
 # Many command lines through geomviz.cli.main (what `python -m geomviz` calls) in one fresh

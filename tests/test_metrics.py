@@ -6,19 +6,10 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from geomviz import metrics as M
-
-
-@st.composite
-def scores(draw):
-    n_id, n_ood = draw(st.integers(1, 40)), draw(st.integers(1, 40))
-    # few distinct values -> plenty of ties, the hard case for curves
-    vals = st.integers(-5, 5).map(float) if draw(st.booleans()) else st.floats(-10, 10)
-    return (np.array(draw(st.lists(vals, min_size=n_id, max_size=n_id))),
-            np.array(draw(st.lists(vals, min_size=n_ood, max_size=n_ood))))
+from tests.helpers import id_ood_scores
 
 
 def _sklearn_ood(conf_id, conf_ood):
@@ -31,7 +22,7 @@ def _sklearn_ood(conf_id, conf_ood):
             "aupr_out": skm.auc(r_out, p_out), "fpr95": fpr[np.argmax(tpr >= 0.95)]}
 
 
-@given(scores())
+@given(id_ood_scores())
 def test_ood_metrics_match_sklearn_openood_convention(batch):
     conf_id, conf_ood = batch
     ours, ref = M.ood_metrics(conf_id, conf_ood), _sklearn_ood(conf_id, conf_ood)

@@ -14,6 +14,7 @@ from scipy.special import softmax as sp_softmax
 from sklearn import metrics as skm
 
 from geomviz import metrics as M
+from tests.helpers import id_ood_scores
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -109,16 +110,10 @@ def test_confidence_scores_against_scipy_far_from_zero(batch, spread):
     assert "min_distance" not in M.confidence_scores(torch.tensor(z))
 
 
-@st.composite
-def id_ood_scores(draw):
-    n_id, n_ood = draw(st.integers(1, 30)), draw(st.integers(1, 30))
-    vals = st.integers(-3, 3).map(float) if draw(st.booleans()) else st.floats(-5, 5)
-    return (np.array(draw(st.lists(vals, min_size=n_id, max_size=n_id))),
-            np.array(draw(st.lists(vals, min_size=n_ood, max_size=n_ood))))
 
 
 @FAST
-@given(id_ood_scores(), st.floats(0.01, 1.0))
+@given(id_ood_scores(30, 3, 5.0), st.floats(0.01, 1.0))
 def test_roc_auroc_and_fpr_at_any_tpr_against_pairs_and_sklearn(batch, tpr):
     cid, cood = batch
     # AUROC by its definition: P(an OOD input looks less confident than an ID one), ties 1/2
