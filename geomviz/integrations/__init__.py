@@ -1,0 +1,5 @@
+"""Attach geomviz to training it did not write: recorders, framework callbacks and patches.
+
+Each framework module imports its framework lazily and raises one clear ImportError naming
+the ``pip install`` extra when it is missing, so ``import geomviz`` never needs them.
+"""
