@@ -30,7 +30,9 @@ from .panels import (
     series,
     trace_masks,
 )
-from .theme import OBJECTIVE_COLORS, objective_colors, template
+from .axes import apply_ticks, nice_ticks, padded_range
+from .labels import group_key, pretty_key, run_labels, table_column
+from .theme import OBJECTIVE_COLORS, group_colors, objective_colors, template
 
 __all__ = [
     "manifold", "trace_masks", "hover_rows", "hover_template", "common_ranges", "norm_heatmap",
@@ -38,4 +40,6 @@ __all__ = [
     "entropy", "loss_accuracy", "ood_scores", "PALETTE", "OOD_COLOR", "norm_growth",
     "manifold_grid", "angle_radius", "gradient_split", "target_entropy", "ood",
     "summary_table", "target_vs_bayes", "OBJECTIVE_COLORS", "objective_colors", "template",
+    "group_colors", "apply_ticks", "nice_ticks", "padded_range", "group_key", "pretty_key",
+    "run_labels", "table_column",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 
 from .blog import SeedSeries, _rgba, seed_stats
 from .panels import _go
+from .axes import padded_range
 from .theme import log_ticks
 
 __all__ = ["overlay", "share_ranges", "y_range", "DASHES", "LEGEND_BELOW"]
@@ -104,11 +105,7 @@ def y_range(figs: list, log: bool = False, pad: float = 0.05) -> list[float] | N
     v = v[np.isfinite(v) & ((v > 0) if log else True)]
     if not len(v):
         return None
-    if log:
-        v = np.log10(v)
-    lo, hi = float(v.min()), float(v.max())
-    span = max(hi - lo, 1e-9 if log else max(abs(hi), 1e-9) * 0.1)
-    return [lo - pad * span, hi + pad * span]
+    return padded_range(float(v.min()), float(v.max()), log, pad)
 
 
 def share_ranges(figs: list, log_y: bool = False, y_from_zero: bool = False) -> None:
@@ -119,14 +116,20 @@ def share_ranges(figs: list, log_y: bool = False, y_from_zero: bool = False) -> 
         x = np.concatenate(xs)
         x = x[np.isfinite(x)]
         if len(x):
+            lo, hi = float(x.min()), float(x.max())
+            # one or two logged steps: a padded range, not a lone dot on 31..33
+            rng = [lo, hi] if hi > lo else padded_range(lo, hi)
             for f in figs:
-                f.update_xaxes(range=[float(x.min()), float(x.max())])
+                f.update_xaxes(range=rng)
     yr = y_range(figs, log_y)
     if yr is not None:
         if y_from_zero and not log_y:
             yr[0] = min(0.0, yr[0])
         for f in figs:
             f.layout.yaxis.range = yr
+            if log_y:  # the ticks follow the shared range: equal on every side
+                f.layout.yaxis.update(tickmode=None, tickvals=None, ticktext=None)
+                log_ticks(f)
     zs = [np.asarray(tr.z, dtype=np.float64) for f in figs for tr in f.data
           if tr.type == "heatmap"]
     if zs:
