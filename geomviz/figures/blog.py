@@ -15,6 +15,7 @@ import numpy as np
 
 from .panels import OOD_COLOR, PALETTE, _go, log_centres
 from .axes import apply_ticks
+from .labels import pretty_key
 from .theme import WIDTH, template
 
 __all__ = ["norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
@@ -87,9 +88,10 @@ def seed_stats(series: SeedSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _band(fig, series: SeedSeries, name: str, color: str, row=None, col=None,
           dash: str = "solid", showlegend: bool = True, lower: SeedSeries | None = None,
-          upper: SeedSeries | None = None):
+          upper: SeedSeries | None = None, what: str = ""):
     """Seed-mean line of ``series`` with a shaded band: min-max over seeds, or the seed means
-    of ``lower``/``upper`` when given (e.g. the p5-p95 spread of a distribution)."""
+    of ``lower``/``upper`` when given (e.g. the p5-p95 spread of a distribution). The hover
+    names the line (``name``, then ``what`` it shows in words) and the number of seeds."""
     go = _go()
     steps, mean, lo, hi = seed_stats(series)
     if lower is not None and upper is not None:
@@ -109,7 +111,11 @@ def _band(fig, series: SeedSeries, name: str, color: str, row=None, col=None,
     fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines" if len(steps) > 2 else
                              "lines+markers", name=name, legendgroup=name,
                              showlegend=showlegend, line={"color": color, "width": 2,
-                                                          "dash": dash}), **where)
+                                                          "dash": dash},
+                             hovertemplate=f"{name}{', ' + what if what else ''}<br>step %{{x}}"
+                                           f"<br>%{{y:.4g}} (mean of {len(series)} "
+                                           f"seed{'s' if len(series) != 1 else ''})"
+                                           "<extra></extra>"), **where)
 
 
 HIST_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -161,7 +167,7 @@ def _note_coincident(fig, pairs: list[tuple[str, str]], xref: str, yref: str) ->
 
 def norm_growth(p50: dict[str, SeedSeries], p5: dict[str, SeedSeries],
                 p95: dict[str, SeedSeries], final: dict[str, np.ndarray | tuple],
-                colors: dict[str, str], final_title: str = "‖x‖ at the end (share of samples)"):
+                colors: dict[str, str], final_title: str = "‖x‖ at the end"):
     """Median feature norm over training with its 5-95% band, and the final distribution.
 
     ``final[obj]`` is the per-sample ‖x‖ at the end (``[N]``): binned on edges shared by
@@ -174,7 +180,7 @@ def norm_growth(p50: dict[str, SeedSeries], p5: dict[str, SeedSeries],
                     subplot_titles=("median ‖x‖ over training (band: p5–p95)", final_title))
     for name in p50:
         _band(fig, p50[name], name, colors[name], 1, 1, lower=p5.get(name),
-              upper=p95.get(name))
+              upper=p95.get(name), what="median ‖x‖")
     samples = {k: np.asarray(v, np.float64) for k, v in final.items()
                if not isinstance(v, tuple)}
     edges, log_x = sample_edges(list(samples.values()))
@@ -305,7 +311,8 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
                     marker={"size": 3, "opacity": 0.5, "color": OOD_COLOR if ood else
                             colors[name], "symbol": "x" if ood else "circle"}), r, c)
         # one radius range for every objective: equal heights are equal norms
-        fig.update_xaxes(title_text="angle θ_y to the true class (deg)", range=[0, 180],
+        fig.update_xaxes(title_text="θ_y to true class (deg)", range=[0, 180],
+                         tickvals=[0, 45, 90, 135, 180], ticktext=["0", "45", "90", "135", "180"],
                          row=r, col=c)
         fig.update_yaxes(type="log", title_text="‖x‖ (feature units, log)", range=r_range,
                          row=r, col=c)
@@ -315,7 +322,8 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
     for col, parts in ((1, radial), (4, angular)):
         for name, series in parts.items():
             cum = [(s, np.cumsum(np.nan_to_num(v))) for s, v in series]
-            _band(fig, cum, name, colors[name], top + 1, col, showlegend=col == 1)
+            _band(fig, cum, name, colors[name], top + 1, col, showlegend=col == 1,
+                  what="cumulative " + ("radial" if col == 1 else "angular") + " part")
         fig.update_xaxes(title_text="training step", row=top + 1, col=col)
         fig.update_yaxes(title_text="Δ mean true logit (logit units)", row=top + 1, col=col)
     share_axes(fig, [(top + 1, 1), (top + 1, 4)], "y")
@@ -327,7 +335,7 @@ def gradient_split(fraction: dict[str, SeedSeries], colors: dict[str, str]):
     """Share of the feature gradient's energy along x (radial) over training."""
     fig = _go().Figure()
     for name, series in fraction.items():
-        _band(fig, series, name, colors[name])
+        _band(fig, series, name, colors[name], what="radial share")
     fig.update_yaxes(type="log", title_text="radial share of ‖∂L/∂x‖²")
     fig.update_xaxes(title_text="step")
     return _finish(fig, "Gradient split: radial energy fraction", 400)
@@ -344,12 +352,14 @@ def target_entropy(entropy: dict[str, dict[str, SeedSeries]],
             for kind, dash in (("target", "solid"), ("pred", "dot")):
                 if f"{group}.{kind}" in parts:
                     _band(fig, parts[f"{group}.{kind}"], name, colors[name], 1, col, dash=dash,
-                          showlegend=col == 1 and kind == "target")
+                          showlegend=col == 1 and kind == "target",
+                          what=pretty_key(f"{group}.{kind}"))
     for name, parts in gaps.items():
         for key, dash in (("anchor_gap", "solid"), ("nearest_negative", "dash")):
             if key in parts:
                 _band(fig, parts[key], name, colors[name], 1, 3, dash=dash,
-                      showlegend=name not in entropy and key == "anchor_gap")
+                      showlegend=name not in entropy and key == "anchor_gap",
+                      what=pretty_key(key))
     fig.update_yaxes(title_text="entropy (nats)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="s·d_y —, s·d_neg - -", row=1, col=3)
     for col in (1, 2, 3):
@@ -362,7 +372,7 @@ def target_entropy(entropy: dict[str, dict[str, SeedSeries]],
 
 # the OOD figure's layout in px: room for tick labels, axis titles and subplot titles
 # between the panels, so no text overlaps (tests/figures/test_layout.py checks it)
-OOD_LAYOUT = {"margin": {"l": 70, "r": 20, "t": 85, "b": 50}, "roc": 300, "hist": 190,
+OOD_LAYOUT = {"margin": {"l": 70, "r": 20, "t": 85, "b": 60}, "roc": 300, "hist": 190,
               "vgap": 100, "hgap": 90}
 
 
@@ -421,8 +431,9 @@ def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
     fig.update_yaxes(title_text="true positive rate (OOD found)", row=1, col=1)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                              line={"dash": "dash", "color": "#999", "width": 1}), 1, 1)
-    fig.update_xaxes(range=[0, 1], row=1, col=1)
-    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    # a little room around 0..1: the "0.0" labels of the two axes do not meet in the corner
+    fig.update_xaxes(range=[-0.02, 1.02], row=1, col=1)
+    fig.update_yaxes(range=[-0.02, 1.02], row=1, col=1)
     fig.update_layout(barmode="overlay")
     fig = _finish(fig, f"OOD detection (histograms: ID coloured, OOD grey; {score_name})",
                   plot_h + m["t"] + m["b"])

@@ -77,7 +77,9 @@ def _add(fig, series: SeedSeries, name: str, color: str, dash: str, group: str, 
                                  fill="toself", fillcolor=_rgba(color, 0.18), mode="lines",
                                  line={"width": 0}, hoverinfo="skip", showlegend=False,
                                  legendgroup=group, name=f"{name} (min-max)", yaxis=yaxis))
-    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines", name=legend_name if show else name,
+    # one or two logged steps: markers, or a lone point would not be drawn at all
+    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines" if len(steps) > 2 else
+                             "lines+markers", name=legend_name if show else name,
                              legendgroup=group, showlegend=show, yaxis=yaxis,
                              line={"color": color, "dash": dash, "width": 2},
                              hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4g}}<extra></extra>"))

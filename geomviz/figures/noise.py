@@ -46,15 +46,16 @@ def outlier_gradients(noisy: dict[str, SeedSeries], clean: dict[str, SeedSeries]
     for name in dict.fromkeys([*noisy, *clean, *memorised]):
         color = colors[name]
         if name in noisy:
-            _band(fig, noisy[name], name, color, 1, 1)
+            _band(fig, noisy[name], name, color, 1, 1, what="flipped samples")
         if name in clean:
-            _band(fig, clean[name], name, color, 1, 1, dash="dot", showlegend=name not in noisy)
+            _band(fig, clean[name], name, color, 1, 1, dash="dot", showlegend=name not in noisy,
+                  what="clean samples")
         if name in noisy and name in clean:
             ratio = ratio_series(noisy[name], clean[name])
             if ratio:
-                _band(fig, ratio, name, color, 2, 1, showlegend=False)
+                _band(fig, ratio, name, color, 2, 1, showlegend=False, what="flipped ÷ clean")
         if name in memorised:
-            _band(fig, memorised[name], name, color, 2, 2,
+            _band(fig, memorised[name], name, color, 2, 2, what="flipped labels memorised",
                   showlegend=name not in noisy and name not in clean)
     fig.add_hline(y=1.0, line={"color": "#888", "width": 1, "dash": "dash"}, row=2, col=1)
     fig.update_yaxes(type="log", title_text="‖∂ℓ/∂x‖ (loss per feature unit)", row=1, col=1)

@@ -266,14 +266,14 @@ def _final_norms(groups: dict[str, list[Path]]) -> tuple[dict, str]:
         if got:
             samples[label] = np.concatenate(got)
     if samples and len(samples) == len(groups):
-        return samples, "probe set ‖x‖ at the last snapshot"
+        return samples, "‖x‖ at the end (probe set)"
     hists = {}
     for label, fs in groups.items():
         with open_run(fs[0]) as run:
             h = run.histograms("penultimate.norm", split="train")
         if len(h.counts):
             hists[label] = (h.edges, h.counts[-1])
-    return hists, "‖x‖ of the last training batch"
+    return hists, "‖x‖ at the end (last batch)"
 
 
 def _build(name, groups, first, colors, score, records, agg, class_names, need_manifold,
