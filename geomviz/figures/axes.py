@@ -195,8 +195,13 @@ def axis_extents(fig) -> dict[str, tuple[float, float]]:
                 if len(w) == len(v):
                     v = np.r_[v - w / 2, v + w / 2]
             axis = fig.layout[name] if name in fig.layout else None
-            if axis is not None and axis.type == "log":
+            log = axis is not None and axis.type == "log"
+            if log:
                 v = v[v > 0]
+            if tr.type == "heatmap" and len(v) >= 2:  # cells reach half a cell past centres
+                s = np.sort(v)
+                v = (np.r_[s, s[0] * np.sqrt(s[0] / s[1]), s[-1] * np.sqrt(s[-1] / s[-2])]
+                     if log else np.r_[s, s[0] - (s[1] - s[0]) / 2, s[-1] + (s[-1] - s[-2]) / 2])
             if len(v):
                 lo, hi = out.get(name, [np.inf, -np.inf])
                 out[name] = [min(lo, float(v.min())), max(hi, float(v.max()))]
