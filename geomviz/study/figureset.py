@@ -2,8 +2,9 @@
 
 Reads runs through the reader API (``geomviz.store``, cached projections), turns
 them into plain arrays and hands them to the pure builders in
-``geomviz.figures.blog``. Runs are grouped by objective; seeds of one objective are
-drawn as a mean with a band. Writing files is ``geomviz.export``'s job.
+``geomviz.figures``. Runs whose configs differ only by seed form a group (one per
+objective, or per objective and rate in a sweep), drawn as a mean with a band.
+Writing files is ``geomviz.study.export``'s job.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import numpy as np
 from .. import figures as F
 from ..class_vectors import load_class_vectors, project_class_vectors
 from ..figures import lm as LM
+from ..figures.labels import RUN_ONLY_KEYS, group_key, run_labels, table_column
 from ..figures.noise import outlier_gradients
 from ..projection import load_snapshots, project
 from ..projection import polar as polar_view
 from ..store import StoreError, list_runs, open_run, warn_skipped
 from .groundtruth import binned_mean, probe_entropies
-from ..figures.labels import RUN_ONLY_KEYS, group_key, run_labels, table_column
 from .results import METRICS, group_records, present_metrics, run_record, seed_stat
 
 __all__ = ["FIGURES", "CAPTIONS", "FigureSet", "find_runs", "build_figures"]
