@@ -191,7 +191,7 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
     titles = [f"{n}: end of training" for n in names] + [""] * (top * per_row - len(names))
     titles += ["cumulative radial part", "cumulative angular part"]
     fig = _subplots(top + 1, 2 * per_row, specs=specs, subplot_titles=titles,
-                    vertical_spacing=0.16 if top == 1 else 0.1, horizontal_spacing=0.06,
+                    vertical_spacing=0.16 if top == 1 else 0.1, horizontal_spacing=0.085,
                     row_heights=[1.0] * top + [1.3])
     radii = np.concatenate([np.asarray(polar[n]["xy"])[:, 0] for n in names] or [np.ones(1)])
     radii = radii[np.isfinite(radii) & (radii > 0)]
@@ -234,8 +234,8 @@ def gradient_split(fraction: dict[str, SeedSeries], colors: dict[str, str]):
     fig = _go().Figure()
     for name, series in fraction.items():
         _band(fig, series, name, colors[name], what="radial share")
-    fig.update_yaxes(type="log", title_text="radial share of ‖∂L/∂x‖²")
-    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(type="log", title_text="radial share of ‖∂L/∂x‖² (fraction, log)")
+    fig.update_xaxes(title_text="training step")
     return _finish(fig, "Gradient split: radial energy fraction", 400)
 
 
@@ -261,7 +261,7 @@ def target_entropy(entropy: dict[str, dict[str, SeedSeries]],
     fig.update_yaxes(title_text="entropy (nats)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="s·d_y —, s·d_neg - -", row=1, col=3)
     for col in (1, 2, 3):
-        fig.update_xaxes(title_text="step", row=1, col=col)
+        fig.update_xaxes(title_text="training step", row=1, col=col)
     if not gaps:
         fig.add_annotation(text="no distance head in these runs", row=1, col=3, x=0.5, y=0.5,
                            xref="x3 domain", yref="y3 domain", showarrow=False)

@@ -62,7 +62,7 @@ def outlier_gradients(noisy: dict[str, SeedSeries], clean: dict[str, SeedSeries]
     fig.update_yaxes(type="log", title_text="ratio (×)", row=2, col=1)
     fig.update_yaxes(range=[0, 1], title_text="share of flipped samples", row=2, col=2)
     for row, col in ((1, 1), (2, 1), (2, 2)):
-        fig.update_xaxes(title_text="step", row=row, col=col)
+        fig.update_xaxes(title_text="training step", row=row, col=col)
     fig.update_xaxes(matches="x", row=2, col=1)  # one step axis for all three panels
     fig.update_xaxes(matches="x", row=2, col=2)
     return _finish(fig, "Outlier gradients under label noise", 720)

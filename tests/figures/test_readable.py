@@ -188,3 +188,40 @@ def test_same_objective_groups_keep_its_hue():
     assert colors["ce lr 0.001"] == F.OBJECTIVE_COLORS["ce"]
     assert colors["tfsd"] == F.OBJECTIVE_COLORS["tfsd"]
     assert colors["ce lr 0.01"] not in (colors["ce lr 0.001"], colors["tfsd"])
+
+
+def _every_figure(names):
+    from geomviz.figures import lm as LM
+    from geomviz.figures.noise import outlier_gradients
+
+    g = np.random.default_rng(7)
+    colors = F.objective_colors(names)
+    s = {o: _series(1, 3, rng=g) for o in names}
+    polar = {o: {"xy": np.c_[g.uniform(8, 32, 50), g.uniform(0, 3, 50)],
+                 "labels": np.arange(50) % 3} for o in names}
+    ent = {o: {f"{a}.{b}": _series(0.5, 2, rng=g) for a in ("easy", "hard")
+               for b in ("target", "pred")} for o in names}
+    lm = {o: {f"{w}.{k}": _series(0.5, 2, rng=g) for w in ("synonym", "single")
+              for k in ("target", "pred", "truth")} for o in names}
+    x = np.linspace(0.1, 2, 8)
+    return {
+        "norm_growth": F.norm_growth(s, s, s, {o: g.normal(12, 0.2, 200) for o in names},
+                                     colors),
+        "gradient_split": F.gradient_split({o: _series(0.03, 0.5, rng=g) for o in names},
+                                           colors),
+        "target_entropy": F.target_entropy(ent, {names[-1]: {"anchor_gap": s[names[-1]]}},
+                                           colors),
+        "angle_radius": F.angle_radius(polar, s, s, colors),
+        "outlier_gradients": outlier_gradients(s, s, s, colors),
+        "target_vs_bayes": F.target_vs_bayes({o: {"target": (x, x), "pred": (x, x)}
+                                              for o in names}, colors),
+        "synonym_entropy": LM.synonym_entropy(lm, colors),
+        "tearing": LM.tearing(s, colors)}
+
+
+@pytest.mark.parametrize("names", [["ce", "tfsd"], ["ce", "tfsd", "logitnorm", "metric_ce"]])
+def test_no_text_overlaps_in_any_publication_figure(names):
+    for key, fig in _every_figure(names).items():
+        assert overlaps(fig) == [], key
+        for name, _ in _visible_axes(fig):
+            assert len(shown_ticks(fig, name)) >= 3, (key, name)
