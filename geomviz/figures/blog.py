@@ -4,7 +4,8 @@ Every builder takes per-objective data (``{objective: ...}``, in legend order) a
 colour per objective, and returns a themed ``Figure`` sized for an 800 px column.
 A series over seeds is ``SeedSeries``: one ``(steps[T], values[T])`` per seed; it is
 drawn as the seed mean with a min-max band when there is more than one seed.
-What the data mean and where it is read from is ``geomviz.figureset``'s concern.
+``norm_growth`` and ``ood`` live in :mod:`.distributions`. What the data mean and where
+it is read from is ``geomviz.study.figureset``'s concern.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import math
 
 import numpy as np
 
-from .panels import OOD_COLOR, PALETTE, _go, log_centres
-from .theme import WIDTH, log_ticks, template
+from .axes import apply_ticks
+from .labels import pretty_key
+from .panels import OOD_COLOR, PALETTE, _go
+from .theme import WIDTH, template
 
-__all__ = ["norm_growth", "manifold_grid", "angle_radius", "gradient_split", "target_entropy",
-           "ood", "summary_table", "target_vs_bayes", "SeedSeries"]
+__all__ = ["manifold_grid", "angle_radius", "gradient_split", "target_entropy",
+           "summary_table", "target_vs_bayes", "SeedSeries"]
 
 SeedSeries = list[tuple[np.ndarray, np.ndarray]]
 
@@ -62,7 +65,7 @@ def _finish(fig, title: str, height: int, legend: bool = True):
                               "yref": "container", "yanchor": "bottom"},
                       margin={"t": 85, "b": 105 if legend else 50})
     fig.update_annotations(font_size=14)  # subplot titles
-    log_ticks(fig)
+    apply_ticks(fig)  # 3+ labelled ticks on every axis, a padded range around a lone value
     return fig
 
 
@@ -86,9 +89,10 @@ def seed_stats(series: SeedSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _band(fig, series: SeedSeries, name: str, color: str, row=None, col=None,
           dash: str = "solid", showlegend: bool = True, lower: SeedSeries | None = None,
-          upper: SeedSeries | None = None):
+          upper: SeedSeries | None = None, what: str = ""):
     """Seed-mean line of ``series`` with a shaded band: min-max over seeds, or the seed means
-    of ``lower``/``upper`` when given (e.g. the p5-p95 spread of a distribution)."""
+    of ``lower``/``upper`` when given (e.g. the p5-p95 spread of a distribution). The hover
+    names the line (``name``, then ``what`` it shows in words) and the number of seeds."""
     go = _go()
     steps, mean, lo, hi = seed_stats(series)
     if lower is not None and upper is not None:
@@ -104,47 +108,37 @@ def _band(fig, series: SeedSeries, name: str, color: str, row=None, col=None,
                                  fill="toself", fillcolor=_rgba(color, 0.12), mode="lines",
                                  line={"width": 0}, hoverinfo="skip", showlegend=False,
                                  legendgroup=name), **where)
-    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines", name=name, legendgroup=name,
+    # one or two logged steps: markers, or a lone point would not be drawn at all
+    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines" if len(steps) > 2 else
+                             "lines+markers", name=name, legendgroup=name,
                              showlegend=showlegend, line={"color": color, "width": 2,
-                                                          "dash": dash}), **where)
-
-
-def norm_growth(p50: dict[str, SeedSeries], p5: dict[str, SeedSeries],
-                p95: dict[str, SeedSeries], final_hist: dict[str, tuple[np.ndarray, np.ndarray]],
-                colors: dict[str, str]):
-    """Median feature norm over training with its 5-95% band, and the final distribution."""
-    go = _go()
-    fig = _subplots(1, 2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
-                    subplot_titles=("median ‖x‖ over training (band: p5–p95)",
-                                    "‖x‖ at the end (share of samples)"))
-    for name in p50:
-        _band(fig, p50[name], name, colors[name], 1, 1, lower=p5.get(name),
-              upper=p95.get(name))
-        if name in final_hist:
-            edges, counts = final_hist[name]
-            counts = np.asarray(counts, dtype=np.float64)
-            share = counts / max(counts.sum(), 1)
-            centres = log_centres(edges)
-            used = np.flatnonzero(share > 0)
-            if len(used):
-                sl = slice(max(used[0] - 1, 0), used[-1] + 2)
-                fig.add_trace(go.Scatter(x=centres[sl], y=share[sl], mode="lines",
-                                         line={"shape": "hvh", "color": colors[name]},
-                                         name=name, legendgroup=name, showlegend=False), 1, 2)
-    fig.update_yaxes(type="log", title_text="‖x‖", row=1, col=1)
-    fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_xaxes(type="log", title_text="‖x‖", row=1, col=2)
-    fig.update_yaxes(title_text="share", row=1, col=2)
-    return _finish(fig, "Feature-norm growth", 440)
+                                                          "dash": dash},
+                             hovertemplate=f"{name}{', ' + what if what else ''}<br>step %{{x}}"
+                                           f"<br>%{{y:.4g}} (mean of {len(series)} "
+                                           f"seed{'s' if len(series) != 1 else ''})"
+                                           "<extra></extra>"), **where)
 
 
 def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
-                  ranges: list[tuple] | None = None):
+                  ranges: list[tuple] | None = None, per_step: bool = False):
     """The probe set on one shared PCA basis: a row per objective, a column per step.
-    ``panels[obj]`` holds ``steps[S]``, ``xy[S, P, 2]`` and ``labels[P]`` (-1: OOD);
-    ``ranges[s]`` are the axis ranges of column ``s``: shared by the objectives, so a
-    column compares them at one step (the norm figure shows the growth across steps)."""
+    ``panels[obj]`` holds ``steps[S]``, ``xy[S, P, 2]`` and ``labels[P]`` (-1: OOD).
+
+    By default every panel has one x range and one y range, over all steps and objectives,
+    so the growth of the cloud across steps is seen (``ranges``, if given per column, are
+    merged). ``per_step=True`` keeps a range per column (``ranges[s]``, or computed),
+    shared by the objectives only, and the title says "per-step ranges"."""
     go = _go()
+    from .panels import common_ranges
+
+    if ranges is None:
+        ranges = [common_ranges(*(np.asarray(p["xy"])[s] for p in panels.values()
+                                  if s < len(p["xy"])))
+                  for s in range(max(len(p["xy"]) for p in panels.values()))]
+    if not per_step:  # one range for every column: the union of the columns' ranges
+        x = (min(r[0][0] for r in ranges), max(r[0][1] for r in ranges))
+        y = (min(r[1][0] for r in ranges), max(r[1][1] for r in ranges))
+        ranges = [(x, y)] * len(ranges)
     fig, names, _ = _step_grid(panels)
     # one trace per panel and marker kind (points coloured by class): far fewer traces to
     # render than one per class and panel; the legend comes from marker-less key traces
@@ -176,7 +170,10 @@ def manifold_grid(panels: dict[str, dict], class_names: list[str] | None = None,
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
                                  marker=marker), 1, 1)
     _grid_axes(fig, ranges)
-    fig = _finish(fig, "The manifold on a shared PCA basis", 200 + 150 * len(names))
+    title = "The manifold on a shared PCA basis, " + (
+        "per-step ranges (sizes not comparable across steps)" if per_step else
+        "one range for every step")
+    fig = _finish(fig, title, 200 + 150 * len(names))
     fig.update_layout(legend={"itemsizing": "constant"})
     return fig
 
@@ -194,7 +191,7 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
     titles = [f"{n}: end of training" for n in names] + [""] * (top * per_row - len(names))
     titles += ["cumulative radial part", "cumulative angular part"]
     fig = _subplots(top + 1, 2 * per_row, specs=specs, subplot_titles=titles,
-                    vertical_spacing=0.16 if top == 1 else 0.1, horizontal_spacing=0.06,
+                    vertical_spacing=0.16 if top == 1 else 0.1, horizontal_spacing=0.085,
                     row_heights=[1.0] * top + [1.3])
     radii = np.concatenate([np.asarray(polar[n]["xy"])[:, 0] for n in names] or [np.ones(1)])
     radii = radii[np.isfinite(radii) & (radii > 0)]
@@ -212,7 +209,8 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
                     marker={"size": 3, "opacity": 0.5, "color": OOD_COLOR if ood else
                             colors[name], "symbol": "x" if ood else "circle"}), r, c)
         # one radius range for every objective: equal heights are equal norms
-        fig.update_xaxes(title_text="angle θ_y to the true class (deg)", range=[0, 180],
+        fig.update_xaxes(title_text="θ_y to true class (deg)", range=[0, 180],
+                         tickvals=[0, 45, 90, 135, 180], ticktext=["0", "45", "90", "135", "180"],
                          row=r, col=c)
         fig.update_yaxes(type="log", title_text="‖x‖ (feature units, log)", range=r_range,
                          row=r, col=c)
@@ -222,7 +220,8 @@ def angle_radius(polar: dict[str, dict], radial: dict[str, SeedSeries],
     for col, parts in ((1, radial), (4, angular)):
         for name, series in parts.items():
             cum = [(s, np.cumsum(np.nan_to_num(v))) for s, v in series]
-            _band(fig, cum, name, colors[name], top + 1, col, showlegend=col == 1)
+            _band(fig, cum, name, colors[name], top + 1, col, showlegend=col == 1,
+                  what="cumulative " + ("radial" if col == 1 else "angular") + " part")
         fig.update_xaxes(title_text="training step", row=top + 1, col=col)
         fig.update_yaxes(title_text="Δ mean true logit (logit units)", row=top + 1, col=col)
     share_axes(fig, [(top + 1, 1), (top + 1, 4)], "y")
@@ -234,9 +233,9 @@ def gradient_split(fraction: dict[str, SeedSeries], colors: dict[str, str]):
     """Share of the feature gradient's energy along x (radial) over training."""
     fig = _go().Figure()
     for name, series in fraction.items():
-        _band(fig, series, name, colors[name])
-    fig.update_yaxes(type="log", title_text="radial share of ‖∂L/∂x‖²")
-    fig.update_xaxes(title_text="step")
+        _band(fig, series, name, colors[name], what="radial share")
+    fig.update_yaxes(type="log", title_text="radial share of ‖∂L/∂x‖² (fraction, log)")
+    fig.update_xaxes(title_text="training step")
     return _finish(fig, "Gradient split: radial energy fraction", 400)
 
 
@@ -251,91 +250,22 @@ def target_entropy(entropy: dict[str, dict[str, SeedSeries]],
             for kind, dash in (("target", "solid"), ("pred", "dot")):
                 if f"{group}.{kind}" in parts:
                     _band(fig, parts[f"{group}.{kind}"], name, colors[name], 1, col, dash=dash,
-                          showlegend=col == 1 and kind == "target")
+                          showlegend=col == 1 and kind == "target",
+                          what=pretty_key(f"{group}.{kind}"))
     for name, parts in gaps.items():
         for key, dash in (("anchor_gap", "solid"), ("nearest_negative", "dash")):
             if key in parts:
                 _band(fig, parts[key], name, colors[name], 1, 3, dash=dash,
-                      showlegend=name not in entropy and key == "anchor_gap")
+                      showlegend=name not in entropy and key == "anchor_gap",
+                      what=pretty_key(key))
     fig.update_yaxes(title_text="entropy (nats)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="s·d_y —, s·d_neg - -", row=1, col=3)
     for col in (1, 2, 3):
-        fig.update_xaxes(title_text="step", row=1, col=col)
+        fig.update_xaxes(title_text="training step", row=1, col=col)
     if not gaps:
         fig.add_annotation(text="no distance head in these runs", row=1, col=3, x=0.5, y=0.5,
                            xref="x3 domain", yref="y3 domain", showarrow=False)
     return _finish(fig, "Target entropy H(p) (solid) vs prediction entropy H(q) (dotted)", 420)
-
-
-def ood(scores: dict[str, tuple[np.ndarray, np.ndarray]], auroc: dict[str, str],
-        score_name: str, colors: dict[str, str]):
-    """ROC curves (OOD positive) and the ID/OOD histograms of ``score_name`` per objective."""
-    go = _go()
-    from ..metrics import roc_curve
-
-    names = list(scores)
-    per_row = 3
-    hist_rows = max(1, math.ceil(len(names) / per_row))
-    specs = [[{"colspan": per_row}] + [None] * (per_row - 1)] + [[{}] * per_row] * hist_rows
-    titles = [f"ROC, OOD positive (x: false, y: true positive rate); score {score_name}"] + \
-        names + [""] * (hist_rows * per_row - len(names))
-    fig = _subplots(1 + hist_rows, per_row, specs=specs, subplot_titles=titles,
-                    row_heights=[1.6] + [1.0] * hist_rows, vertical_spacing=0.08)
-    edges, log_x = shared_edges([np.r_[tuple(np.asarray(a, np.float64) for a in scores[n])]
-                                 for n in names])
-    top_share = 0.0
-    for i, name in enumerate(names):
-        cid, cood = (np.asarray(a, dtype=np.float64) for a in scores[name])
-        fpr, tpr = roc_curve(cid, cood)
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line={"color": colors[name]},
-                                 name=f"{name} (AUROC {auroc.get(name, '?')})"), 1, 1)
-        r, c = 2 + i // per_row, 1 + i % per_row
-        for data, label, color in ((cid, "ID", colors[name]), (cood, "OOD", OOD_COLOR)):
-            counts, _ = np.histogram(data[np.isfinite(data)], edges)
-            share = counts / max(counts.sum(), 1)
-            top_share = max(top_share, float(share.max()) if len(share) else 0.0)
-            centres = np.sqrt(edges[:-1] * edges[1:]) if log_x else (edges[:-1] + edges[1:]) / 2
-            fig.add_trace(go.Bar(x=centres, y=share, width=np.diff(edges),
-                                 marker={"color": _rgba(color, 0.55), "line": {"width": 0}},
-                                 name=label, showlegend=False), r, c)
-        fig.update_xaxes(title_text=f"{score_name} score" + (" (log)" if log_x else ""),
-                         type="log" if log_x else "linear", row=r, col=c,
-                         range=(np.log10(edges[[0, -1]]) if log_x else edges[[0, -1]]).tolist())
-        fig.update_yaxes(title_text="share of samples", row=r, col=c)
-    for i in range(len(names)):  # one share axis for every histogram
-        fig.update_yaxes(range=[0, 1.05 * max(top_share, 1e-9)], row=2 + i // per_row,
-                         col=1 + i % per_row)
-    for i in range(len(names), hist_rows * per_row):  # empty cells: no bare axes
-        fig.update_xaxes(visible=False, row=2 + i // per_row, col=1 + i % per_row)
-        fig.update_yaxes(visible=False, row=2 + i // per_row, col=1 + i % per_row)
-    fig.update_xaxes(title_text="false positive rate (ID called OOD)", row=1, col=1)
-    fig.update_yaxes(title_text="true positive rate (OOD found)", row=1, col=1)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
-                             line={"dash": "dash", "color": "#999", "width": 1}), 1, 1)
-    fig.update_xaxes(range=[0, 1], row=1, col=1)
-    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
-    fig.update_layout(barmode="overlay")
-    fig = _finish(fig, f"OOD detection (histograms: ID coloured, OOD grey; {score_name})",
-                  360 + 220 * hist_rows)
-    roc_bottom = fig.layout.yaxis.domain[0]  # the legend sits inside the ROC panel
-    fig.update_layout(legend={"orientation": "v", "x": 0.99, "xanchor": "right",
-                              "y": roc_bottom + 0.02, "yanchor": "bottom", "yref": "paper",
-                              "bgcolor": "rgba(255,255,255,0.85)"},
-                      margin={"b": 50})
-    return fig
-
-
-def shared_edges(samples: list[np.ndarray], bins: int = 30) -> tuple[np.ndarray, bool]:
-    """One set of histogram edges for every sample: log-spaced when all values are positive
-    and span more than two decades (then ``True``), else linear."""
-    v = np.concatenate([s[np.isfinite(s)] for s in samples] or [np.zeros(1)])
-    if not len(v):
-        v = np.zeros(1)
-    lo, hi = float(v.min()), float(v.max())
-    if lo > 0 and hi / lo > 100:
-        return np.logspace(np.log10(lo), np.log10(hi) + 1e-9, bins + 1), True
-    return np.linspace(lo, hi + max(hi - lo, 1e-9) * 1e-6 + (1e-9 if hi == lo else 0.0),
-                       bins + 1), False
 
 
 def share_axes(fig, cells: list[tuple[int, int]], axis: str) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .blog import SeedSeries, _rgba, seed_stats
 from .panels import _go
+from .axes import padded_range
 from .theme import log_ticks
 
 __all__ = ["overlay", "share_ranges", "y_range", "DASHES", "LEGEND_BELOW"]
@@ -76,7 +77,9 @@ def _add(fig, series: SeedSeries, name: str, color: str, dash: str, group: str, 
                                  fill="toself", fillcolor=_rgba(color, 0.18), mode="lines",
                                  line={"width": 0}, hoverinfo="skip", showlegend=False,
                                  legendgroup=group, name=f"{name} (min-max)", yaxis=yaxis))
-    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines", name=legend_name if show else name,
+    # one or two logged steps: markers, or a lone point would not be drawn at all
+    fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines" if len(steps) > 2 else
+                             "lines+markers", name=legend_name if show else name,
                              legendgroup=group, showlegend=show, yaxis=yaxis,
                              line={"color": color, "dash": dash, "width": 2},
                              hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4g}}<extra></extra>"))
@@ -104,11 +107,7 @@ def y_range(figs: list, log: bool = False, pad: float = 0.05) -> list[float] | N
     v = v[np.isfinite(v) & ((v > 0) if log else True)]
     if not len(v):
         return None
-    if log:
-        v = np.log10(v)
-    lo, hi = float(v.min()), float(v.max())
-    span = max(hi - lo, 1e-9 if log else max(abs(hi), 1e-9) * 0.1)
-    return [lo - pad * span, hi + pad * span]
+    return padded_range(float(v.min()), float(v.max()), log, pad)
 
 
 def share_ranges(figs: list, log_y: bool = False, y_from_zero: bool = False) -> None:
@@ -119,14 +118,20 @@ def share_ranges(figs: list, log_y: bool = False, y_from_zero: bool = False) -> 
         x = np.concatenate(xs)
         x = x[np.isfinite(x)]
         if len(x):
+            lo, hi = float(x.min()), float(x.max())
+            # one or two logged steps: a padded range, not a lone dot on 31..33
+            rng = [lo, hi] if hi > lo else padded_range(lo, hi)
             for f in figs:
-                f.update_xaxes(range=[float(x.min()), float(x.max())])
+                f.update_xaxes(range=rng)
     yr = y_range(figs, log_y)
     if yr is not None:
         if y_from_zero and not log_y:
             yr[0] = min(0.0, yr[0])
         for f in figs:
             f.layout.yaxis.range = yr
+            if log_y:  # the ticks follow the shared range: equal on every side
+                f.layout.yaxis.update(tickmode=None, tickvals=None, ticktext=None)
+                log_ticks(f)
     zs = [np.asarray(tr.z, dtype=np.float64) for f in figs for tr in f.data
           if tr.type == "heatmap"]
     if zs:

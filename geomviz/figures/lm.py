@@ -21,6 +21,7 @@ from .blog import (
     _subplots,
     seed_stats,
 )
+from .labels import pretty_key
 from .panels import PALETTE, _go
 
 __all__ = ["synonym_entropy", "tearing", "class_vectors", "REFERENCE_COLOR"]
@@ -45,15 +46,16 @@ def synonym_entropy(entropy: dict[str, dict[str, SeedSeries]], colors: dict[str,
     positions (right). ``entropy[obj]["synonym.target"|"synonym.pred"|"synonym.truth"|
     "single.*"]`` are ``SeedSeries``."""
     fig = _subplots(1, 2, horizontal_spacing=0.1, shared_yaxes=True,
-                    subplot_titles=("synonym positions (next token spread over a synonym set)",
-                                    "determined positions (one possible next token)"))
+                    # the caption says what the two kinds of position are
+                    subplot_titles=("synonym positions", "determined positions"))
     truth_done = set()
     for name, parts in entropy.items():
         for col, where in ((1, "synonym"), (2, "single")):
             for kind, dash in (("pred", "solid"), ("target", "dot")):
                 if parts.get(f"{where}.{kind}"):
                     _band(fig, parts[f"{where}.{kind}"], name, colors[name], 1, col, dash=dash,
-                          showlegend=col == 1 and kind == "pred")
+                          showlegend=col == 1 and kind == "pred",
+                          what=pretty_key(f"{where}.{kind}"))
             truth = parts.get(f"{where}.truth")
             if truth and where not in truth_done:
                 _reference(fig, truth, "H(true): the law's entropy", 1, col, show=not truth_done)

@@ -46,22 +46,23 @@ def outlier_gradients(noisy: dict[str, SeedSeries], clean: dict[str, SeedSeries]
     for name in dict.fromkeys([*noisy, *clean, *memorised]):
         color = colors[name]
         if name in noisy:
-            _band(fig, noisy[name], name, color, 1, 1)
+            _band(fig, noisy[name], name, color, 1, 1, what="flipped samples")
         if name in clean:
-            _band(fig, clean[name], name, color, 1, 1, dash="dot", showlegend=name not in noisy)
+            _band(fig, clean[name], name, color, 1, 1, dash="dot", showlegend=name not in noisy,
+                  what="clean samples")
         if name in noisy and name in clean:
             ratio = ratio_series(noisy[name], clean[name])
             if ratio:
-                _band(fig, ratio, name, color, 2, 1, showlegend=False)
+                _band(fig, ratio, name, color, 2, 1, showlegend=False, what="flipped ÷ clean")
         if name in memorised:
-            _band(fig, memorised[name], name, color, 2, 2,
+            _band(fig, memorised[name], name, color, 2, 2, what="flipped labels memorised",
                   showlegend=name not in noisy and name not in clean)
     fig.add_hline(y=1.0, line={"color": "#888", "width": 1, "dash": "dash"}, row=2, col=1)
     fig.update_yaxes(type="log", title_text="‖∂ℓ/∂x‖ (loss per feature unit)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="ratio (×)", row=2, col=1)
     fig.update_yaxes(range=[0, 1], title_text="share of flipped samples", row=2, col=2)
     for row, col in ((1, 1), (2, 1), (2, 2)):
-        fig.update_xaxes(title_text="step", row=row, col=col)
+        fig.update_xaxes(title_text="training step", row=row, col=col)
     fig.update_xaxes(matches="x", row=2, col=1)  # one step axis for all three panels
     fig.update_xaxes(matches="x", row=2, col=2)
     return _finish(fig, "Outlier gradients under label noise", 720)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import pretty_key
 from .theme import log_ticks
 
 __all__ = [
@@ -259,7 +260,7 @@ def entropy(steps: dict[str, np.ndarray], values: dict[str, np.ndarray],
     fig = go.Figure()
     for name, v in values.items():
         dash = "solid" if name.endswith("target") else "dot"
-        fig.add_trace(go.Scatter(x=steps[name], y=v, mode="lines", name=name,
+        fig.add_trace(go.Scatter(x=steps[name], y=v, mode="lines", name=pretty_key(name),
                                  line={"dash": dash}))
     _marker(fig, marker_step)
     fig.update_layout(title="entropy (nats): target H(p) solid, prediction H(q) dotted",

@@ -6,9 +6,8 @@ that tick labels stay readable when the image is shown at that width.
 
 from __future__ import annotations
 
-import numpy as np
-
-__all__ = ["OBJECTIVE_COLORS", "objective_colors", "template", "log_ticks", "FONT", "WIDTH"]
+__all__ = ["OBJECTIVE_COLORS", "objective_colors", "group_colors", "shade", "template",
+           "log_ticks", "FONT", "WIDTH"]
 
 WIDTH = 800
 FONT = "Helvetica Neue, Helvetica, Arial, DejaVu Sans, sans-serif"
@@ -29,6 +28,30 @@ def objective_colors(names: list[str]) -> dict[str, str]:
     for name in names:
         out[name] = OBJECTIVE_COLORS.get(name) or next(spare)
     return out
+
+
+def group_colors(objectives: dict[str, str]) -> dict[str, str]:
+    """A colour per group label (``{label: objective}``, in order): the objective's colour
+    (:func:`objective_colors`), and for its 2nd, 3rd, ... group (another rate, say) a darker,
+    then a lighter shade of it, so one objective keeps one hue everywhere."""
+    base = objective_colors(list(dict.fromkeys(objectives.values())))
+    seen: dict[str, int] = {}
+    out = {}
+    for label, obj in objectives.items():
+        k = seen.get(obj, 0)
+        seen[obj] = k + 1
+        out[label] = base[obj] if k == 0 else shade(base[obj], (-1) ** k * 0.3 * ((k + 1) // 2))
+    return out
+
+
+def shade(hex_color: str, amount: float) -> str:
+    """``hex_color`` mixed with white (``amount`` > 0) or black (< 0), ``|amount|`` <= 0.9."""
+    amount = max(-0.9, min(0.9, amount))
+    h = hex_color.lstrip("#")
+    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    target = 255 if amount > 0 else 0
+    mixed = [round(c + (target - c) * abs(amount)) for c in rgb]
+    return "#" + "".join(f"{c:02X}" for c in mixed)
 
 
 def template():
@@ -52,29 +75,8 @@ def template():
 
 
 def log_ticks(fig) -> None:
-    """Readable log axes: ticks at powers of two (1, 2, 4, 8, ...) over up to ~2.7 decades,
-    at powers of ten beyond; plotly's default labels minor ticks with a bare digit."""
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
-    for tr in fig.data:
-        for axis in ("x", "y"):
-            values = getattr(tr, axis, None)
-            ref = getattr(tr, f"{axis}axis", None) or axis
-            if values is None or isinstance(values, str):
-                continue
-            v = np.asarray(values, dtype=object)
-            v = np.array([float(a) for a in v.ravel() if isinstance(a, int | float | np.number)])
-            v = v[np.isfinite(v) & (v > 0)]
-            if len(v):
-                name = ref.replace("x", "xaxis").replace("y", "yaxis")
-                lo[name] = min(lo.get(name, np.inf), float(v.min()))
-                hi[name] = max(hi.get(name, 0.0), float(v.max()))
-    for name in lo:
-        axis = fig.layout[name] if name in fig.layout else None
-        if axis is None or axis.type != "log":
-            continue
-        decades = np.log10(hi[name] / lo[name])
-        if decades <= 2.7:
-            axis.update(dtick=float(np.log10(2)), tickformat=".3~g")
-        else:
-            axis.update(dtick=1)
+    """Readable log axes: at least three labelled ticks at any range (see
+    :func:`geomviz.figures.axes.apply_ticks`); linear axes keep plotly's own ticks."""
+    from .axes import apply_ticks
+
+    apply_ticks(fig, linear=False)

@@ -2,8 +2,9 @@
 
 Reads runs through the reader API (``geomviz.store``, cached projections), turns
 them into plain arrays and hands them to the pure builders in
-``geomviz.figures.blog``. Runs are grouped by objective; seeds of one objective are
-drawn as a mean with a band. Writing files is ``geomviz.export``'s job.
+``geomviz.figures``. Runs whose configs differ only by seed form a group (one per
+objective, or per objective and rate in a sweep), drawn as a mean with a band.
+Writing files is ``geomviz.study.export``'s job.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import numpy as np
 from .. import figures as F
 from ..class_vectors import load_class_vectors, project_class_vectors
 from ..figures import lm as LM
+from ..figures.labels import RUN_ONLY_KEYS, group_key, run_labels, table_column
 from ..figures.noise import outlier_gradients
 from ..projection import load_snapshots, project
 from ..projection import polar as polar_view
 from ..store import StoreError, list_runs, open_run, warn_skipped
 from .groundtruth import binned_mean, probe_entropies
-from .results import aggregate, fmt_stat, group_records, present_metrics, run_record
+from .results import METRICS, group_records, present_metrics, run_record, seed_stat
 
 __all__ = ["FIGURES", "CAPTIONS", "FigureSet", "find_runs", "build_figures"]
 
@@ -33,10 +35,14 @@ NOISE_FIGURES = ("outlier_gradients",)  # runs trained with label noise
 
 CAPTIONS = {
     "norm_growth": "Median penultimate feature norm ‖x‖ of the training batches (line: mean "
-                   "over seeds; band: mean p5–p95), and its distribution at the last log.",
+                   "over seeds; band: mean p5–p95), and the distribution of the probe set's "
+                   "‖x‖ at the last snapshot (all seeds pooled; bins shared by the objectives "
+                   "and fitted to the data's range); without snapshots, the last training "
+                   "batch's fixed-bin histogram.",
     "manifold_grid": "The fixed probe set (test examples, OOD as ×) on one PCA basis fitted "
                      "jointly to every run and step shown (first seed of each objective). "
-                     "Axes are shared within a column (one step), not across steps.",
+                     "One x and one y range for every panel, so the cloud's growth over "
+                     "training shows (per-step ranges only when asked, as the title says).",
     "angle_radius": "Top: the probe set at the end as angle to the true class vector vs "
                     "radius. Bottom: the change of the mean true-class logit between logs, "
                     "attributed exactly (Shapley) to the radius and the angle, summed over "
@@ -160,11 +166,44 @@ def _manifold(first: dict[str, Path], steps: int, max_points: int, cache_root: P
     return panels, ranges, polar
 
 
+def seed_groups(records: list[dict]) -> dict[str, list[dict]]:
+    """``{legend label: records}``: runs whose configs are equal except for the seed form
+    one group (:func:`geomviz.figures.labels.group_key`), in objective order; the label
+    is the objective, plus the rate or another differing setting when one objective has
+    several groups (:func:`geomviz.figures.labels.run_labels`)."""
+    configs = {}
+    for r in records:
+        with open_run(r["folder"]) as run:
+            configs[r["folder"]] = {"objective": r["objective"],
+                                    **(run.meta.get("config") or {})}
+    by_key: dict[str, list[dict]] = {}
+    for obj, rs in group_records(records).items():  # objective order, seeds sorted
+        for r in rs:
+            by_key.setdefault(obj + "\0" + group_key(configs[r["folder"]]), []).append(r)
+    keys = list(by_key)
+    cfgs = [configs[by_key[k][0]["folder"]] for k in keys]
+    differ = [k for k in dict.fromkeys(k for c in cfgs for k in c)
+              if k not in RUN_ONLY_KEYS and len({repr(c.get(k)) for c in cfgs}) > 1]
+    fields = [{"objective": c["objective"], **{k: c.get(k) for k in differ if k != "objective"}}
+              for c in cfgs]
+    objs = [k.split("\0")[0] for k in keys]
+
+    def rank(i: int) -> tuple:  # objective order kept; one objective's groups by rate
+        lr = cfgs[i].get("lr")
+        return objs.index(objs[i]), float(lr) if isinstance(lr, int | float) else 0.0
+
+    order = sorted(range(len(keys)), key=rank)
+    labels = run_labels(fields)
+    return {labels[i]: by_key[keys[i]] for i in order}
+
+
 def build_figures(folders: list[Path], names: list[str] | None = None, score: str = "msp",
                   steps: int = 5, max_points: int = 300,
-                  cache_root: Path | None = None) -> FigureSet:
+                  cache_root: Path | None = None, per_step_ranges: bool = False) -> FigureSet:
     """Build the named figures (all by default) for ``folders``; figures the runs cannot
-    support (no snapshots, no OOD split, no known posterior) are listed in ``skipped``."""
+    support (no snapshots, no OOD split, no known posterior) are listed in ``skipped``.
+    Seeds are grouped only when their configs are equal otherwise (:func:`seed_groups`).
+    ``per_step_ranges``: ``manifold_grid`` with a range per step instead of one."""
     names = list(names or FIGURES)
     bad = [n for n in names if n not in FIGURES]
     if bad:
@@ -178,10 +217,10 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
     if not records:
         raise StoreError("none of the runs given can be read")
     folders = [Path(r["folder"]) for r in records]
-    grouped = group_records(records)
-    groups = {obj: [Path(r["folder"]) for r in rs] for obj, rs in grouped.items()}
-    colors = F.objective_colors(list(groups))
-    first = {obj: fs[0] for obj, fs in groups.items()}
+    grouped = seed_groups(records)
+    groups = {label: [Path(r["folder"]) for r in rs] for label, rs in grouped.items()}
+    colors = F.group_colors({label: rs[0]["objective"] for label, rs in grouped.items()})
+    first = {label: fs[0] for label, fs in groups.items()}
     cache_root = cache_root or Path(folders[0]).resolve().parent
     with open_run(folders[0]) as run:
         class_names = run.meta.get("class_names")
@@ -194,33 +233,61 @@ def build_figures(folders: list[Path], names: list[str] | None = None, score: st
             manifold = _manifold(first, steps, max_points, cache_root)
         return manifold
 
-    agg = aggregate(records)  # once, for the OOD legend and the summary table
+    agg = {label: {m.key: seed_stat(r.get(m.key) for r in rs) for m in METRICS}
+           for label, rs in grouped.items()}  # once, for the OOD legend and the summary table
     for name in names:
         try:
             out.figures[name] = (
                 _build_lm(name, groups, first, colors, steps, cache_root, class_names)
                 if name in LM_FIGURES else
                 _build(name, groups, first, colors, score, records, agg, class_names,
-                       need_manifold))
+                       need_manifold, per_step_ranges))
         except (ValueError, KeyError, StoreError) as e:  # StoreError: damaged after opening
             out.skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
     return out
 
 
-def _build(name, groups, first, colors, score, records, agg, class_names, need_manifold):
+def _probe_norms(folder: Path) -> np.ndarray | None:
+    """The in-distribution probe set's ‖x‖ ``[P]`` at the run's last snapshot, if stored."""
+    try:
+        snap = load_snapshots(folder, features=False)
+    except ValueError:
+        return None
+    if "norm" not in snap.extra:
+        return None
+    return np.asarray(snap.extra["norm"][-1], np.float64)[np.asarray(snap.labels) >= 0]
+
+
+def _final_norms(groups: dict[str, list[Path]]) -> tuple[dict, str]:
+    """Per group, the probe set's final ‖x‖ (seeds pooled) when every group has snapshots;
+    else the first run's last training-batch histogram (fixed bins); and the panel title."""
+    samples = {}
+    for label, fs in groups.items():
+        got = [v for v in (_probe_norms(f) for f in fs) if v is not None and len(v)]
+        if got:
+            samples[label] = np.concatenate(got)
+    if samples and len(samples) == len(groups):
+        return samples, "‖x‖ at the end (probe set)"
+    hists = {}
+    for label, fs in groups.items():
+        with open_run(fs[0]) as run:
+            h = run.histograms("penultimate.norm", split="train")
+        if len(h.counts):
+            hists[label] = (h.edges, h.counts[-1])
+    return hists, "‖x‖ at the end (last batch)"
+
+
+def _build(name, groups, first, colors, score, records, agg, class_names, need_manifold,
+           per_step=False):
     if name == "norm_growth":
-        hists = {}
-        for obj, f in first.items():
-            with open_run(f) as run:
-                h = run.histograms("penultimate.norm", split="train")
-            if len(h.counts):
-                hists[obj] = (h.edges, h.counts[-1])
+        final, title = _final_norms(groups)
         return F.norm_growth(_per_objective(groups, "penultimate.norm.p50"),
                              _per_objective(groups, "penultimate.norm.p5"),
-                             _per_objective(groups, "penultimate.norm.p95"), hists, colors)
+                             _per_objective(groups, "penultimate.norm.p95"), final, colors,
+                             final_title=title)
     if name == "manifold_grid":
         panels, ranges, _ = need_manifold()
-        return F.manifold_grid(panels, class_names, ranges)
+        return F.manifold_grid(panels, class_names, ranges, per_step=per_step)
     if name == "angle_radius":
         _, _, polar = need_manifold()
         return F.angle_radius(polar, _per_objective(groups, "decomp.radial"),
@@ -245,13 +312,16 @@ def _build(name, groups, first, colors, score, records, agg, class_names, need_m
                 scores[obj] = (ids[max(ids)], oods[max(oods)])
         if not scores:
             raise ValueError(f"no OOD split with score {score!r} in these runs")
-        auroc = {obj: fmt_stat(agg[obj]["auroc"], 3) for obj in scores}
+        auroc = dict(zip(scores, table_column([agg[o]["auroc"] for o in scores], 3),
+                         strict=True))
         return F.ood(scores, auroc, score, colors)
     if name == "summary_table":
         metrics = present_metrics(records)
         columns = ["objective", "seeds"] + [m.header for m in metrics]
-        rows = [[obj, str(len(groups[obj]))] + [fmt_stat(agg[obj][m.key], m.digits)
-                                                 for m in metrics] for obj in agg]
+        # one number of decimals per column (means and sds alike)
+        cols = [table_column([agg[o][m.key] for o in agg], m.digits) for m in metrics]
+        rows = [[obj, str(len(groups[obj]))] + [c[i] for c in cols]
+                for i, obj in enumerate(agg)]
         return F.summary_table(columns, rows, [colors[o] for o in agg])
     if name == "target_vs_bayes":
         curves = {}

@@ -51,7 +51,7 @@ def test_norm_growth_line_is_seed_mean_and_band_is_p5_p95():
     np.testing.assert_allclose(band.y, np.r_[hi, lo[::-1]])
     assert np.isclose(np.sum(hist.y), 1.0) and line.line.color == F.OBJECTIVE_COLORS["ce"]
     assert fig.layout.width == 800 and fig.layout.yaxis.type == "log"
-    assert fig.layout.yaxis.dtick == pytest.approx(np.log10(2))  # ~1.3 decades: 1, 2, 4, ...
+    assert len(fig.layout.yaxis.ticktext) >= 3  # labelled ticks, not powers of two only
 
 
 def test_manifold_grid_panels_hold_every_point_with_per_column_ranges():
@@ -60,7 +60,7 @@ def test_manifold_grid_panels_hold_every_point_with_per_column_ranges():
     panels = {o: {"steps": [0, 5, 50], "xy": g.standard_normal((3, 25, 2)) * (1 + i),
                   "labels": labels} for i, o in enumerate(["ce", "tfsd"])}
     ranges = [F.common_ranges(*(p["xy"][s] for p in panels.values())) for s in range(3)]
-    fig = F.manifold_grid(panels, ["a", "b"], ranges)
+    fig = F.manifold_grid(panels, ["a", "b"], ranges, per_step=True)
     points = [t for t in fig.data if t.x[0] is not None]
     assert len(points) == 2 * 3 * 2  # objectives × steps × (ID, OOD)
     assert sum(len(t.x) for t in points) == 2 * 3 * 25
