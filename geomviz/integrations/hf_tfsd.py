@@ -27,15 +27,21 @@ the input space and the output classes share one metric geometry, and the centre
 gradient reaches the input embeddings. To train untied centres, build the model with
 ``tie_word_embeddings=False`` before patching.
 
-``scale`` defaults to ``1/hidden_size`` (the ``tfsd_scaled`` objective's choice): a
-final-norm hidden state has ``||h||² ~ D``, so the logits are of order 1 and the zero-anchor
-target is not one-hot by construction.
+``scale`` defaults to ``ln(V)/D`` (``D = hidden_size``). A final-norm hidden state has
+``||h||² ≈ D`` and fresh embedding rows are near the origin, so the zero anchor lifts the
+true class by about ``s·D`` nats: ``ln V`` here, so the target gives it about half its
+mass whatever ``V``. The classifier default ``1/D`` (``tfsd_scaled``) lifts it by 1 nat,
+i.e. a target weight of ``e/(e + V - 1)`` (8e-5 at ``V = 32768``), where loss and
+gradient nearly vanish (see the README's measurements). Either way the TFSD loss is not
+monotone in accuracy early on: it is small while the logits are near-uniform and grows as
+they spread, before it falls.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -135,7 +141,7 @@ def apply_tfsd(model: nn.Module, scale: float | None = None, fused: bool | str =
                validate: bool = False) -> nn.Module:
     """Switch a Transformers causal LM to TFSD on distance logits, in place; returns it.
 
-    ``scale``: ``s`` in ``z = -s·||h - c||²`` (default ``1/hidden_size``). ``fused``:
+    ``scale``: ``s`` in ``z = -s·||h - c||²`` (default ``ln(V)/hidden_size``). ``fused``:
     ``"auto"`` (fused at ``V >= 8192``), ``True`` or ``False``. ``backend``/``chunk_size``:
     those of :func:`~geomviz.objectives.fused_tfsd_loss`. ``validate=True`` checks targets
     and logit signs on every call (a host sync; off by default, as in the stock CE).
@@ -157,7 +163,7 @@ def apply_tfsd(model: nn.Module, scale: float | None = None, fused: bool | str =
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     vocab, dim = head.weight.shape
-    s = check_scale(1.0 / dim if scale is None else scale)
+    s = check_scale(math.log(vocab) / dim if scale is None else scale)
     patch = TFSDPatch(scale=s, fused=(vocab >= FUSED_MIN_VOCAB) if fused == "auto" else fused,
                       backend=backend, chunk_size=check_chunk_size(chunk_size),
                       validate=bool(validate), base=SUPPORTED[family])

@@ -4,6 +4,7 @@ the float64 literal definition, autograd, Trainer and generate. Tiny random conf
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -113,7 +114,7 @@ def test_checkpoint_keys_and_tied_centres_are_kept():
     apply_tfsd(gpt2)
     assert set(gpt2.state_dict()) == keys
     assert gpt2.lm_head.weight is gpt2.transformer.wte.weight  # centres = input embeddings
-    assert gpt2.lm_head.scale == pytest.approx(1 / D)  # default scale 1/hidden_size
+    assert gpt2.lm_head.scale == pytest.approx(math.log(V) / D)  # default ln(V)/hidden_size
     ids, labels = batch()
     gpt2(ids, labels=labels).loss.backward()
     assert gpt2.transformer.wte.weight.grad.abs().sum() > 0
@@ -186,35 +187,32 @@ def _cycles(vocab, n, t, seed=0):
 
 
 def test_tiny_llama_trains_under_trainer(tmp_path):
-    """scale=0.25 (s·D = 8): the anchor gap is ~8 nats, so the loss falls from ~log V as
-    the model learns (at the default 1/D it first rises, see test_plain_loop_learns)."""
     model = tiny("llama", vocab=64, dim=32)
-    apply_tfsd(model, fused=True, scale=0.25)
-    seqs = _cycles(64, 64, 16)
+    apply_tfsd(model, fused=True)  # the default scale, ln(V)/D
+    seqs = _cycles(64, 32, 16)
     data = [{"input_ids": s, "labels": s} for s in seqs]
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), max_steps=50, per_device_train_batch_size=8,
-        learning_rate=1e-2, logging_steps=1, save_strategy="no", report_to=[],
+        learning_rate=1e-2, lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to=[],
         use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data)
     trainer.train()
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     assert len(losses) == 50
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert last < 0.25 * first, (first, last)
+    assert last < 0.5 * first, (first, last)
     metrics = trainer.evaluate(data[:16])  # eval mode: the loss from distance logits
-    assert metrics["eval_loss"] < 0.25 * first
+    assert metrics["eval_loss"] < 0.5 * first
 
 
 def test_plain_loop_learns():
-    """At the default scale 1/D the loss is not monotone in accuracy: it is small while the
-    logits are near-uniform, rises as they spread, then falls (measured: 0.014 at step 0,
-    0.39 at step 80, 0.16 at step 120 here). The rule is learned all the same."""
+    """The TFSD loss is not monotone in accuracy early on: here (measured) 1.36 at step 0,
+    2.02 at step 20 with 81% of next tokens right, 0.52 at step 59 with all right."""
     model = tiny("gpt2", vocab=64, dim=32)
     apply_tfsd(model)  # small V: TFSD on the distance logits
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     seqs = _cycles(64, 32, 16)
-    acc = []
+    acc, losses = [], []
     for step in range(60):
         ids = seqs[(step % 4) * 8:(step % 4) * 8 + 8]
         out = model(ids, labels=ids)
@@ -222,7 +220,9 @@ def test_plain_loop_learns():
         out.loss.backward()
         opt.step()
         acc.append((out.logits[:, :-1].argmax(-1) == ids[:, 1:]).float().mean().item())
+        losses.append(out.loss.item())
     assert acc[0] < 0.1 and sum(acc[-4:]) / 4 > 0.8, acc
+    assert max(losses) > losses[0] > 2 * losses[-1], losses
 
 
 def test_unsupported_models_name_the_supported_families():
