@@ -11,13 +11,16 @@ One training step (forward + backward, labels given) of a one-layer tiny Llama w
   variants share, so ``step - trunk`` is the head + loss.
 
 Time: the median of ``--reps`` steps per variant, variants interleaved, in this process.
-Memory: the peak RSS above the process's RSS just before the step (``VmHWM`` after
+Memory: on CPU, the peak RSS above the process's RSS just before the step (``VmHWM`` after
 ``5 > /proc/self/clear_refs``), in a fresh child process per variant, with a fixed glibc
-mmap threshold so that RSS follows live tensors (as benchmarks/objectives.py measures).
+mmap threshold so that RSS follows live tensors (as benchmarks/objectives.py measures);
+on CUDA, the caching allocator's peak above what was allocated before the step.
 The parameters' gradients are allocated inside the step, alike for every variant.
 
-    python benchmarks/hf_tfsd.py              # N=2048 (8×256), D=256, V=32768, ~1 min on 2 cores
+    python benchmarks/hf_tfsd.py              # N=2048 (8×256), D=256, V=32768, fp32 CPU
     python benchmarks/hf_tfsd.py --smoke      # tiny sizes: checks the script runs
+    python benchmarks/hf_tfsd.py --preset gpu # N=8192, D=1024, V=128256, bf16 on CUDA
+                                              # (prepared for issue 22 part 5; not yet run)
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 VARIANTS = ("hf_ce", "tfsd_logits", "tfsd_fused", "trunk")
-PRESETS = {"default": dict(batch=8, seq=256, d=256, v=32768, reps=5),
-           "smoke": dict(batch=2, seq=16, d=32, v=512, reps=1)}
+PRESETS = {"default": dict(batch=8, seq=256, d=256, v=32768, reps=5, device="cpu",
+                           dtype="float32"),
+           "smoke": dict(batch=2, seq=16, d=32, v=512, reps=1, device="cpu", dtype="float32"),
+           "gpu": dict(batch=8, seq=1024, d=1024, v=128256, reps=5, device="cuda",
+                       dtype="bfloat16")}
 
 
-def build(variant: str, d: int, v: int):
+def build(variant: str, d: int, v: int, device: str = "cpu", dtype: str = "float32"):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from geomviz.integrations.hf_tfsd import apply_tfsd
@@ -50,15 +56,16 @@ def build(variant: str, d: int, v: int):
     cfg = LlamaConfig(vocab_size=v, hidden_size=d, intermediate_size=2 * d, num_hidden_layers=1,
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
                       tie_word_embeddings=False, bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    model = LlamaForCausalLM(cfg).train()
+    model = LlamaForCausalLM(cfg).to(device, getattr(torch, dtype)).train()
     if variant in ("tfsd_logits", "tfsd_fused"):
-        apply_tfsd(model, fused=variant == "tfsd_fused", backend="eager")
+        apply_tfsd(model, fused=variant == "tfsd_fused",
+                   backend="eager" if device == "cpu" else "auto")
     return model
 
 
-def inputs(batch: int, seq: int, v: int):
+def inputs(batch: int, seq: int, v: int, device: str = "cpu"):
     g = torch.Generator().manual_seed(1)
-    return torch.randint(0, v, (batch, seq), generator=g)
+    return torch.randint(0, v, (batch, seq), generator=g).to(device)
 
 
 def step(variant: str, model, ids) -> float:
@@ -93,6 +100,25 @@ def child(args) -> None:
     print(json.dumps({"extra": _status_bytes("VmHWM") - rss0}))
 
 
+def cuda_peak_extras(args) -> dict[str, int]:
+    """Per variant, in this process: the allocator's peak above what the step starts with."""
+    out = {}
+    for v in VARIANTS:
+        model = build(v, args.d, args.v, "cuda", args.dtype)
+        step(v, model, inputs(1, 8, args.v, "cuda"))
+        model.zero_grad(set_to_none=True)
+        ids = inputs(args.batch, args.seq, args.v, "cuda")
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(v, model, ids)
+        torch.cuda.synchronize()
+        out[v] = torch.cuda.max_memory_allocated() - base
+        del model, ids
+        torch.cuda.empty_cache()
+    return out
+
+
 def peak_extras(args) -> dict[str, int]:
     """One child per variant, all at once (each measures its own RSS; no timing there)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 17))
@@ -110,8 +136,9 @@ def peak_extras(args) -> dict[str, int]:
 
 
 def timings(args) -> tuple[dict[str, float], dict[str, float]]:
-    models = {v: build(v, args.d, args.v) for v in VARIANTS}
-    ids = inputs(args.batch, args.seq, args.v)
+    models = {v: build(v, args.d, args.v, args.device, args.dtype) for v in VARIANTS}
+    ids = inputs(args.batch, args.seq, args.v, args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     losses = {}
     for v in VARIANTS:  # warm-up
@@ -119,8 +146,10 @@ def timings(args) -> tuple[dict[str, float], dict[str, float]]:
     for _ in range(args.reps):
         for v in VARIANTS:
             models[v].zero_grad(set_to_none=True)
+            sync()
             t0 = time.perf_counter()
             step(v, models[v], ids)
+            sync()
             times[v].append(time.perf_counter() - t0)
     return {v: statistics.median(t) for v, t in times.items()}, losses
 
@@ -136,29 +165,36 @@ def _commit() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None)
     for k in ("batch", "seq", "d", "v", "reps"):
         p.add_argument(f"--{k}", type=int, default=None)
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for k, val in PRESETS["smoke" if args.smoke else "default"].items():
+    preset = "smoke" if args.smoke else (args.preset or "default")
+    for k, val in PRESETS[preset].items():
         if getattr(args, k) is None:
             setattr(args, k, val)
     if args.child:
         child(args)
         return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device here")
     n = args.batch * args.seq
     t, losses = timings(args)
-    mem = peak_extras(args)
+    mem = cuda_peak_extras(args) if args.device == "cuda" else peak_extras(args)
     load = os.getloadavg()
     info = dict(commit=_commit(), n=n, d=args.d, v=args.v, threads=torch.get_num_threads(),
                 load=[round(x, 2) for x in load], reps=args.reps, time_s=t, peak_extra_b=mem,
-                loss=losses, logits_b=n * args.v * 4)
+                loss=losses, logits_b=n * args.v * 4, device=args.device, dtype=args.dtype)
     if args.json:
         print(json.dumps(info))
         return 0
+    hw = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU x{info['threads']}"
     print(f"hf_tfsd: one-layer Llama train step, N={n} ({args.batch}x{args.seq}), D={args.d}, "
-          f"V={args.v}, CPU x{info['threads']}, load {load[0]:.2f}, commit {info['commit']}; "
+          f"V={args.v}, {args.dtype}, {hw}, load {load[0]:.2f}, commit {info['commit']}; "
           f"one fp32 [N, V] tensor is {mib(info['logits_b'])}")
     print(f"{'variant':12s} {'step s':>8s} {'x hf_ce':>8s} {'peak extra':>11s} {'x hf_ce':>8s}"
           f" {'loss':>9s}")
