@@ -47,7 +47,8 @@ PRESETS = {"default": dict(batch=8, seq=256, d=256, v=32768, reps=5, device="cpu
                        dtype="bfloat16")}
 
 
-def build(variant: str, d: int, v: int, device: str = "cpu", dtype: str = "float32"):
+def build(variant: str, d: int, v: int, device: str = "cpu", dtype: str = "float32",
+          chunk: int | None = None):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from geomviz.integrations.hf_tfsd import apply_tfsd
@@ -59,7 +60,7 @@ def build(variant: str, d: int, v: int, device: str = "cpu", dtype: str = "float
     model = LlamaForCausalLM(cfg).to(device, getattr(torch, dtype)).train()
     if variant in ("tfsd_logits", "tfsd_fused"):
         apply_tfsd(model, fused=variant == "tfsd_fused",
-                   backend="eager" if device == "cpu" else "auto")
+                   backend="eager" if device == "cpu" else "auto", chunk_size=chunk)
     return model
 
 
@@ -88,7 +89,7 @@ def _status_bytes(field: str) -> int:
 
 def child(args) -> None:
     """Fresh process: peak RSS of one step above the RSS just before it."""
-    model = build(args.child, args.d, args.v)
+    model = build(args.child, args.d, args.v, chunk=args.chunk)
     step(args.child, model, inputs(1, 8, args.v))  # lazy imports and one-off allocations
     model.zero_grad(set_to_none=True)
     ids = inputs(args.batch, args.seq, args.v)
@@ -104,7 +105,7 @@ def cuda_peak_extras(args) -> dict[str, int]:
     """Per variant, in this process: the allocator's peak above what the step starts with."""
     out = {}
     for v in VARIANTS:
-        model = build(v, args.d, args.v, "cuda", args.dtype)
+        model = build(v, args.d, args.v, "cuda", args.dtype, args.chunk)
         step(v, model, inputs(1, 8, args.v, "cuda"))
         model.zero_grad(set_to_none=True)
         ids = inputs(args.batch, args.seq, args.v, "cuda")
@@ -124,7 +125,8 @@ def peak_extras(args) -> dict[str, int]:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 17))
     procs = {v: subprocess.Popen(
         [sys.executable, __file__, "--_child", v, "--batch", str(args.batch), "--seq",
-         str(args.seq), "--d", str(args.d), "--v", str(args.v)],
+         str(args.seq), "--d", str(args.d), "--v", str(args.v)]
+        + (["--chunk", str(args.chunk)] if args.chunk else []),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for v in VARIANTS}
     out = {}
     for v, proc in procs.items():
@@ -136,7 +138,8 @@ def peak_extras(args) -> dict[str, int]:
 
 
 def timings(args) -> tuple[dict[str, float], dict[str, float]]:
-    models = {v: build(v, args.d, args.v, args.device, args.dtype) for v in VARIANTS}
+    models = {v: build(v, args.d, args.v, args.device, args.dtype, args.chunk)
+              for v in VARIANTS}
     ids = inputs(args.batch, args.seq, args.v, args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -168,6 +171,8 @@ def main(argv=None) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None)
     for k in ("batch", "seq", "d", "v", "reps"):
         p.add_argument(f"--{k}", type=int, default=None)
+    p.add_argument("--chunk", type=int, default=None,
+                   help="rows per chunk of the fused loss (default: its memory budget's)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
@@ -188,14 +193,16 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     info = dict(commit=_commit(), n=n, d=args.d, v=args.v, threads=torch.get_num_threads(),
                 load=[round(x, 2) for x in load], reps=args.reps, time_s=t, peak_extra_b=mem,
-                loss=losses, logits_b=n * args.v * 4, device=args.device, dtype=args.dtype)
+                loss=losses, logits_b=n * args.v * 4, device=args.device, dtype=args.dtype,
+                chunk=args.chunk)
     if args.json:
         print(json.dumps(info))
         return 0
     hw = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU x{info['threads']}"
     print(f"hf_tfsd: one-layer Llama train step, N={n} ({args.batch}x{args.seq}), D={args.d}, "
-          f"V={args.v}, {args.dtype}, {hw}, load {load[0]:.2f}, commit {info['commit']}; "
-          f"one fp32 [N, V] tensor is {mib(info['logits_b'])}")
+          f"V={args.v}, {args.dtype}, fused chunk {args.chunk or 'auto'}, {hw}, "
+          f"load {load[0]:.2f}, commit {info['commit']}; one fp32 [N, V] tensor is "
+          f"{mib(info['logits_b'])}")
     print(f"{'variant':12s} {'step s':>8s} {'x hf_ce':>8s} {'peak extra':>11s} {'x hf_ce':>8s}"
           f" {'loss':>9s}")
     for v in VARIANTS:
