@@ -109,6 +109,14 @@ class ObjectiveInfo:
     factory: Callable[..., Objective]
 
     @property
+    def spec(self) -> str:
+        """What ``load_objective`` takes to find this objective again in a fresh process (a
+        run's stored config, a worker): the name for a built-in, else ``module:factory``."""
+        if self.name in _BUILTINS:
+            return self.name
+        return f"{self.factory.__module__}:{self.factory.__qualname__}"
+
+    @property
     def params(self) -> dict[str, object]:
         """Hyperparameters (beyond in_features/num_classes) and their defaults."""
         sig = inspect.signature(self.factory)

@@ -71,6 +71,15 @@ def test_module_spec_loads_the_registered_objective(plugin_path):
     assert objective_info("tfsd").factory.__module__ == "geomviz.objectives.registry"
 
 
+def test_spec_finds_the_objective_again_in_a_fresh_process(plugin_path):
+    info = load_objective("focal")  # through the entry point
+    assert info.spec == "geomviz_plugin_demo.losses:focal"
+    assert objective_info("tfsd").spec == "tfsd"
+    _forget_demo()
+    registry._REGISTRY.pop("focal")  # as a new process starts: nothing imported
+    assert load_objective(info.spec).name == "focal"
+
+
 def test_entry_point_loads_without_an_import(plugin_path):
     assert "focal" in available_objectives() and f"{DEMO}.losses" not in sys.modules
     info = load_objective("focal")
