@@ -7,12 +7,14 @@ Changing the objective of a run is changing one string::
     logits = obj.logits(features)     # [*, C]
 
 ``list_objectives()`` gives the registered names; ``objective_info(name)``
-their head, formula and hyperparameters.
+their head, formula and hyperparameters. Users register their own objectives with the same
+decorator; :mod:`.plugins` loads them from ``package.module:name`` or an entry point.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +30,9 @@ __all__ = [
     "FusedTFSDObjective",
     "Objective",
     "ObjectiveInfo",
+    "ObjectiveNameClash",
     "create_objective",
+    "is_builtin",
     "list_objectives",
     "objective_info",
     "register_objective",
@@ -105,26 +109,67 @@ class ObjectiveInfo:
     factory: Callable[..., Objective]
 
     @property
+    def spec(self) -> str:
+        """What ``load_objective`` takes to find this objective again in a fresh process (a
+        run's stored config, a worker): the name for a built-in, else ``module:factory``."""
+        if self.name in _BUILTINS:
+            return self.name
+        return f"{self.factory.__module__}:{self.factory.__qualname__}"
+
+    @property
     def params(self) -> dict[str, object]:
         """Hyperparameters (beyond in_features/num_classes) and their defaults."""
         sig = inspect.signature(self.factory)
         return {k: p.default for k, p in list(sig.parameters.items())[2:]}
 
 
-# Filled once at import by the decorators below, then read-only (as timm's registry).
+# Filled at import by the decorators below (the built-ins), then by plugins' imports.
 _REGISTRY: dict[str, ObjectiveInfo] = {}
+#: the names registered by geomviz itself (set at the end of this module)
+_BUILTINS: frozenset[str] = frozenset()
+#: letters, digits, "_" and "-": no ":" (spec syntax), "," (CLI lists), "/" or spaces (paths)
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
+class ObjectiveNameClash(ValueError):
+    """A registration under a name geomviz already uses for a built-in objective."""
+
+
+def _same_factory(a: Callable, b: Callable) -> bool:
+    """The same definition, e.g. a plugin module imported again (importlib.reload)."""
+    return (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == \
+        (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
 
 
 def register_objective(name: str, head: str, formula: str, description: str):
-    """Decorator: register ``factory(in_features, num_classes, **hyperparameters)``."""
+    """Decorator: register ``factory(in_features, num_classes, **hyperparameters)``.
+
+    The factory returns an :class:`Objective`; its hyperparameters are its keyword
+    arguments with defaults. A name may be registered once (again only by the same
+    definition, when its module is re-imported); a built-in's name raises
+    :class:`ObjectiveNameClash`.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"objective name must be letters, digits, '_' or '-', got {name!r}")
 
     def deco(factory: Callable[..., Objective]) -> Callable[..., Objective]:
-        if name in _REGISTRY:
-            raise ValueError(f"objective {name!r} is already registered")
+        if name in _BUILTINS:
+            raise ObjectiveNameClash(
+                f"objective {name!r} is already registered as a built-in; register yours "
+                f"under another name")
+        old = _REGISTRY.get(name)
+        if old is not None and not _same_factory(old.factory, factory):
+            raise ValueError(f"objective {name!r} is already registered by "
+                             f"{old.factory.__module__}.{old.factory.__qualname__}")
         _REGISTRY[name] = ObjectiveInfo(name, head, formula, description, factory)
         return factory
 
     return deco
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is one of geomviz's own objectives (not a user's)."""
+    return name in _BUILTINS
 
 
 def list_objectives() -> list[str]:
@@ -230,3 +275,6 @@ def _ce_fused(in_features, num_classes, bias=True, chunk_size=None, backend="aut
               reduction="mean", ignore_index=-100, validate=True):
     return FusedCEObjective("ce_fused", LinearHead(in_features, num_classes, bias),
                             chunk_size, backend, reduction, ignore_index, validate)
+
+
+_BUILTINS = frozenset(_REGISTRY)
