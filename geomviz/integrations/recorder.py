@@ -159,7 +159,7 @@ class Recorder:
         self._last: dict[str, float] = {}
         self._counts: Tensor | None = None
         self._armed_step: int | None = None
-        self._warned, self._records, self._snapped = False, 0, -1
+        self._warned, self._records, self._snapped, self._flushed = False, 0, -1, -1
         self._diverged: str | None = None
         if self.probe is not None and self.rank == 0:
             for key, value in self.probe.arrays.items():
@@ -223,8 +223,8 @@ class Recorder:
             else:
                 self._last[k] = float(v)
         self.step = int(step)
-        if self.step % self.every == 0:
-            self.flush(self.step)
+        if self.step % self.every == 0 and self.step != self._flushed:  # (gradient accumulation
+            self.flush(self.step)  # logs one optimizer step several times: one row)
         self.maybe_snapshot(self.step)
 
     def flush(self, step: int) -> None:
@@ -250,7 +250,7 @@ class Recorder:
         if values:
             self.writer.scalars(step, values, split="train", epoch=self.epoch)
         self.writer.flush()
-        self._dev, self._n, self._last = {}, {}, {}
+        self._dev, self._n, self._last, self._flushed = {}, {}, {}, step
 
     # ---- outside the step ---------------------------------------------------------------
     def maybe_snapshot(self, step: int) -> None:
