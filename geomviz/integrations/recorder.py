@@ -147,6 +147,8 @@ class Recorder:
                 "user_git": git_commit(Path(sys.argv[0]).resolve().parent
                                        if sys.argv and sys.argv[0] else Path.cwd()),
                 **provenance(self.device, self.world)}
+        if meta["seed"] is None:  # unknown: listed blank, never as "None"
+            del meta["seed"]
         # ---- checks are done: from here on the run is written
         self.writer = (RunWriter(self.out, meta, heartbeat_s, resume=resuming,
                                  drop_after_step=resume_from) if self.rank == 0
