@@ -35,7 +35,8 @@ def tiny_gpt2():
 
     torch.manual_seed(0)
     return GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=T, n_embd=32, n_layer=2,
-                                      n_head=2, tie_word_embeddings=False))
+                                      n_head=2, tie_word_embeddings=False,
+                                      bos_token_id=0, eos_token_id=0))
 
 
 def tiny_bert(classes: int = 3):

@@ -1,0 +1,150 @@
+"""Cost of the Lightning and Transformers callbacks: step time with and without, one process.
+
+The same Lightning loop (an MLP on MNIST-1D-sized random data) and the same Transformers
+``Trainer`` loop (a tiny GPT-2 built from a config) run with and without the geomviz
+callback at its default cadence (Lightning: a row every 50 steps; Transformers: a row every
+``logging_steps``, set to 50 here as in a typical run; Transformers' own default is 500),
+alternating ABBA so machine noise hits both alike. A timer callback placed before the
+geomviz one reads the clock at the start of each training step, so the time measured spans
+whole steps with every hook of the callback (arming, the probed step, the row's one
+transfer and its store commit), after a warm-up; the run's set-up (store, provenance) and
+its end are reported apart. Target: ratio <= 1.05 on CPU.
+
+    python benchmarks/integrations.py            # about a minute on 2 cores
+    python benchmarks/integrations.py --smoke    # seconds (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGET = 1.05
+
+
+def lightning_loop(steps: int, warm: int, out: Path | None, every: int) -> tuple[float, float]:
+    """(seconds per measured step, wall seconds of the whole fit)."""
+    import lightning.pytorch as L
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from geomviz.integrations.lightning import GeomvizCallback
+    from geomviz.objectives import create_objective
+
+    class Net(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = nn.Sequential(nn.Linear(40, 512), nn.ReLU(), nn.Linear(512, 512),
+                                      nn.ReLU())
+            self.objective = create_objective("tfsd", 512, 10, validate=False)
+
+        def training_step(self, batch, _):
+            return self.objective.loss(self.objective.head(self.body(batch[0])), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(steps * 128, 40, generator=g), torch.randint(10, (steps * 128,), generator=g)
+    ticks: list[float] = []
+
+    class Timer(L.Callback):
+        def on_train_batch_start(self, *a) -> None:
+            ticks.append(time.perf_counter())
+
+    cbs = [Timer()] + ([GeomvizCallback(out, head="objective.head", objective="tfsd",
+                                        every=every)] if out else [])
+    t0 = time.perf_counter()
+    L.Trainer(max_steps=steps, callbacks=cbs, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+              devices=1).fit(Net(), DataLoader(TensorDataset(x, y), batch_size=128))
+    return (ticks[-1] - ticks[warm]) / (len(ticks) - 1 - warm), time.perf_counter() - t0
+
+
+def hf_loop(steps: int, warm: int, out: Path | None, every: int, tmp: Path
+            ) -> tuple[float, float]:
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback
+    from transformers import PrinterCallback, TrainingArguments
+
+    from geomviz.integrations.hf import GeomvizCallback
+
+    v, t = 256, 32
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(v, (steps * 16, t), generator=g)
+    data = [{"input_ids": s, "labels": s} for s in ids]
+    ticks: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *a, **k) -> None:
+            ticks.append(time.perf_counter())
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=v, n_positions=t, n_embd=64, n_layer=2,
+                                       n_head=4, tie_word_embeddings=False,
+                                       bos_token_id=0, eos_token_id=0))
+    args = TrainingArguments(output_dir=str(tmp / "hf"), max_steps=steps, logging_steps=every,
+                             per_device_train_batch_size=16, report_to=[], save_strategy="no",
+                             use_cpu=True, disable_tqdm=True, learning_rate=1e-3)
+    cbs = [Timer()] + ([GeomvizCallback(out)] if out else [])
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=cbs)
+    trainer.remove_callback(PrinterCallback)  # no log lines on stdout
+    t0 = time.perf_counter()
+    trainer.train()
+    return (ticks[-1] - ticks[warm]) / (len(ticks) - 1 - warm), time.perf_counter() - t0
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=400, help="Lightning steps per fit")
+    p.add_argument("--hf-steps", type=int, default=200, help="Trainer steps per run")
+    p.add_argument("--every", type=int, default=50, help="steps per row (the default)")
+    p.add_argument("--reps", type=int, default=2, help="ABBA rounds (2 runs of each per round)")
+    p.add_argument("--smoke", action="store_true", help="a few steps, one round (CI)")
+    p.add_argument("--only", choices=["lightning", "hf"], default=None)
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.steps, a.hf_steps, a.every, a.reps = 10, 8, 3, 1
+    warm = 2 if a.smoke else 20
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    loops = {"lightning": lambda out, tmp: lightning_loop(a.steps, warm, out, a.every),
+             "hf": lambda out, tmp: hf_loop(a.hf_steps, warm, out, a.every, tmp)}
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; a row every "
+          f"{a.every} steps; {a.reps} ABBA round(s); warm-up {warm} steps; no probe set")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, loop in loops.items():
+            if a.only and name != a.only:
+                continue
+            per, wall, k = {True: [], False: []}, {True: [], False: []}, 0
+            if not a.smoke:
+                loop(None, Path(tmp))  # warm-up: imports, first-call costs
+            for _ in range(a.reps):
+                for on in (False, True) if a.smoke else (False, True, True, False):
+                    k += 1
+                    s, w = loop(Path(tmp) / f"{name}{k}" if on else None, Path(tmp))
+                    per[on].append(s)
+                    wall[on].append(w)
+            off_s, on_s = statistics.median(per[False]), statistics.median(per[True])
+            ratio = on_s / off_s
+            fixed = statistics.median(wall[True]) - statistics.median(wall[False]) - \
+                (on_s - off_s) * (a.steps if name == "lightning" else a.hf_steps)
+            print(f"{name:9s} without {1e3 * off_s:7.3f} ms/step   with {1e3 * on_s:7.3f} "
+                  f"ms/step   ×{ratio:.3f} (target ≤ {TARGET}: "
+                  f"{'met' if ratio <= TARGET else 'MISSED'}); set-up and close "
+                  f"{1e3 * fixed:+.0f} ms per run")
+
+
+if __name__ == "__main__":
+    main()
