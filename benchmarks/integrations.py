@@ -10,7 +10,7 @@ whole steps with every hook of the callback (arming, the probed step, the row's 
 transfer and its store commit), after a warm-up; the run's set-up (store, provenance) and
 its end are reported apart. Target: ratio <= 1.05 on CPU.
 
-    python benchmarks/integrations.py            # about a minute on 2 cores
+    python benchmarks/integrations.py            # a few minutes on 2 shared cores
     python benchmarks/integrations.py --smoke    # seconds (CI)
 """
 
@@ -106,18 +106,24 @@ def hf_loop(steps: int, warm: int, out: Path | None, every: int, tmp: Path
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=400, help="Lightning steps per fit")
-    p.add_argument("--hf-steps", type=int, default=200, help="Trainer steps per run")
+    p.add_argument("--steps", type=int, default=300, help="Lightning steps per fit")
+    p.add_argument("--hf-steps", type=int, default=150, help="Trainer steps per run")
     p.add_argument("--every", type=int, default=50, help="steps per row (the default)")
     p.add_argument("--reps", type=int, default=2, help="ABBA rounds (2 runs of each per round)")
     p.add_argument("--smoke", action="store_true", help="a few steps, one round (CI)")
     p.add_argument("--only", choices=["lightning", "hf"], default=None)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: a shared machine's other jobs stall no barrier)")
     a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
     if a.smoke:
         a.steps, a.hf_steps, a.every, a.reps = 10, 8, 3, 1
     warm = 2 if a.smoke else 20
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
+    import lightning.pytorch  # noqa: F401 - it sets its loggers' levels on import
+    import transformers  # noqa: F401
+
+    for name in ("lightning.pytorch", "lightning.fabric", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     loops = {"lightning": lambda out, tmp: lightning_loop(a.steps, warm, out, a.every),
              "hf": lambda out, tmp: hf_loop(a.hf_steps, warm, out, a.every, tmp)}

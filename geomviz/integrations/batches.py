@@ -3,11 +3,13 @@ labels the head's outputs line up with (shifted by one for causal language model
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 __all__ = ["default_labels", "default_inputs", "shift_labels", "to_device", "call_model",
            "iter_batches", "LABEL_KEYS", "IGNORE_INDEX"]
@@ -64,4 +66,7 @@ def iter_batches(data: Iterable | Callable[[], Iterable] | None) -> Iterable:
     """Batches from an iterable (a DataLoader, a list) or a callable returning one."""
     if data is None:
         return ()
-    return data() if callable(data) and not hasattr(data, "__iter__") else data
+    data = data() if callable(data) and not hasattr(data, "__iter__") else data
+    if isinstance(data, (list, tuple)) and data and all(isinstance(d, DataLoader) for d in data):
+        return itertools.chain.from_iterable(data)  # several loaders (Lightning's val list)
+    return data

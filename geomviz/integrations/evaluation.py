@@ -229,6 +229,9 @@ class ProbeSet:
                 got.clear()
                 idx = torch.from_numpy(rows[i : i + CHUNK])
                 call_model(model, to_device(_take(inputs, idx), device))
+                if not got:
+                    raise ValueError("the head was not called when the model ran on the "
+                                     "probe set: is head= the module that makes the logits?")
                 f = got[-1][0].float()  # [b, D] or [b, T, D]
                 feats.append(f)
         f = torch.cat(feats)

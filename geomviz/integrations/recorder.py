@@ -149,25 +149,27 @@ class Recorder:
                 **provenance(self.device, self.world)}
         if meta["seed"] is None:  # unknown: listed blank, never as "None"
             del meta["seed"]
+        self.step, self.epoch, self.closed = int(resume_from or 0), None, False
+        self._snapped = -1
+        first = (self._snapshot_arrays() if self.probe is not None and self.rank == 0
+                 and not resuming else None)  # the probe set runs: a bad one fails here
         # ---- checks are done: from here on the run is written
         self.writer = (RunWriter(self.out, meta, heartbeat_s, resume=resuming,
                                  drop_after_step=resume_from) if self.rank == 0
                        else NullWriter())
         self.session.writer = self.writer
         self.session._attach()
-        self.step, self.epoch, self.closed = int(resume_from or 0), None, False
         self._dev: dict[str, Tensor] = {}
         self._n: dict[str, int] = {}
         self._last: dict[str, float] = {}
         self._counts: Tensor | None = None
         self._armed_step: int | None = None
-        self._warned, self._records, self._snapped, self._flushed = False, 0, -1, -1
+        self._warned, self._records, self._flushed = False, 0, -1
         self._diverged: str | None = None
         if self.probe is not None and self.rank == 0:
-            for key, value in self.probe.arrays.items():
+            for key, value in {**self.probe.arrays, **(first or {})}.items():
                 self.writer.array(0, f"snapshot.{key}", value)
-            if not resuming:
-                self.snapshot(0)
+            self._snapped = 0 if first else -1
         self.writer.flush()
 
     def _check_out(self, resume_from: int | None) -> bool:
@@ -269,6 +271,12 @@ class Recorder:
         """Features and per-sample geometry of the fixed probe set at ``step`` (rank 0)."""
         if self.probe is None or self.rank != 0 or step == self._snapped:
             return
+        for name, value in self._snapshot_arrays().items():
+            self.writer.array(step, f"snapshot.{name}", value)
+        self.writer.flush()
+        self._snapped = step
+
+    def _snapshot_arrays(self) -> dict[str, np.ndarray]:
         s = self.session
         feats, logits, labels = self.probe.run(self.model, s.head, self.device)
         vectors = class_vectors(s.head)
@@ -277,10 +285,7 @@ class Recorder:
         if self.causal:
             ids = torch.from_numpy(self.probe.arrays["class_ids"]).to(vectors.device)
             arrays["class_vectors"] = vectors[ids].half().cpu().numpy()
-        for name, value in arrays.items():
-            self.writer.array(step, f"snapshot.{name}", value)
-        self.writer.flush()
-        self._snapped = step
+        return arrays
 
     def evaluate(self, step: int, test, ood=None) -> dict:
         """Evaluate ``test`` (and ``ood``) batches (iterables, or callables returning them)

@@ -93,7 +93,8 @@ def test_figures_and_projections_are_drawn_from_the_pair(pair, tmp_path):
     assert main(["project", str(pair), "--method", "pca"]) == 0
 
 
-@pytest.mark.parametrize("case", ["head_name", "head_size", "probe_labels", "config", "file"])
+@pytest.mark.parametrize("case", ["head_name", "head_size", "probe_labels", "probe_head",
+                                  "config", "file"])
 def test_bad_input_is_one_value_error_and_nothing_is_written(tmp_path, case):
     from geomviz.objectives import create_objective
 
@@ -110,6 +111,9 @@ def test_bad_input_is_one_value_error_and_nothing_is_written(tmp_path, case):
     elif case == "probe_labels":
         kw["probe_set"] = (x,)
         match = "probe set has no labels"
+    elif case == "probe_head":
+        kw.update(head=torch.nn.Linear(16, 4), probe_set=(x, y))  # not in the forward path
+        match = "head was not called when the model ran on the probe set"
     elif case == "config":
         record(out, steps=5, config={"lr": 0.1})
         before = (out / "run.sqlite").stat().st_mtime_ns, len(open_run(out).scalar_names())
@@ -205,3 +209,32 @@ def test_the_recorder_is_exported_without_framework_imports():
                          check=True).stdout
     assert out.strip() == "[]"
     assert D_IN == 8
+
+
+def test_a_compiled_model_records_what_the_eager_one_does(tmp_path):
+    from geomviz.objectives import create_objective
+
+    def run(out, compile_: bool):
+        torch.manual_seed(1)  # the head's initial vectors
+        objective = create_objective("tfsd", 16, 4, validate=False)
+        model = mlp(objective)
+        step_model = torch.compile(model, backend="aot_eager") if compile_ else model
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = blobs(64)
+        with geomviz.Recorder(out, model, head="2", objective=objective, every=2) as rec:
+            for step in range(1, 5):
+                rec.before_step(step, y)
+                loss = objective.loss(step_model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log(step, loss=loss)
+        with open_run(out) as r:
+            return {n: r.scalars(n, "train")["value"] for n in
+                    ("loss", "penultimate.norm.p50", "grad.radial_fraction")}
+
+    torch._dynamo.reset()
+    eager, compiled = run(tmp_path / "e", False), run(tmp_path / "c", True)
+    for name, values in eager.items():
+        assert len(values) == 2, name
+        torch.testing.assert_close(compiled[name], values, rtol=1e-4, atol=1e-6)
