@@ -238,3 +238,32 @@ def test_a_compiled_model_records_what_the_eager_one_does(tmp_path):
     for name, values in eager.items():
         assert len(values) == 2, name
         torch.testing.assert_close(compiled[name], values, rtol=1e-4, atol=1e-6)
+
+
+KILLED = """
+import os, sys, torch
+sys.path.insert(0, {root!r})
+import geomviz
+from tests.integrations.helpers import mlp
+from geomviz.objectives import create_objective
+rec = geomviz.Recorder({out!r}, mlp(create_objective("ce", 16, 4)), head="2", heartbeat_s=0.1)
+rec.log(1, loss=torch.tensor(1.0), lr=0.1)
+rec.flush(1)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_killed_process_leaves_a_run_that_reads_as_crashed(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "r"
+    res = subprocess.run([sys.executable, "-c", KILLED.format(root=str(root), out=str(out))],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == -9, res.stderr[-2000:]
+    time.sleep(0.5)
+    with open_run(out, stale_after=0.4) as run:
+        assert run.status == "crashed" and run.scalars("loss")["step"].tolist() == [1]
