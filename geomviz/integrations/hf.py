@@ -17,6 +17,7 @@ the run from the checkpoint's step.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class GeomvizCallback(TrainerCallback):
         self.out, self.head, self.task, self.ood = Path(out), head, task, ood
         self.every, self.config, self.kw = every, config, recorder_kw
         self.recorder: Recorder | None = None
-        self._inits, self._state, self._handle = 0, None, None
+        self._inits, self._state, self._handle, self._warned = 0, None, None, False
 
     def on_init_end(self, args, state, control, **kwargs):
         self._inits += 1
@@ -100,7 +101,7 @@ class GeomvizCallback(TrainerCallback):
         self.recorder = Recorder(
             self.out, model, head, causal=causal, num_classes=classes, config=config,
             every=int(every), total_steps=state.max_steps or None, integration="hf",
-            resume_from=state.global_step or None, labels=_labels, **self.kw)
+            resume_from=state.global_step or None, **{"labels": _labels, **self.kw})
         self._state = state
         self._handle = model.register_forward_pre_hook(self._before_forward, with_kwargs=True)
 
@@ -108,13 +109,19 @@ class GeomvizCallback(TrainerCallback):
         """Arm the probes for the coming optimizer step with this call's labels."""
         if not module.training or self.recorder is None:
             return
-        y = kwargs.get("labels")
+        rule = self.kw.get("labels")  # the user's rule, on the call's keyword inputs
+        y = rule(kwargs) if rule is not None else kwargs.get("labels")
         if y is None and self.recorder.causal:  # popped for compute_loss_func
             y = _labels({"input_ids": kwargs.get("input_ids", args[0] if args else None),
                          "attention_mask": kwargs.get("attention_mask")})
         if y is not None:
             self.recorder.before_step(self._state.global_step + 1, y,
                                       epoch=int(self._state.epoch or 0))
+        elif not self._warned:
+            self._warned = True
+            warnings.warn("geomviz: the model was called without labels (popped by the Trainer "
+                          "for compute_loss_func?): no probe statistics are recorded; pass "
+                          "labels=fn(inputs)", RuntimeWarning, stacklevel=2)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.recorder is not None:

@@ -110,3 +110,18 @@ def test_a_missing_transformers_is_one_line_naming_the_extra(monkeypatch):
     with pytest.raises(ImportError) as e:
         importlib.import_module("geomviz.integrations.hf")
     assert str(e.value) == 'geomviz.integrations.hf needs Transformers: pip install "geomviz[hf]"'
+
+
+def test_a_classifier_called_without_labels_is_one_warning(tmp_path):
+    from transformers import Trainer
+
+    from geomviz.integrations.hf import GeomvizCallback
+
+    def loss(outputs, labels, num_items_in_batch=None):  # the Trainer pops the labels
+        return torch.nn.functional.cross_entropy(outputs.logits, labels)
+
+    cb = GeomvizCallback(tmp_path / "r")
+    with pytest.warns(RuntimeWarning, match="called without labels") as caught:
+        Trainer(model=tiny_bert(), args=args(tmp_path / "hf", max_steps=2, eval_strategy="no"),
+                train_dataset=Tokens(32, 3), compute_loss_func=loss, callbacks=[cb]).train()
+    assert sum("geomviz" in str(w.message) for w in caught) == 1
