@@ -267,3 +267,26 @@ def test_a_killed_process_leaves_a_run_that_reads_as_crashed(tmp_path):
     time.sleep(0.5)
     with open_run(out, stale_after=0.4) as run:
         assert run.status == "crashed" and run.scalars("loss")["step"].tolist() == [1]
+
+
+def test_labels_by_the_default_rule_or_the_users_and_test_data_from_a_callable(tmp_path):
+    from geomviz.integrations.batches import default_labels
+    from geomviz.objectives import create_objective
+
+    x, y = blobs(32)
+    assert default_labels((x, y)) is y and default_labels({"x": x, "labels": y}) is y
+    with pytest.raises(ValueError, match="cannot find the labels"):
+        default_labels({"x": x})
+    objective = create_objective("ce", 16, 4)
+    model = mlp(objective)
+    with geomviz.Recorder(tmp_path / "r", model, head="2", every=1,
+                          labels=lambda b: b["answer"], inputs=lambda b: b["x"]) as rec:
+        batch = {"x": x, "answer": y}
+        rec.before_step(1, batch)
+        objective.loss(model(x), y).backward()
+        rec.log(1)
+        res = rec.evaluate(1, test=lambda: [batch])
+    assert set(res["test"]) == {"acc", "nll", "ece"}
+    with open_run(tmp_path / "r") as run:
+        hist = run.histograms("penultimate.norm", split="train")
+        assert hist.counts.sum() == 32 and run.meta["final"]["test"] == res["test"]
