@@ -8,8 +8,9 @@ alternating ABBA so machine noise hits both alike. A timer callback placed befor
 geomviz one reads the clock at the start of each training step, so the time measured spans
 whole steps with every hook of the callback (arming, the probed step, the row's one
 transfer and its store commit), after a warm-up; the run's set-up (store, provenance) and
-its end are reported apart. The ratio is of the median runs' step times (and, less
-disturbed by a shared machine's other jobs, of the fastest runs'). Target: <= 1.05 on CPU.
+its end are reported apart. Two ratios: of the runs' mean step times (median over runs), and
+of a robust step time (the median step plus the median extra of a row step over ``every``),
+which a shared machine's other jobs disturb far less. Target: both <= 1.05 on CPU.
 
     python benchmarks/integrations.py            # a few minutes on 2 shared cores
     python benchmarks/integrations.py --smoke    # seconds (CI)
@@ -33,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TARGET = 1.05
 
 
-def lightning_loop(steps: int, warm: int, out: Path | None, every: int) -> tuple[float, float]:
-    """(seconds per measured step, wall seconds of the whole fit)."""
+def lightning_loop(steps: int, out: Path | None, every: int) -> tuple[list[float], float]:
+    """(clock at the start of each step, wall seconds of the whole fit)."""
     import lightning.pytorch as L
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
@@ -70,11 +71,10 @@ def lightning_loop(steps: int, warm: int, out: Path | None, every: int) -> tuple
     L.Trainer(max_steps=steps, callbacks=cbs, logger=False, enable_checkpointing=False,
               enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
               devices=1).fit(Net(), DataLoader(TensorDataset(x, y), batch_size=128))
-    return (ticks[-1] - ticks[warm]) / (len(ticks) - 1 - warm), time.perf_counter() - t0
+    return ticks, time.perf_counter() - t0
 
 
-def hf_loop(steps: int, warm: int, out: Path | None, every: int, tmp: Path
-            ) -> tuple[float, float]:
+def hf_loop(steps: int, out: Path | None, every: int, tmp: Path) -> tuple[list[float], float]:
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback
     from transformers import PrinterCallback, TrainingArguments
 
@@ -102,7 +102,21 @@ def hf_loop(steps: int, warm: int, out: Path | None, every: int, tmp: Path
     trainer.remove_callback(PrinterCallback)  # no log lines on stdout
     t0 = time.perf_counter()
     trainer.train()
-    return (ticks[-1] - ticks[warm]) / (len(ticks) - 1 - warm), time.perf_counter() - t0
+    return ticks, time.perf_counter() - t0
+
+
+def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, float]:
+    """(mean step time, robust step time) after ``warm`` steps. The robust one is the median
+    step plus the median extra of the row steps (every ``every``-th: arming, the probed step,
+    the row) spread over ``every`` steps: medians within a run, which other jobs' bursts on
+    a shared machine move far less than a mean."""
+    d = [b - a for a, b in zip(ticks[warm:-1], ticks[warm + 1:], strict=True)]
+    steps = range(warm + 1, warm + 1 + len(d))  # d[i] is the duration of step steps[i]
+    rows = [x for x, k in zip(d, steps, strict=True) if k % every == 0]
+    rest = [x for x, k in zip(d, steps, strict=True) if k % every != 0]
+    base = statistics.median(rest)
+    extra = statistics.median(rows) - base if rows else 0.0
+    return sum(d) / len(d), base + extra / every
 
 
 def main(argv=None) -> None:
@@ -126,31 +140,36 @@ def main(argv=None) -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    loops = {"lightning": lambda out, tmp: lightning_loop(a.steps, warm, out, a.every),
-             "hf": lambda out, tmp: hf_loop(a.hf_steps, warm, out, a.every, tmp)}
+    loops = {"lightning": lambda out, tmp: lightning_loop(a.steps, out, a.every),
+             "hf": lambda out, tmp: hf_loop(a.hf_steps, out, a.every, tmp)}
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; a row every "
           f"{a.every} steps; {a.reps} ABBA round(s); warm-up {warm} steps; no probe set")
     with tempfile.TemporaryDirectory() as tmp:
         for name, loop in loops.items():
             if a.only and name != a.only:
                 continue
-            per, wall, k = {True: [], False: []}, {True: [], False: []}, 0
+            per, rob, wall, k = {True: [], False: []}, {True: [], False: []}, \
+                {True: [], False: []}, 0
             if not a.smoke:
                 loop(None, Path(tmp))  # warm-up: imports, first-call costs
             for _ in range(a.reps):
                 for on in (False, True) if a.smoke else (False, True, True, False):
                     k += 1
-                    s, w = loop(Path(tmp) / f"{name}{k}" if on else None, Path(tmp))
-                    per[on].append(s)
+                    ticks, w = loop(Path(tmp) / f"{name}{k}" if on else None, Path(tmp))
+                    mean, robust = step_costs(ticks, warm, a.every)
+                    per[on].append(mean)
+                    rob[on].append(robust)
                     wall[on].append(w)
             off_s, on_s = statistics.median(per[False]), statistics.median(per[True])
-            ratio, fastest = on_s / off_s, min(per[True]) / min(per[False])
+            ratio = on_s / off_s
+            robust = statistics.median(rob[True]) / statistics.median(rob[False])
             fixed = statistics.median(wall[True]) - statistics.median(wall[False]) - \
                 (on_s - off_s) * (a.steps if name == "lightning" else a.hf_steps)
             print(f"{name:9s} without {1e3 * off_s:7.3f} ms/step   with {1e3 * on_s:7.3f} "
-                  f"ms/step   ×{ratio:.3f} (target ≤ {TARGET}: "
-                  f"{'met' if ratio <= TARGET else 'MISSED'}; fastest runs ×{fastest:.3f}); "
-                  f"set-up and close {1e3 * fixed:+.0f} ms per run")
+                  f"ms/step   ×{ratio:.3f} (mean steps); ×{robust:.3f} (median step + row "
+                  f"extra / {a.every}); target ≤ {TARGET}: "
+                  f"{'met' if max(ratio, robust) <= TARGET else 'MISSED'}; set-up and close "
+                  f"{1e3 * fixed:+.0f} ms per run")
 
 
 if __name__ == "__main__":
