@@ -105,8 +105,8 @@ def hf_loop(steps: int, out: Path | None, every: int, tmp: Path) -> tuple[list[f
     return ticks, time.perf_counter() - t0
 
 
-def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, float]:
-    """(mean step time, robust step time) after ``warm`` steps. The robust one is the median
+def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, ...]:
+    """(mean step time, robust step time, median step, row-step extra) after ``warm`` steps. The robust one is the median
     step plus the median extra of the row steps (every ``every``-th: arming, the probed step,
     the row) spread over ``every`` steps: medians within a run, which other jobs' bursts on
     a shared machine move far less than a mean."""
@@ -116,7 +116,7 @@ def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, float]
     rest = [x for x, k in zip(d, steps, strict=True) if k % every != 0]
     base = statistics.median(rest)
     extra = statistics.median(rows) - base if rows else 0.0
-    return sum(d) / len(d), base + extra / every
+    return sum(d) / len(d), base + extra / every, base, extra
 
 
 def main(argv=None) -> None:
@@ -148,17 +148,18 @@ def main(argv=None) -> None:
         for name, loop in loops.items():
             if a.only and name != a.only:
                 continue
-            per, rob, wall, k = {True: [], False: []}, {True: [], False: []}, \
-                {True: [], False: []}, 0
+            per, rob, wall, parts = ({True: [], False: []} for _ in range(4))
+            k = 0
             if not a.smoke:
                 loop(None, Path(tmp))  # warm-up: imports, first-call costs
             for _ in range(a.reps):
                 for on in (False, True) if a.smoke else (False, True, True, False):
                     k += 1
                     ticks, w = loop(Path(tmp) / f"{name}{k}" if on else None, Path(tmp))
-                    mean, robust = step_costs(ticks, warm, a.every)
+                    mean, robust, base, extra = step_costs(ticks, warm, a.every)
                     per[on].append(mean)
                     rob[on].append(robust)
+                    parts[on].append((base, extra))
                     wall[on].append(w)
             off_s, on_s = statistics.median(per[False]), statistics.median(per[True])
             ratio = on_s / off_s
@@ -170,6 +171,10 @@ def main(argv=None) -> None:
                   f"extra / {a.every}); target ≤ {TARGET}: "
                   f"{'met' if max(ratio, robust) <= TARGET else 'MISSED'}; set-up and close "
                   f"{1e3 * fixed:+.0f} ms per run")
+            base = {on: statistics.median(b for b, _ in parts[on]) for on in parts}
+            extra = {on: statistics.median(e for _, e in parts[on]) for on in parts}
+            print(f"{'':9s} median step {1e3 * base[False]:.3f} -> {1e3 * base[True]:.3f} ms; "
+                  f"a row step's extra {1e3 * extra[False]:+.3f} -> {1e3 * extra[True]:+.3f} ms")
 
 
 if __name__ == "__main__":
