@@ -74,9 +74,18 @@ def lightning_loop(steps: int, out: Path | None, every: int) -> tuple[list[float
     return ticks, time.perf_counter() - t0
 
 
+def gpt2(v: int, t: int):
+    """A tiny GPT-2 built from a config: random weights, nothing downloaded."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=v, n_positions=t, n_embd=64, n_layer=2,
+                                      n_head=4, tie_word_embeddings=False, bos_token_id=0,
+                                      eos_token_id=0))
+
+
 def hf_loop(steps: int, out: Path | None, every: int, tmp: Path) -> tuple[list[float], float]:
-    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback
-    from transformers import PrinterCallback, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     from geomviz.integrations.hf import GeomvizCallback
 
@@ -90,10 +99,7 @@ def hf_loop(steps: int, out: Path | None, every: int, tmp: Path) -> tuple[list[f
         def on_step_begin(self, *a, **k) -> None:
             ticks.append(time.perf_counter())
 
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=v, n_positions=t, n_embd=64, n_layer=2,
-                                       n_head=4, tie_word_embeddings=False,
-                                       bos_token_id=0, eos_token_id=0))
+    model = gpt2(v, t)
     args = TrainingArguments(output_dir=str(tmp / "hf"), max_steps=steps, logging_steps=every,
                              per_device_train_batch_size=16, report_to=[], save_strategy="no",
                              use_cpu=True, disable_tqdm=True, learning_rate=1e-3)
@@ -117,6 +123,47 @@ def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, ...]:
     base = statistics.median(rest)
     extra = statistics.median(rows) - base if rows else 0.0
     return sum(d) / len(d), base + extra / every, base, extra
+
+
+def hook_cost(name: str, tmp: Path, n: int) -> float:
+    """Seconds per unprobed step spent in the callback's own hooks (arming, logging), called
+    directly on stand-in trainer state: a figure the machine's load barely moves."""
+    import types
+
+    ids = torch.randint(256, (16, 32))
+    model = gpt2(256, 32).train()
+    state = types.SimpleNamespace(max_steps=10**6, global_step=0, epoch=0.0, current_epoch=0,
+                                  sanity_checking=False, fast_dev_run=False,
+                                  estimated_stepping_batches=10**6, optimizers=[
+                                      torch.optim.SGD(model.parameters(), lr=0.1)])
+    loss = torch.tensor(1.0)
+    if name == "hf":
+        from geomviz.integrations.hf import GeomvizCallback
+
+        cb = GeomvizCallback(tmp / "hook-hf", every=10**9)
+        args = types.SimpleNamespace(learning_rate=1e-3, logging_steps=10**9)
+        cb.on_train_begin(args, state, None, model=model)
+
+        def step() -> None:
+            cb._before_forward(model, (), {"input_ids": ids, "labels": ids})
+            cb.on_step_end(args, state, None)
+    else:
+        from geomviz.integrations.lightning import GeomvizCallback
+
+        cb = GeomvizCallback(tmp / "hook-lightning", head="lm_head", every=10**9)
+        cb.on_fit_start(state, model)
+        batch = (ids, ids[:, 0])
+
+        def step() -> None:
+            cb.on_train_batch_start(state, model, batch, 0)
+            cb.on_train_batch_end(state, model, {"loss": loss}, batch, 0)
+    t0 = time.perf_counter()
+    for i in range(n):
+        state.global_step = i
+        step()
+    cost = (time.perf_counter() - t0) / n
+    cb.recorder.close()
+    return cost
 
 
 def main(argv=None) -> None:
@@ -173,8 +220,11 @@ def main(argv=None) -> None:
                   f"{1e3 * fixed:+.0f} ms per run")
             base = {on: statistics.median(b for b, _ in parts[on]) for on in parts}
             extra = {on: statistics.median(e for _, e in parts[on]) for on in parts}
+            hook = hook_cost(name, Path(tmp), 50 if a.smoke else 2000)
             print(f"{'':9s} median step {1e3 * base[False]:.3f} -> {1e3 * base[True]:.3f} ms; "
-                  f"a row step's extra {1e3 * extra[False]:+.3f} -> {1e3 * extra[True]:+.3f} ms")
+                  f"a row step's extra {1e3 * extra[False]:+.3f} -> {1e3 * extra[True]:+.3f} "
+                  f"ms; the hooks of an unprobed step {1e6 * hook:.0f} µs "
+                  f"({100 * hook / base[False]:.2f}% of a step)")
 
 
 if __name__ == "__main__":
