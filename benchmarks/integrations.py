@@ -112,8 +112,8 @@ def hf_loop(steps: int, out: Path | None, every: int, tmp: Path) -> tuple[list[f
 
 
 def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, ...]:
-    """(mean step time, robust step time, median step, row-step extra) after ``warm`` steps. The robust one is the median
-    step plus the median extra of the row steps (every ``every``-th: arming, the probed step,
+    """(mean step time, robust step time, median step, row-step extra) after ``warm`` steps.
+    The robust one is the median step plus the median extra of the row steps (every ``every``-th: arming, the probed step,
     the row) spread over ``every`` steps: medians within a run, which other jobs' bursts on
     a shared machine move far less than a mean."""
     d = [b - a for a, b in zip(ticks[warm:-1], ticks[warm + 1:], strict=True)]
