@@ -113,9 +113,9 @@ def hf_loop(steps: int, out: Path | None, every: int, tmp: Path) -> tuple[list[f
 
 def step_costs(ticks: list[float], warm: int, every: int) -> tuple[float, ...]:
     """(mean step time, robust step time, median step, row-step extra) after ``warm`` steps.
-    The robust one is the median step plus the median extra of the row steps (every ``every``-th: arming, the probed step,
-    the row) spread over ``every`` steps: medians within a run, which other jobs' bursts on
-    a shared machine move far less than a mean."""
+    The robust one is the median step plus the median extra of the row steps (every
+    ``every``-th: arming, the probed step, the row) spread over ``every`` steps: medians
+    within a run, which other jobs' bursts on a shared machine move far less than a mean."""
     d = [b - a for a, b in zip(ticks[warm:-1], ticks[warm + 1:], strict=True)]
     steps = range(warm + 1, warm + 1 + len(d))  # d[i] is the duration of step steps[i]
     rows = [x for x, k in zip(d, steps, strict=True) if k % every == 0]
