@@ -34,6 +34,9 @@ from .recorder import Recorder
 
 __all__ = ["GeomvizCallback", "find_task", "find_head"]
 
+# the callback whose run is open, by folder, until its run ends (a crashed Trainer's too)
+_OPEN: dict[Path, GeomvizCallback] = {}
+
 ARG_KEYS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
             "weight_decay", "warmup_steps", "lr_scheduler_type", "seed", "max_steps",
             "num_train_epochs", "optim", "max_grad_norm")
@@ -83,12 +86,25 @@ class GeomvizCallback(TrainerCallback):
         self._inits, self._state, self._handle, self._warned = 0, None, None, False
 
     def on_init_end(self, args, state, control, **kwargs):
+        """At ``Trainer(...)``, before anything is written: one callback per run folder."""
         self._inits += 1
-        if self._inits > 1:
+        folders = state.__dict__.setdefault("_geomviz_folders", set())  # this Trainer's
+        if self._inits > 1 or self.out.resolve() in folders:
             raise ValueError(f"GeomvizCallback for {self.out} was added to the Trainer twice: "
                              "give each run one callback")
+        folders.add(self.out.resolve())
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        key = self.out.resolve()
+        other = _OPEN.get(key)
+        if other is not None and other is not self and other.recorder is not None \
+                and not other.recorder.closed:
+            if other._state is state:  # two callbacks on one folder in this Trainer
+                raise ValueError(f"two GeomvizCallbacks write {self.out} in one Trainer: give "
+                                 "each run one callback")
+            # an earlier train() in this process died (the Trainer has no exception hook):
+            # end its run as crashed so that this one may resume it
+            other._end("crashed", "its Trainer stopped without ending the run")
         task = self.task or find_task(model)
         causal = task == "causal_lm"
         head = find_head(model, task) if self.head is None else self.head
@@ -104,6 +120,7 @@ class GeomvizCallback(TrainerCallback):
             resume_from=state.global_step or None, **{"labels": _labels, **self.kw})
         self._state = state
         self._handle = model.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+        _OPEN[key] = self
 
     def _before_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         """Arm the probes for the coming optimizer step with this call's labels."""
@@ -142,11 +159,16 @@ class GeomvizCallback(TrainerCallback):
             self.recorder.evaluate(state.global_step, test=eval_dataloader, ood=self.ood)
 
     def on_train_end(self, args, state, control, **kwargs):
+        self._end()
+
+    def _end(self, status: str | None = None, message: str | None = None) -> None:
+        if _OPEN.get(self.out.resolve()) is self:
+            del _OPEN[self.out.resolve()]
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
         if self.recorder is not None:
-            self.recorder.close()
+            self.recorder.close(status, message)
 
 
 def _labels(batch: dict) -> Tensor:

@@ -125,3 +125,44 @@ def test_a_classifier_called_without_labels_is_one_warning(tmp_path):
         Trainer(model=tiny_bert(), args=args(tmp_path / "hf", max_steps=2, eval_strategy="no"),
                 train_dataset=Tokens(32, 3), compute_loss_func=loss, callbacks=[cb]).train()
     assert sum("geomviz" in str(w.message) for w in caught) == 1
+
+
+def test_resume_from_a_trainer_checkpoint_after_a_crash_writes_no_row_twice(tmp_path):
+    import sqlite3
+
+    from transformers import Trainer, TrainerCallback
+
+    from geomviz.integrations.hf import GeomvizCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6:
+                raise RuntimeError("simulated crash")
+
+    out, kw = tmp_path / "r", {"save_strategy": "steps", "save_steps": 4, "eval_strategy": "no"}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Trainer(model=tiny_bert(), args=args(tmp_path / "hf", **kw), train_dataset=Tokens(64, 3),
+                callbacks=[GeomvizCallback(out), Crash()]).train()
+    Trainer(model=tiny_bert(), args=args(tmp_path / "hf", **kw), train_dataset=Tokens(64, 3),
+            callbacks=[GeomvizCallback(out)]).train(
+        resume_from_checkpoint=str(tmp_path / "hf" / "checkpoint-4"))
+    con = sqlite3.connect(out / "run.sqlite")
+    assert con.execute("SELECT step, split, name FROM scalars GROUP BY 1, 2, 3 "
+                       "HAVING COUNT(*) > 1").fetchall() == []
+    with open_run(out) as run:
+        assert run.status == "finished"
+        assert run.scalars("loss", "train")["step"].tolist() == [2, 4, 6, 8]
+        assert run.scalars("penultimate.norm.p50", "train")["step"].tolist() == [2, 4, 6, 8]
+
+
+def test_two_callbacks_on_one_folder_in_one_trainer_are_refused(tmp_path):
+    from transformers import Trainer
+
+    from geomviz.integrations.hf import GeomvizCallback
+
+    out = tmp_path / "r"
+    with pytest.raises(ValueError, match="added to the Trainer twice"):
+        Trainer(model=tiny_bert(), args=args(tmp_path / "hf", eval_strategy="no"),
+                train_dataset=Tokens(8, 3), callbacks=[GeomvizCallback(out),
+                                                       GeomvizCallback(tmp_path / "." / "r")])
+    assert not out.exists()
