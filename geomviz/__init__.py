@@ -3,6 +3,8 @@
 Layers, in the direction data flows: ``data`` and ``models`` feed ``training`` (with the
 hook-based ``probes`` package), which writes a run ``store``; ``projection``, ``study`` and
 ``figures`` read stores into pure figures; ``dashboard`` serves them; ``cli`` drives it all.
+:class:`Recorder` records a training loop geomviz did not write as a run of its own
+(``geomviz.integrations`` has the Lightning and Transformers callbacks).
 """
 
 from .objectives import (
@@ -21,6 +23,7 @@ from .objectives import (
     tfsd_loss,
     zloss_cross_entropy,
 )
+from .integrations.recorder import Recorder
 
 __version__ = "0.1.0"
 
@@ -29,6 +32,7 @@ __all__ = [
     "Head",
     "LinearHead",
     "Objective",
+    "Recorder",
     "create_objective",
     "cross_entropy",
     "fused_ce_loss",

@@ -38,7 +38,13 @@ def resolve_head(model: nn.Module, head: nn.Module | str | None) -> nn.Module:
         try:
             return model.get_submodule(head)
         except AttributeError:
-            raise ValueError(f"model has no submodule {head!r} to probe as the head") from None
+            linear = [n for n, m in model.named_modules() if n and (isinstance(m, nn.Linear) or
+                      hasattr(m, "class_vectors") and hasattr(m, "metric"))]
+            shown = ", ".join(linear[:20]) + (f" (and {len(linear) - 20} more)"
+                                              if len(linear) > 20 else "")
+            raise ValueError(f"model has no submodule {head!r} to probe as the head; its "
+                             f"nn.Linear modules and geomviz heads are: {shown or 'none'}"
+                             ) from None
     found = getattr(model, "head", None)
     if not isinstance(found, nn.Module):
         raise ValueError("cannot find the head: pass head= (a module or its dotted name)")
