@@ -3,6 +3,8 @@
     from geomviz.integrations.hf import GeomvizCallback
     Trainer(model, args, train_dataset=..., callbacks=[GeomvizCallback("runs/mine/ce")])
 
+``apply_tfsd`` (from :mod:`.hf_tfsd`, re-exported here) switches the same model to TFSD.
+
 Causal language models (``*ForCausalLM``, ``*LMHeadModel``) and sequence classifiers
 (``*ForSequenceClassification``). The head is ``get_output_embeddings()`` or the classifier
 (``head=`` names another); its input are the features. The labels are read from the model's
@@ -30,9 +32,10 @@ except ImportError:  # one line naming the extra
                       'pip install "geomviz[hf]"') from None
 
 from .batches import IGNORE_INDEX
+from .hf_tfsd import apply_tfsd  # one import path for both: record a model, or switch it to TFSD
 from .recorder import Recorder
 
-__all__ = ["GeomvizCallback", "find_task", "find_head"]
+__all__ = ["GeomvizCallback", "apply_tfsd", "find_task", "find_head"]
 
 # the callback whose run is open, by folder, until its run ends (a crashed Trainer's too)
 _OPEN: dict[Path, GeomvizCallback] = {}
