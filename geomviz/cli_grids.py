@@ -88,7 +88,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     grid = res["grid"]
     n_figs = sum(len(f.figures) for f in res["figures"])
     n_files = sum(len(e.files) for e in res["export"])
-    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s, "
+    n = len(grid.trained)
+    print(f"\n{n} run{'' if n == 1 else 's'} trained in {grid.train_seconds:.0f} s, "
           f"{len(grid.reused)} reused; {n_figs} figures ({n_files} files) in "
           f"{Path(args.out) / 'figures'}; report: {res['report']}")
     return _failed(grid.failed)
@@ -134,7 +135,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         finally:
             record_files(out)
     grid = res["grid"]
-    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s "
+    n = len(grid.trained)
+    print(f"\n{n} run{'' if n == 1 else 's'} trained in {grid.train_seconds:.0f} s "
           f"({len(grid.diverged)} diverged, kept), {len(grid.reused)} reused; "
           f"{len(res['files'])} figure files; report: {res['report']} "
           f"(total {time.perf_counter() - t0:.0f} s)")

@@ -52,7 +52,7 @@ class GridProgress:
     def start(self, j: int) -> None:
         self.live[j] = 0.0
         job = self.jobs[j]
-        self._print(f"== {job.label}{' (resumed)' if job.resume else ''}: started")
+        self._print(f"== {job.label}: started")
 
     def done(self, j: int, out: Outcome) -> None:
         self.live.pop(j, None)

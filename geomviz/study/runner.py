@@ -253,7 +253,8 @@ def _train_on_workers(todo: list[tuple[TrainConfig, str]], execution: Execution,
     from ..training.train import load_bundle
 
     load_bundle(todo[0][0])
-    jobs = [Job(dataclasses.asdict(c), p == "resume", f"{c.objective} seed {c.seed}")
+    jobs = [Job(dataclasses.asdict(c), p == "resume",
+                f"{c.objective} seed {c.seed}{' (resumed)' if p == 'resume' else ''}")
             for c, p in todo]
     outcomes = execute(jobs, execution, base.device, bool(base.progress))
     for j, out in sorted(outcomes.items()):
