@@ -29,7 +29,8 @@ from ..training.config import ONLY_FOR, ConfigError, TrainConfig, parse_items, r
 from .runner import _IRRELEVANT, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
-           "parse_items", "run_name", "sweep_config", "gpu_warning", "check_grid", "train_sweep", "MANIFEST"]
+           "parse_items", "run_name", "sweep_config", "gpu_warning", "check_grid", "train_sweep",
+           "MANIFEST", "cell_of", "manifest_cells"]
 
 SWEEP_OBJECTIVES = ("ce", "ce_zloss", "tfsd", "metric_ce")
 MANIFEST = "sweep.json"
