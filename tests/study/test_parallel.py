@@ -188,3 +188,18 @@ def test_a_run_that_raises_is_counted_with_its_reason_and_the_grid_goes_on(
     text = (out / "report.md").read_text()
     assert "7 runs:" in text and "1 more raised" in text
     assert "`runs/tfsd-lr0.01-qkoff-s1`: StoreError:" in text
+
+
+def test_compare_and_study_grids_run_on_workers(tmp_path, monkeypatch, capsys):
+    """`compare --workers 2` (study's grid code, train_grid): every run on a worker."""
+    from geomviz.cli import main
+
+    monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path / "cache"))
+    assert main(["compare", "--dataset", "gaussians", "--epochs", "1", "--snapshots", "0",
+                 "--objectives", "ce,tfsd", "--seeds", "0", "--runs-dir", str(tmp_path),
+                 "--name", "c", "--workers", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "== ce seed 0: started" in out and "tfsd seed 0: finished" in out
+    for o in ("ce", "tfsd"):
+        with open_run(tmp_path / "c" / f"{o}-s0") as run:
+            assert run.meta["status"] == "finished"
