@@ -166,23 +166,11 @@ def _parse_list(text: str, cast=str, flag: str | None = None) -> list:
 
 
 def _compare(args: argparse.Namespace, objectives: list[str], seeds: list[int], root: Path,
-             **overrides) -> Path:
+             execution=None, **overrides):
     from .study.runner import train_grid
 
-    train_grid(_config_from_args(args, **overrides), objectives, seeds, root)
-    return root
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    objectives = _parse_list(args.objectives, flag="--objectives")
-    seeds = check_seeds(_parse_list(args.seeds, int, flag="--seeds"))
-    name = f"compare-{time.strftime('%Y%m%d-%H%M%S')}" if args.name is None else args.name
-    if not name.strip() or Path(name).is_absolute() or ".." in Path(name).parts:
-        raise UserError(f"--name {name!r}: give a folder name inside --runs-dir (not empty, "
-                        "absolute or with '..')")
-    root = _compare(args, objectives, seeds, Path(_named(args.runs_dir, "--runs-dir")) / name)
-    print(f"runs written under {root}; list them with: geomviz runs {root}")
-    return 0
+    return train_grid(_config_from_args(args, **overrides), objectives, seeds, root,
+                      execution=execution)
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -309,12 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one run")
     _add_config_flags(p)
     p.set_defaults(func=_cmd_train)
-    p = sub.add_parser("compare", help="train several objectives × seeds, same init and data")
-    p.add_argument("--objectives", default="ce,tfsd", help="comma-separated (default ce,tfsd)")
-    p.add_argument("--seeds", default="0", help="comma-separated (default 0)")
-    p.add_argument("--runs-dir", default="runs", help="root folder (default runs)")
-    _add_config_flags(p, skip=("objective", "seed", "out", "resume"))
-    p.set_defaults(func=_cmd_compare)
     p = sub.add_parser("runs", help="list runs with status and headline metrics")
     p.add_argument("folder", nargs="?", default="runs")
     p.set_defaults(func=_cmd_runs)

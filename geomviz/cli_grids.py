@@ -1,4 +1,4 @@
-"""The grid commands, ``geomviz study`` and ``geomviz sweep``: parsers and handlers.
+"""The grid commands, ``geomviz compare``, ``study`` and ``sweep``: parsers and handlers.
 
 Kept apart from :mod:`geomviz.cli` (the entry point and the single-run commands) so each
 file stays one concern; they share its argument parsers and its one-line error handling.
@@ -8,18 +8,62 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import time
 from pathlib import Path
 
-from .cli import _int_in, _parse_list, _positive_float, check_figure_size, check_seeds
+from .cli import (
+    UserError,
+    _add_config_flags,
+    _compare,
+    _int_in,
+    _named,
+    _parse_list,
+    _positive_float,
+    check_figure_size,
+    check_seeds,
+)
 
 __all__ = ["add_grid_commands"]
 
 
+def _execution(args: argparse.Namespace):
+    """Where the runs execute (``--workers``, ``--executor``, ...), checked before any work:
+    a missing Ray is one line naming the extra."""
+    from .grid import Execution
+
+    ex = Execution(args.workers, args.executor, args.ray_address, args.local_dir)
+    ex.check()
+    return ex
+
+
+def _failed(failed: dict) -> int:
+    """Exit status 1 when runs raised (the grid went on; the report lists them)."""
+    if failed:
+        print(f"geomviz: {len(failed)} run{'' if len(failed) == 1 else 's'} raised (listed "
+              "in the report); the same command resumes them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    objectives = _parse_list(args.objectives, flag="--objectives")
+    seeds = check_seeds(_parse_list(args.seeds, int, flag="--seeds"))
+    name = f"compare-{time.strftime('%Y%m%d-%H%M%S')}" if args.name is None else args.name
+    if not name.strip() or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise UserError(f"--name {name!r}: give a folder name inside --runs-dir (not empty, "
+                        "absolute or with '..')")
+    ex = _execution(args)
+    root = Path(_named(args.runs_dir, "--runs-dir")) / name
+    grid = _compare(args, objectives, seeds, root, execution=ex)
+    print(f"runs written under {root}; list them with: geomviz runs {root}")
+    return _failed(grid.failed)
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
+    from .study.gridfolder import grid_folder, record_files
     from .study.runner import check_study, preset_plan, run_study
-    from .training.resume import make_folder
 
     plan = preset_plan(args.preset)
     seeds = check_seeds(_parse_list(args.seeds, int, flag="--seeds")) \
@@ -33,29 +77,36 @@ def _cmd_study(args: argparse.Namespace) -> int:
                                    ("device", args.device), ("progress", args.progress))
                  if v is not None}
     check_study(args.preset, seeds, objectives, overrides)  # before any folder is made
-    make_folder(args.out)
-    res = run_study(args.preset, seeds, args.out, objectives, overrides, tuple(formats),
-                    args.width, args.scale, shlex.join(["geomviz", *args.argv]))
+    ex = _execution(args)
+    with grid_folder(args.out) as out:  # locked; only the grid's files; removed if refused
+        try:
+            res = run_study(args.preset, seeds, out, objectives, overrides, tuple(formats),
+                            args.width, args.scale, shlex.join(["geomviz", *args.argv]),
+                            execution=ex)
+        finally:
+            record_files(out)
     grid = res["grid"]
     n_figs = sum(len(f.figures) for f in res["figures"])
     n_files = sum(len(e.files) for e in res["export"])
-    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s, "
+    n = len(grid.trained)
+    print(f"\n{n} run{'' if n == 1 else 's'} trained in {grid.train_seconds:.0f} s, "
           f"{len(grid.reused)} reused; {n_figs} figures ({n_files} files) in "
           f"{Path(args.out) / 'figures'}; report: {res['report']}")
-    return 0
+    return _failed(grid.failed)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study.export import parse_formats
+    from .study.gridfolder import grid_folder, record_files
     from .study.sweep import (
         SWEEP_OBJECTIVES,
         check_grid,
+        gpu_warning,
         parse_lrs,
         parse_onoff,
         sweep_config,
     )
     from .study.sweep_report import run_sweep
-    from .training.resume import make_folder
 
     base, axes = sweep_config(args.preset, {k: v for k, v in (
         ("dataset", args.dataset), ("data_path", args.data_path), ("epochs", args.epochs),
@@ -72,20 +123,50 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     check_figure_size(args.width, args.scale)
     check_grid(base, objectives, lrs, seeds, qks, Path(args.out) / "runs")  # before any work
-    make_folder(args.out)
+    ex = _execution(args)
+    warning = gpu_warning(args.preset, base)
     t0 = time.perf_counter()
-    res = run_sweep(base, objectives, lrs, seeds, qks, args.out, tuple(formats), args.width,
-                    args.scale, shlex.join(["geomviz", *args.argv]))
+    with grid_folder(args.out) as out:  # locked; only the grid's files; removed if refused
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        try:
+            res = run_sweep(base, objectives, lrs, seeds, qks, out, tuple(formats), args.width,
+                            args.scale, shlex.join(["geomviz", *args.argv]), execution=ex)
+        finally:
+            record_files(out)
     grid = res["grid"]
-    print(f"\n{len(grid.trained)} runs trained in {grid.train_seconds:.0f} s "
+    n = len(grid.trained)
+    print(f"\n{n} run{'' if n == 1 else 's'} trained in {grid.train_seconds:.0f} s "
           f"({len(grid.diverged)} diverged, kept), {len(grid.reused)} reused; "
           f"{len(res['files'])} figure files; report: {res['report']} "
           f"(total {time.perf_counter() - t0:.0f} s)")
-    return 0
+    return _failed(grid.failed)
+
+
+def _add_execution_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_int_in(1), help="runs at once: N local processes, "
+                   "each with cores/N torch threads, or one per GPU (default 1: one after "
+                   "another in this process); with --executor ray, tasks in flight "
+                   "(default: as many as the cluster fits)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default) or Ray tasks (pip install "
+                   "\"geomviz[ray]\")")
+    p.add_argument("--ray-address", help="a running Ray cluster, e.g. ray://head:10001 "
+                   "(default: start a local Ray)")
+    p.add_argument("--local-dir", help="write each run in this folder on the worker's own "
+                   "disk and publish it into the runs folder at each checkpoint and at its "
+                   "end (for a runs folder on a network filesystem)")
 
 
 def add_grid_commands(sub) -> None:
-    """Add ``study`` and ``sweep`` to the subcommand parsers ``sub``."""
+    """Add ``compare``, ``study`` and ``sweep`` to the subcommand parsers ``sub``."""
+    p = sub.add_parser("compare", help="train several objectives × seeds, same init and data")
+    p.add_argument("--objectives", default="ce,tfsd", help="comma-separated (default ce,tfsd)")
+    p.add_argument("--seeds", default="0", help="comma-separated (default 0)")
+    p.add_argument("--runs-dir", default="runs", help="root folder (default runs)")
+    _add_config_flags(p, skip=("objective", "seed", "out", "resume"))
+    _add_execution_flags(p)
+    p.set_defaults(func=_cmd_compare)
     p = sub.add_parser("study", help="train objectives × seeds, then figures and report.md")
     p.add_argument("--preset", required=True, help="mnist1d, gaussians, cifar10 (GPU), "
                    "lm-synonyms, lm-text (GPU, needs --data-path), noise or hierarchy")
@@ -105,6 +186,7 @@ def add_grid_commands(sub) -> None:
                    "100..5000 (default 800)")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="PNG pixel scale, "
                    "0.25..8 (default 2)")
+    _add_execution_flags(p)
     p.set_defaults(func=_cmd_study)
     p = sub.add_parser("sweep", help="objectives × learning rates × seeds: LR sensitivity, "
                        "spikes, report.md")
@@ -128,4 +210,5 @@ def add_grid_commands(sub) -> None:
                    "100..5000 (default 800)")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="PNG pixel scale, "
                    "0.25..8 (default 2)")
+    _add_execution_flags(p)
     p.set_defaults(func=_cmd_sweep)

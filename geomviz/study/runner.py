@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..grid import Execution
 from ..store import RunLock, RunLocked, StoreError, open_run, warn_skipped
 from ..training.config import ConfigError, TrainConfig, resolve_config
 
@@ -90,6 +91,8 @@ class StudyResult:
     trained: list[Path] = field(default_factory=list)
     reused: list[Path] = field(default_factory=list)
     train_seconds: float = 0.0
+    diverged: list[Path] = field(default_factory=list)  # on workers: kept, counted
+    failed: dict[Path, str] = field(default_factory=dict)  # on workers: run -> one line
 
 
 def _cifar_ood(data_dir: str | None, ood_dir: str | None) -> dict[str, str]:
@@ -195,10 +198,12 @@ def _no_repeats(items: list, what: str) -> None:
 
 
 def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root: Path,
-               reuse: bool = False) -> StudyResult:
+               reuse: bool = False, execution: Execution | None = None) -> StudyResult:
     """Train ``objectives × seeds`` under ``root/<objective>-s<seed>``, sharing one data
     bundle per seed. With ``reuse``, finished runs of the same config are kept and
-    crashed ones resumed from their checkpoint."""
+    crashed ones resumed from their checkpoint. ``execution``: on workers (``--workers``,
+    Ray), where a run that raises or diverges is counted and the grid goes on; serially
+    (the default) a run that raises stops the grid, as always."""
     from ..training.resume import check_out
     from ..training.train import check_objective, load_bundle, train
 
@@ -216,6 +221,7 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
             check_out(cfg)
     bundles: dict[int, object] = {}
     t0 = time.perf_counter()
+    todo = []
     for cfg, plan in zip(cfgs, plans, strict=True):
         if plan == "skip":
             continue
@@ -224,20 +230,49 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
             print(f"== {cfg.objective} seed {cfg.seed}: finished run kept ({cfg.out})")
             result.reused.append(Path(cfg.out))
             continue
+        if execution is not None and not execution.serial:
+            todo.append((cfg, plan))
+            continue
         if cfg.seed not in bundles:
             bundles[cfg.seed] = load_bundle(cfg)
         print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}"
               f"{' (resumed)' if plan == 'resume' else ''}", flush=True)
         train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])
         result.trained.append(Path(cfg.out))
+    if todo:
+        _train_on_workers(todo, execution, result, base)
     result.train_seconds = time.perf_counter() - t0
     return result
+
+
+def _train_on_workers(todo: list[tuple[TrainConfig, str]], execution: Execution,
+                      result: StudyResult, base: TrainConfig) -> None:
+    """The runs of ``todo`` on the workers; the data of the first is loaded here first, so
+    a data error is one line before any worker starts or any run is written."""
+    from ..grid import Job, execute
+    from ..training.train import load_bundle
+
+    load_bundle(todo[0][0])
+    jobs = [Job(dataclasses.asdict(c), p == "resume",
+                f"{c.objective} seed {c.seed}{' (resumed)' if p == 'resume' else ''}")
+            for c, p in todo]
+    outcomes = execute(jobs, execution, base.device, bool(base.progress))
+    for j, out in sorted(outcomes.items()):
+        folder = jobs[j].out
+        if out.status == "failed":
+            result.failed[folder] = out.message
+            result.runs.remove(folder)
+        else:
+            result.trained.append(folder)
+            if out.status == "diverged":
+                result.diverged.append(folder)
 
 
 def run_study(preset: str, seeds: list[int] | None, out: str | Path,
               objectives: list[str] | None = None, overrides: dict | None = None,
               formats: tuple[str, ...] = ("png", "svg", "html"), width: int = 800,
-              scale: float = 2.0, command: str | None = None) -> dict:
+              scale: float = 2.0, command: str | None = None,
+              execution: Execution | None = None) -> dict:
     """Train (or reuse) the grid of every part of the preset, export each part's figure
     set to ``out/figures[/<part>]`` and write ``out/report.md``. Returns what was done
     (``grid``: every run; the training time summed over parts)."""
@@ -260,9 +295,10 @@ def run_study(preset: str, seeds: list[int] | None, out: str | Path,
     for label, base in bases:
         sub = _slug(label) if label else ""
         grid = train_grid(base, objectives, seeds, out / "runs" / sub if sub else out / "runs",
-                          reuse=True)
-        for name in ("runs", "trained", "reused"):
+                          reuse=True, execution=execution)
+        for name in ("runs", "trained", "reused", "diverged"):
             getattr(total, name).extend(getattr(grid, name))
+        total.failed.update(grid.failed)
         total.train_seconds += grid.train_seconds
         figs = build_figures(grid.runs, cache_root=grid.root)
         fig_dir = out / "figures" / sub if sub else out / "figures"
@@ -276,10 +312,35 @@ def run_study(preset: str, seeds: list[int] | None, out: str | Path,
         report_parts.append(ReportPart(label or base.dataset, base, figs, fig_dir, files))
     report = write_parts_report(out / "report.md", preset, report_parts,
                                 command or shlex.join(["geomviz", *sys.argv[1:]]))
+    if total.failed or total.diverged:
+        with open(report, "a") as f:
+            f.write("\n" + "\n".join(failure_lines(total.failed, total.diverged, out)) + "\n")
     if error is not None:
         raise error
     return {"grid": total, "figures": [p.figs for p in report_parts], "export": exported,
             "report": report}
+
+
+def failure_lines(failed: dict[Path, str], diverged: list[Path], out: Path) -> list[str]:
+    """The report's section on runs that raised (left out of every table and figure; the
+    next call resumes them) and runs that diverged on workers (kept)."""
+    def rel(p: Path) -> str:
+        return str(p.relative_to(out)) if p.is_relative_to(out) else str(p)
+
+    lines = ["## Runs that did not finish", ""]
+    if failed:
+        lines += [f"{len(failed)} run{'' if len(failed) == 1 else 's'} raised and "
+                  f"{'is' if len(failed) == 1 else 'are'} left out of the results above; "
+                  "the same command resumes "
+                  f"{'it' if len(failed) == 1 else 'them'}:", ""]
+        lines += [f"- `{rel(p)}`: {why}" for p, why in sorted(failed.items())]
+        lines.append("")
+    if diverged:
+        lines += [f"{len(diverged)} run{'' if len(diverged) == 1 else 's'} diverged (a "
+                  "non-finite loss) and "
+                  f"{'is' if len(diverged) == 1 else 'are'} kept with status diverged: "
+                  + ", ".join(f"`{rel(p)}`" for p in diverged), ""]
+    return lines
 
 
 def _slug(label: str) -> str:

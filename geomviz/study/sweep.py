@@ -23,12 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..grid import Execution, Job, execute
 from ..store import STORE_FILE, StoreError, open_run
 from ..training.config import ONLY_FOR, ConfigError, TrainConfig, parse_items, resolve_config
 from .runner import _IRRELEVANT, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
-           "parse_items", "run_name", "sweep_config", "check_grid", "train_sweep", "MANIFEST"]
+           "parse_items", "run_name", "sweep_config", "gpu_warning", "check_grid", "train_sweep",
+           "MANIFEST", "cell_of", "manifest_cells"]
 
 SWEEP_OBJECTIVES = ("ce", "ce_zloss", "tfsd", "metric_ce")
 MANIFEST = "sweep.json"
@@ -73,6 +75,7 @@ class SweepGrid:
     diverged: list[Path] = field(default_factory=list)  # this call's new divergences
     skipped: list[Path] = field(default_factory=list)  # unreadable stores (warned)
     earlier: list[Path] = field(default_factory=list)  # runs of earlier grids (merged)
+    failed: dict[Path, str] = field(default_factory=dict)  # runs that raised: one line each
     train_seconds: float = 0.0
 
 
@@ -121,13 +124,19 @@ def sweep_config(preset: str | None, overrides: dict | None = None) -> tuple[Tra
         preset_values = {k: v for k, v in preset_values.items()
                          if k not in ONLY_FOR or dataset in ONLY_FOR[k]}
     cfg = resolve_config({}, {**preset_values, **(overrides or {})})
+    return cfg, {k: v for k, v in p.items() if k != "config"}
+
+
+def gpu_warning(preset: str | None, cfg: TrainConfig) -> str | None:
+    """The warning for a GPU preset about to train on a CPU (printed by the command once
+    every flag has been checked, so a bad flag is still its one line)."""
     if preset and preset.endswith("-gpu") and cfg.device in ("auto", "cpu"):
         import torch
 
         if cfg.device == "cpu" or not torch.cuda.is_available():
-            print(f"warning: the {preset} preset is sized for a GPU; on this CPU it will take "
-                  "hours (lm-spikes is the CPU one)", file=sys.stderr)
-    return cfg, {k: v for k, v in p.items() if k != "config"}
+            return (f"geomviz: warning: the {preset} preset is sized for a GPU; on this CPU "
+                    "it will take hours (lm-spikes is the CPU one)")
+    return None
 
 
 _PER_CELL = ("objective", "lr", "qk_layernorm", "seed")
@@ -139,7 +148,48 @@ def _base_of(config: dict) -> dict:
                                   if k not in _IRRELEVANT and k not in _PER_CELL}))
 
 
-def _read_manifest(root: Path) -> dict | None:
+def cell_of(name: str, entry: object) -> Cell:
+    """The cell of one manifest entry, checked: an objective name, a finite rate > 0, qk
+    true or false, a seed >= 0 (where the folder lies is checked where it is read). A bad
+    entry (``"lr": NaN``, a string seed) raises ValueError saying why."""
+    if not name:
+        raise ValueError("an entry has an empty run name")
+    if not isinstance(entry, dict):
+        raise ValueError(f"{name}: not a table of objective, lr, qk and seed")
+    try:
+        obj, lr, qk, seed = (entry[k] for k in ("objective", "lr", "qk", "seed"))
+    except KeyError as e:
+        raise ValueError(f"{name}: no {e.args[0]!r}") from None
+    if not isinstance(obj, str) or not obj:
+        raise ValueError(f"{name}: objective {obj!r} is not a name")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or \
+            not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{name}: lr {lr!r} is not a finite number > 0")
+    if not isinstance(qk, bool):
+        raise ValueError(f"{name}: qk {qk!r} is not true or false")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{name}: seed {seed!r} is not an integer >= 0")
+    return Cell(obj, float(lr), qk, seed)
+
+
+def manifest_cells(path: Path, runs: dict, warn: bool = True) -> dict[str, Cell]:
+    """The good entries of a manifest's ``runs`` table; the bad ones are one warning line
+    (how many, and the first with its reason), so one bad entry never hides a sweep."""
+    cells, bad = {}, []
+    for name, entry in runs.items():
+        try:
+            cells[name] = cell_of(name, entry)
+        except ValueError as e:
+            bad.append(str(e))
+    if bad and warn:
+        print(f"geomviz: warning: {path}: {len(bad)} bad run entr{'y' if len(bad) == 1 else 'ies'}"
+              f" left out ({bad[0][:160]})", file=sys.stderr, flush=True)
+    return cells
+
+
+def _read_manifest(root: Path, warn: bool = True) -> dict | None:
+    """The manifest in ``root`` (None when there is none), its bad entries dropped with one
+    warning; a file that is not a manifest at all is one ConfigError."""
     path = root / MANIFEST
     if not path.exists():
         return None
@@ -147,11 +197,11 @@ def _read_manifest(root: Path) -> dict | None:
         m = json.loads(path.read_text())
         if not isinstance(m, dict) or not isinstance(m.get("runs"), dict):
             raise ValueError("no 'runs' table")
-        for c in m["runs"].values():
-            Cell(str(c["objective"]), float(c["lr"]), bool(c["qk"]), int(c["seed"]))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} cannot be read ({str(e).splitlines()[0][:120]}); move it "
                           "away or use another --out") from None
+    good = manifest_cells(path, m["runs"], warn)
+    m["runs"] = {name: m["runs"][name] for name in good}
     return m
 
 
@@ -177,12 +227,12 @@ def _inside(folder: Path, root: Path) -> bool:
     return folder.resolve().is_relative_to(root.resolve())
 
 
-def check_manifest(base: TrainConfig, root: str | Path) -> dict | None:
+def check_manifest(base: TrainConfig, root: str | Path, warn: bool = True) -> dict | None:
     """The manifest already in ``root`` (None when there is none), refused in one line when
     it cannot be read or its grid was trained with another base config: a new grid is
     merged into it only when the two share everything but the swept axes."""
     root = Path(root)
-    m = _read_manifest(root)
+    m = _read_manifest(root, warn)
     if m is None:
         return None
     old, new = _stored_base(root, m), _base_of(dataclasses.asdict(base))
@@ -241,14 +291,17 @@ def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds
     for cfg in cfgs:
         cfg.validate()
         check_objective(cfg)
-    check_manifest(base, root)
+    check_manifest(base, root, warn=False)  # warned once, when the grid reads it to train
     return cells, cfgs
 
 
 def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
-                qks: list[bool], root: str | Path) -> SweepGrid:
+                qks: list[bool], root: str | Path, execution: Execution | None = None
+                ) -> SweepGrid:
     """Train (or reuse) every cell under ``root``; every name, value and folder is checked
-    before the first run starts. A diverged run is kept and counted."""
+    before the first run starts. A diverged run is kept and counted. On workers
+    (``execution``), a run that raises is counted with its reason and left out of the
+    results; the grid goes on (serially it stops the grid, as always)."""
     from ..training.resume import check_out
     from ..training.train import Diverged, load_bundle, train
 
@@ -278,6 +331,7 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
                                       int(c["seed"]))
             grid.earlier.append(folder)
     t0 = time.perf_counter()
+    jobs = []
     for cell, cfg, plan in zip(cells, cfgs, plans, strict=True):
         out = Path(cfg.out)
         if plan == "skip":
@@ -287,10 +341,13 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
         if plan == "reuse":
             grid.reused.append(out)
             continue
-        if cfg.seed not in bundles:
-            bundles[cfg.seed] = load_bundle(cfg)
         note = "" if plan != "resume" else " (resumed)" if (out / "checkpoint.pt").exists() \
             else " (restarted: its writer died before the first checkpoint)"
+        if execution is not None and not execution.serial:
+            jobs.append(Job(dataclasses.asdict(cfg), plan == "resume", run_name(cell) + note))
+            continue
+        if cfg.seed not in bundles:
+            bundles[cfg.seed] = load_bundle(cfg)
         print(f"== {run_name(cell)}{note}", flush=True)
         try:
             train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])
@@ -298,5 +355,16 @@ def train_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seed
             print(f"   diverged, kept as a result: {e}", flush=True)
             grid.diverged.append(out)
         grid.trained.append(out)
+    if jobs:
+        bundles.clear()  # the workers load their own
+        for j, res in sorted(execute(jobs, execution, base.device, bool(base.progress)).items()):
+            out = jobs[j].out
+            if res.status == "failed":
+                grid.failed[out] = res.message
+                del grid.cells[out]
+                continue
+            if res.status == "diverged":
+                grid.diverged.append(out)
+            grid.trained.append(out)
     grid.train_seconds = time.perf_counter() - t0
     return grid

@@ -12,6 +12,7 @@ import math
 import time
 from pathlib import Path
 
+from ..grid import Execution
 from ..training.config import TrainConfig
 from .sweep import SweepGrid, train_sweep
 from .sweep_results import RunResult, Summary, ce_largest_stable, collect, summarize
@@ -167,18 +168,20 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
     from ..data import TOKEN_DATASETS
 
     shape = (f"({base.gpt_size}, width {base.feature_dim}, seq_len {base.seq_len}), "
-             f"{base.epochs} epochs of {base.train_tokens} training tokens"
+             f"{_plural(base.epochs, 'epoch')} of {base.train_tokens} training tokens"
              if base.dataset in TOKEN_DATASETS else
-             f"(feature dim {base.feature_dim}), {base.epochs} epochs")
+             f"(feature dim {base.feature_dim}), {_plural(base.epochs, 'epoch')}")
     lines = [
         "# Learning-rate sweep", "",
         f"Command: `{command}`", "",
         f"Dataset `{base.dataset}`, model `{model}` {shape}, batch {base.batch_size}, "
         f"{base.optimizer}, "
         f"warmup {base.warmup_epochs} epochs then cosine, weight decay {base.weight_decay}, "
-        f"grad clip {base.grad_clip}. {len(results)} runs: {len(grid.trained)} trained in "
-        f"{grid.train_seconds:.0f} s, {len(grid.reused)} reused; {n_div} diverged "
-        "(kept and counted).", "",
+        f"grad clip {base.grad_clip}. {_plural(len(results), 'run')}: {len(grid.trained)} "
+        f"trained in {grid.train_seconds:.0f} s, {len(grid.reused)} reused; {n_div} diverged "
+        "(kept and counted)"
+        + (f"; {len(grid.failed)} more raised (left out, listed below)." if grid.failed
+           else "."), "",
         f"Final loss: test NLL at the last evaluation (nats/token). Initial loss L0 = ln V = "
         f"{l0:.4f}; a diverged run or a non-finite loss counts as L0. LR sensitivity "
         "(Wortsman et al. 2023): mean over the rates of min(final loss, L0) minus the best "
@@ -209,6 +212,10 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
                   *_stability_table(summaries, qk), "", *_uncapped_table(summaries, qk), "",
                   *_findings(summaries, qk), "",
                   *_instability_table(results, ce_largest_stable(summaries, qk), qk)]
+    if grid.failed:
+        from .runner import failure_lines
+
+        lines += failure_lines(grid.failed, [], path.parent)
     if files:
         lines += ["## Figures", ""] + [f"- [{f.name}]({f.relative_to(path.parent)})"
                                        if f.is_relative_to(path.parent) else f"- {f}"
@@ -219,13 +226,14 @@ def write_report(path: Path, base: TrainConfig, grid: SweepGrid, results: list[R
 
 def run_sweep(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
               qks: list[bool], out: str | Path, formats: tuple[str, ...] = ("png", "svg", "html"),
-              width: int = 800, scale: float = 2.0, command: str = "geomviz sweep") -> dict:
+              width: int = 800, scale: float = 2.0, command: str = "geomviz sweep",
+              execution: Execution | None = None) -> dict:
     """Train (or reuse) the grid under ``out/runs``, export the figures to ``out/figures``
     and write ``out/report.md``."""
     from .export import ExportError, export
 
     out = Path(out)
-    grid = train_sweep(base, objectives, lrs, seeds, qks, out / "runs")
+    grid = train_sweep(base, objectives, lrs, seeds, qks, out / "runs", execution)
     t0 = time.perf_counter()
     results = collect(grid.cells)
     summaries = summarize(results)

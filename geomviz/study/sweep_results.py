@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store import StoreError, open_run
-from .sweep import MANIFEST, Cell
+from .sweep import MANIFEST, Cell, manifest_cells
 from .verdicts import Paired, paired_verdict
 
 __all__ = ["RunResult", "Summary", "collect", "collect_root", "lr_sensitivity", "summarize",
@@ -128,23 +128,22 @@ def collect(cells: Mapping[Path, Cell]) -> list[RunResult]:
 
 def collect_root(root: str | Path, within: str | Path | None = None,
                  refused: list[str] | None = None) -> list[RunResult]:
-    """The grid of the sweep whose manifest is ``root/sweep.json``. A manifest whose
-    entries are not runs at a finite rate > 0 is one :class:`StoreError`. With ``within``
-    (the dashboard's runs folder), a run folder that resolves outside it (an absolute
-    path, ``..``, a symlink to another store) is never read: its name goes to ``refused``."""
+    """The grid of the sweep whose manifest is ``root/sweep.json``. A file that is not a
+    manifest (not JSON, no ``runs`` table) is one :class:`StoreError`; a bad entry in it
+    (``"lr": NaN``, a seed that is not an integer) is one warning and left out, so the
+    good runs stay visible. With ``within`` (the dashboard's runs folder), a run folder
+    that resolves outside it (an absolute path, ``..``, a symlink to another store) is
+    never read: its name goes to ``refused``."""
     root = Path(root)
     try:
         manifest = json.loads((root / MANIFEST).read_text())
-        cells = {root / name: Cell(str(c["objective"]), float(c["lr"]), bool(c["qk"]),
-                                   int(c["seed"]))
-                 for name, c in manifest["runs"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise StoreError(f"{root / MANIFEST} is not a sweep manifest: {e}") from None
-    bad = next((f.name for f, c in cells.items() if not (math.isfinite(c.lr) and c.lr > 0)),
-               None)
-    if bad is not None:
-        raise StoreError(f"{root / MANIFEST} is malformed: run {bad} has a learning rate that "
-                         "is not a finite number > 0")
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), dict):
+            raise ValueError("no 'runs' table")
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{root / MANIFEST} is not a sweep manifest: "
+                         f"{str(e).splitlines()[0][:160]}") from None
+    cells = {root / name: c for name, c in manifest_cells(root / MANIFEST,
+                                                          manifest["runs"]).items()}
     if within is not None:
         base = Path(within).resolve()
         inside = {f: c for f, c in cells.items() if f.resolve().is_relative_to(base)}

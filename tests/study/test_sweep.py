@@ -239,8 +239,118 @@ def test_list_items_are_never_empty_and_repeats_name_the_value():
 
 
 def test_the_gpu_preset_warns_on_a_cpu(capsys):
-    sweep_config("lm-spikes-gpu", {"device": "cpu"})
+    from geomviz.study.sweep import gpu_warning
+
+    base, _ = sweep_config("lm-spikes-gpu", {"device": "cpu"})
+    assert capsys.readouterr().err == ""  # the command prints it, once every flag is checked
+    assert "sized for a GPU" in gpu_warning("lm-spikes-gpu", base)
+    assert gpu_warning("lm-spikes", sweep_config("lm-spikes", {"device": "cpu"})[0]) is None
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_bad_flag_on_the_gpu_preset_is_its_one_line(tmp_path, capsys):
+    """Issue 25 row 10: the GPU warning came before the error (2 lines)."""
+    assert main(["sweep", "--preset", "lm-spikes-gpu", "--lrs", "x",
+                 "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "sized for a GPU" in err[0]
-    sweep_config("lm-spikes", {"device": "cpu"})
-    assert capsys.readouterr().err == ""
+    assert len(err) == 1 and "'x' is not a number" in err[0], err
+
+
+# --- issue 25 rows 4, 5, 6 and 9: nothing written is lost, nothing refused is left behind ---
+
+def test_a_second_grid_into_a_folder_being_written_is_refused(tmp_path, capsys):
+    """Row 4: two different sweeps into one --out both exited 0 and sweep.json kept only
+    the last writer's runs; the grid folder is now locked for the whole command."""
+    from geomviz.study.gridfolder import GridLock
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    lock = GridLock(out)  # another grid, alive
+    try:
+        code = main([*GAUSS, "--lrs", "0.5", "--out", str(out)])
+    finally:
+        lock.release()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "being written by another geomviz grid" in err[0]
+    assert [p.name for p in out.iterdir()] == ["grid.lock"]
+
+
+GAUSS = ["sweep", "--dataset", "gaussians", "--objectives", "ce", "--seeds", "0", "--epochs",
+         "1", "--format", "html", "--no-progress"]
+
+
+@pytest.mark.parametrize("command", ["sweep", "study"])
+def test_a_users_own_report_and_figures_are_never_overwritten(tmp_path, capsys, command):
+    """Row 5: sweep and study overwrote a user's report.md and figures/* in --out."""
+    out = tmp_path / "mine"
+    (out / "figures").mkdir(parents=True)
+    (out / "report.md").write_text("my notes")
+    (out / "figures" / "lr_sensitivity.html").write_text("my figure")
+    args = (["sweep", "--dataset", "gaussians", "--lrs", "0.5", "--objectives", "ce"]
+            if command == "sweep" else ["study", "--preset", "gaussians", "--objectives",
+                                        "ce"])
+    code = main([*args, "--seeds", "0", "--epochs", "1", "--out", str(out), "--format",
+                 "html", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds files no geomviz grid wrote" in err[0], err
+    assert (out / "report.md").read_text() == "my notes"
+    assert (out / "figures" / "lr_sensitivity.html").read_text() == "my figure"
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "report.md"]
+
+
+def test_the_grid_reruns_over_its_own_files_and_refuses_a_users(tmp_path, capsys):
+    """What the grid wrote is recorded as its own: a rerun rewrites it (and a second grid
+    of the same config merges in); a file a user adds later is refused."""
+    from geomviz.study.gridfolder import OWNED
+
+    out = tmp_path / "sweep"
+    assert main([*GAUSS, "--lrs", "0.5", "--out", str(out)]) == 0
+    owned = json.loads((out / OWNED).read_text())["files"]
+    assert "report.md" in owned and "figures/lr_sensitivity.html" in owned
+    assert main([*GAUSS, "--lrs", "0.5,0.1", "--out", str(out)]) == 0
+    assert "1 reused" in capsys.readouterr().out
+    (out / "figures" / "extra.png").write_bytes(b"mine")
+    assert main([*GAUSS, "--lrs", "0.5", "--out", str(out)]) == 2
+    assert "'figures/extra.png'" in capsys.readouterr().err
+
+
+def test_a_bad_manifest_entry_is_one_warning_and_the_good_runs_stay(swept, tmp_path, capsys):
+    """Row 6: an entry with "lr": NaN was kept on rerun and hid the whole sweep."""
+    from geomviz.study.sweep_results import collect_root
+
+    out, before = _copy(swept, tmp_path)
+    m = json.loads(before)
+    m["runs"]["ce-lr0.01-qkoff-s0"]["lr"] = float("nan")
+    m["runs"]["junk"] = {"objective": "ce", "lr": 0.1, "qk": False, "seed": "zero"}
+    (out / "runs" / MANIFEST).write_text(json.dumps(m))
+    results = collect_root(out / "runs")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 bad run entries left out" in err[0] and "lr nan" in err[0]
+    assert sorted(r.folder.name for r in results) == [
+        "ce-lr1e+30-qkoff-s0", "tfsd-lr0.01-qkoff-s0", "tfsd-lr1e+30-qkoff-s0"]
+    base, _ = sweep_config(None, TINY)
+    grid = train_sweep(base, ["tfsd"], [1e-2], [0], [False], out / "runs")  # a rerun
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    kept = json.loads((out / "runs" / MANIFEST).read_text())["runs"]
+    assert "junk" not in kept and kept["tfsd-lr0.01-qkoff-s0"]["lr"] == 1e-2
+    assert all(v["lr"] == v["lr"] for v in kept.values()) and grid.reused
+
+
+@pytest.mark.parametrize("command", ["sweep", "study"])
+def test_a_data_error_at_load_time_leaves_no_folder(tmp_path, capsys, command):
+    """Row 9: a too-short corpus, found when the data loads, left an empty --out."""
+    text = tmp_path / "short.txt"
+    text.write_text("too short")
+    out = tmp_path / "new" / "out"
+    args = (["sweep", "--dataset", "text", "--lrs", "0.5", "--objectives", "ce"]
+            if command == "sweep" else ["study", "--preset", "lm-text", "--objectives", "ce"])
+    code = main([*args, "--data-path", str(text), "--seeds", "0", "--epochs", "1",
+                 "--out", str(out), "--format", "html"])
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_one_epoch_is_singular_in_the_report(swept):
+    """Issue 24 row 10: the report said "1 epochs"."""
+    text = (swept[0] / "report.md").read_text()
+    assert "1 epoch of 1024 training tokens" in text and "1 epochs" not in text
