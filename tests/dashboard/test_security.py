@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -185,20 +186,24 @@ def test_a_writer_that_starts_after_an_immutable_open_is_read_through_its_log(tm
 
 
 # ----------------------------------------------------------------------- empty runs path
-def test_an_empty_runs_path_is_one_line_and_exit_2(tmp_path, capsys):
-    from geomviz.cli import main
+def test_an_empty_runs_path_is_one_line_and_exit_2(tmp_path):
     from geomviz.dashboard import create_app
 
-    os.chdir(tmp_path)
     RunWriter(tmp_path / "here", {}).close()  # the current folder holds runs: never served
-    assert main(["dashboard", ""]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "empty" in err[0], err
     with pytest.raises(ValueError, match="empty"):
         create_app("")
-    r = subprocess.run([sys.executable, str(REPO / "app.py"), "--runs", ""], env=_env(),
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    with socket.socket() as sock:  # a free port, so only the runs path can be refused
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    for argv in (["-m", "geomviz", "dashboard", "", "--port", port],
+                 [str(REPO / "app.py"), "--runs", "", "--port", port]):
+        try:  # in a child: the old behaviour served the current folder until killed
+            r = subprocess.run([sys.executable, *argv], env=_env(), capture_output=True,
+                               text=True, timeout=120, cwd=tmp_path)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{argv[:2]} with an empty runs path served the current folder")
+        err = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(err) == 1 and "empty" in err[0], (argv, r.stderr)
 
 
 # ----------------------------------------------------------------------- row 11: FIFOs
