@@ -126,6 +126,13 @@ def _sidecars(real: Path) -> tuple[Path, Path]:
     return real.with_name(real.name + "-wal"), real.with_name(real.name + "-shm")
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
 def _connect_reader(path: Path) -> tuple[sqlite3.Connection, bool]:
     """``(connection, immutable)``: a read-only connection that creates no file.
 
@@ -142,7 +149,8 @@ def _connect_reader(path: Path) -> tuple[sqlite3.Connection, bool]:
     the store is again read as the immutable file it is."""
     real = path.resolve()
     wal, shm = _sidecars(real)
-    if not wal.exists() or (not shm.exists() and wal.stat().st_size == 0):
+    wal_size = _size(wal)  # None: no log (a writer that just closed removed it)
+    if wal_size is None or (not shm.exists() and wal_size == 0):
         return _connect(real, readonly=True, immutable=True), True
     if not shm.exists():  # mode=ro would make one; rows in the log are never ignored
         raise sqlite3.OperationalError(
@@ -158,7 +166,7 @@ def _connect_reader(path: Path) -> tuple[sqlite3.Connection, bool]:
         if os.access(real.parent, os.W_OK):
             con.close()
             raise
-        if wal.stat().st_size > 0:  # rows a killed writer left in its log
+        if (_size(wal) or 0) > 0:  # rows a killed writer left in its log
             con.close()
             raise sqlite3.OperationalError(
                 "unable to open database file: reading its write-ahead log (-wal) needs a "
@@ -420,6 +428,7 @@ class Run:
         self.folder = self.path.parent
         self._stale_after = stale_after
         try:
+            self._wal = _sidecars(self.path.resolve())[0]
             self._con, self._immutable = _connect_reader(self.path)
             self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
@@ -443,7 +452,7 @@ class Run:
     def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
             rows = self._con.execute(sql, args).fetchall()
-            if self._immutable and _sidecars(self.path.resolve())[0].exists():
+            if self._immutable and self._wal.exists():
                 # a writer opened the store since (a resume): read again through its log
                 self._con.close()
                 self._con, self._immutable = _connect_reader(self.path)

@@ -18,7 +18,7 @@ from flask import current_app
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
 from ..data import PathError, resolve_run, run_table, time_series
-from ..guard import choice, count, number, options, run_ids, side_list, step_list
+from ..guard import BadInput, choice, count, number, options, run_ids, side_list, step_list
 from ..jobs import start_job
 from ..views import (
     AXES,
@@ -258,8 +258,8 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
 
     root = current_app.config["GEOMVIZ_RUNS"]
     method = choice(method, AXES, "projection")
-    color = choice(color, [color] if isinstance(color, str) and len(color) < 100 else [],
-                   "colouring")
+    if not isinstance(color, str) or len(color) > 100:
+        raise BadInput(f"colouring {str(color)[:60]!r} is not a colouring's name")
     runs, options_ = run_ids(runs), options(ticked)
     step_list(steps)
     step = number(step, "the step shown", default=-1)
