@@ -95,6 +95,10 @@ def _outputs(key: str) -> list[tuple[str, str]]:
     return [tuple(p.split("@", 1)[0].rsplit(".", 1)) for p in parts]
 
 
+def _prop(output: dict) -> str:
+    return str(output.get("property")).split("@", 1)[0]
+
+
 def bad_callback_body(callback_map: dict, body) -> str | None:
     """Why ``body`` is not a request for one of the app's callbacks, or None."""
     if not isinstance(body, dict):
@@ -112,12 +116,12 @@ def bad_callback_body(callback_map: dict, body) -> str | None:
     got = got if isinstance(got, list) and len(outs) > 1 else [got]
     if len(got) != len(outs):
         return f"outputs: expected {len(outs)}"
-    for g, (cid, prop) in zip(got, outs, strict=True):
+    for g, (cid, prop) in zip(got, outs, strict=True):  # "prop@hash": allow_duplicate
         if _is_pattern(cid):
             ok = isinstance(g, list) and all(isinstance(x, dict) and isinstance(x.get("id"), dict)
-                                             and x.get("property") == prop for x in g)
+                                             and _prop(x) == prop for x in g)
         else:
-            ok = isinstance(g, dict) and g.get("id") == cid and g.get("property") == prop
+            ok = isinstance(g, dict) and g.get("id") == cid and _prop(g) == prop
         if not ok:
             return f"outputs: expected {cid}.{prop}"
     changed = body.get("changedPropIds", [])

@@ -357,6 +357,14 @@ def test_malformed_callback_requests_are_4xx_and_a_10_mb_body_is_413(app_runs):
     good = callback_body(app, "compare-ticker.disabled", {"compare-play.n_clicks": 1},
                          ["compare-play.n_clicks"])
     assert client.post("/_dash-update-component", json=good).status_code == 200
+    snap = callback_body(app, "compare-shown.data", {"compare-step.value": 1,
+                                                     "compare-shown.data": 1,
+                                                     "compare-steps.data": [0, 1, 2]},
+                         ["compare-step.value"])
+    key = snap["output"]  # as the browser sends it: an allow_duplicate output keeps its @hash
+    snap["outputs"][1]["property"] = key[2:-2].split("...")[1].rsplit(".", 1)[1]
+    assert "@" in snap["outputs"][1]["property"]
+    assert client.post("/_dash-update-component", json=snap).status_code in (200, 204)
     for body in (None, [], "x", {"output": "nope"}, {**good, "output": "../../x"},
                  {**good, "inputs": []}, {**good, "inputs": "x"}, {**good, "outputs": None},
                  {**good, "changedPropIds": 5}, {**good, "state": None},
