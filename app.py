@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from geomviz.dashboard import create_app
 
@@ -13,7 +14,12 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050)
     args = p.parse_args()
-    create_app(args.runs).run(host=args.host, port=args.port, debug=False)
+    try:  # an empty or missing runs folder is one line, exit 2 (never the current folder)
+        app = create_app(args.runs)
+    except ValueError as e:
+        print(f"app.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app.run(host=args.host, port=args.port, debug=False)
 
 
 if __name__ == "__main__":

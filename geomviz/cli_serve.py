@@ -79,6 +79,7 @@ def _demo_fast_view(app, root: Path) -> None:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import create_app
 
+    _named(args.folder, "the runs folder")  # '' would serve the current folder
     _check_listen(args.host, args.port)
     app = create_app(args.folder)
     print(f"geomviz dashboard: http://{args.host}:{args.port}/ (runs in {args.folder}); "

@@ -7,9 +7,12 @@ can tell a live run from a dead one: ``status == "running"`` with a heartbeat
 older than ``stale_after`` seconds reads as ``"crashed"``. One writer per run: the
 writer holds an OS lock on ``run.lock`` (:class:`RunLock`) that dies with its process.
 
-Reading (``open_run``, ``list_runs``) uses read-only connections and works
-while the writer is live; a store that cannot be read or whose metadata is malformed
-raises :class:`StoreError` with one line when opened. Tables (schema version
+Reading (``open_run``, ``list_runs``) uses read-only connections that never create a
+file (no ``-wal``/``-shm`` beside a store that has none) and works while the writer is
+live; a store that cannot be read, is not a regular file (a FIFO would block the open)
+or whose metadata is malformed raises :class:`StoreError` with one line when opened.
+Inside :func:`confined` (each dashboard request) a store whose real path, links followed,
+lies outside the given folder is refused before it is opened. Tables (schema version
 :data:`SCHEMA_VERSION`)::
 
     meta(key, value)                                   JSON values
@@ -26,9 +29,11 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import sys
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +42,17 @@ import numpy as np
 
 __all__ = [
     "SCHEMA_VERSION", "STORE_FILE", "LOCK_FILE", "StoreError", "RunLocked", "RunLock",
-    "RunWriter", "NullWriter", "Run", "open_run", "list_runs", "warn_skipped",
+    "RunWriter", "NullWriter", "Run", "open_run", "list_runs", "warn_skipped", "confined",
+    "store_problem",
 ]
 
 SCHEMA_VERSION = 1
 STORE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"  # beside the store: the writer's exclusive lock, holding its pid
 STATUSES = ("running", "finished", "crashed", "diverged")
+# the folder every store opened in this context must lie in (set by :func:`confined`): a
+# context variable, so each dashboard request (a thread) has its own and nothing is shared
+_WITHIN: ContextVar[Path | None] = ContextVar("geomviz_store_within", default=None)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,27 +122,92 @@ def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Con
     return con
 
 
-def _connect_reader(path: Path) -> sqlite3.Connection:
-    """A read-only connection. In a folder this process cannot write (a read-only mount,
-    another user's runs) SQLite cannot make the WAL index (``-shm``) it needs to read a
-    WAL store; with no write-ahead log beside it there is nothing to replay and no live
-    writer (a writer makes both files), so the store is opened as the immutable file it is."""
-    con = _connect(path, readonly=True)
+def _sidecars(real: Path) -> tuple[Path, Path]:
+    return real.with_name(real.name + "-wal"), real.with_name(real.name + "-shm")
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _connect_reader(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """``(connection, immutable)``: a read-only connection that creates no file.
+
+    SQLite opening a WAL store read-only (``mode=ro``) still creates its ``-wal`` and
+    ``-shm`` files when they are missing. They are missing exactly when no connection
+    has the store open (a writer keeps both while it lives, SQLite deletes them when the
+    last connection closes; a writer killed with -9 leaves them): then the file is
+    complete and nothing changes it, and it is opened ``immutable``. A writer that starts
+    later (``--resume``) makes a ``-wal`` before it changes the file; :class:`Run` checks
+    for one after each query and, seeing it, reads again through the log. Otherwise
+    (a live or killed writer) both files exist and ``mode=ro`` reads through them. In a
+    folder this process cannot write (a read-only mount, another user's runs) SQLite
+    cannot open the WAL index it needs; an empty log there means nothing to replay, and
+    the store is again read as the immutable file it is."""
+    real = path.resolve()
+    wal, shm = _sidecars(real)
+    wal_size = _size(wal)  # None: no log (a writer that just closed removed it)
+    if wal_size is None or (not shm.exists() and wal_size == 0):
+        return _connect(real, readonly=True, immutable=True), True
+    if not shm.exists():  # mode=ro would make one; rows in the log are never ignored
+        raise sqlite3.OperationalError(
+            "unable to open database file: reading its write-ahead log (-wal) needs its "
+            "index (-shm), which is missing, and a reader creates no file; copy the run "
+            "folder somewhere writable and open it once for writing (sqlite3 run.sqlite "
+            "'PRAGMA quick_check') to rebuild it")
+    con = _connect(real, readonly=True)
     try:
         con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-        return con
+        return con, False
     except sqlite3.OperationalError:
-        wal = path.with_name(path.name + "-wal")
-        if os.access(path.parent, os.W_OK):
+        if os.access(real.parent, os.W_OK):
             con.close()
             raise
-        if wal.exists() and wal.stat().st_size > 0:  # rows a killed writer left in its log
+        if (_size(wal) or 0) > 0:  # rows a killed writer left in its log
             con.close()
             raise sqlite3.OperationalError(
                 "unable to open database file: reading its write-ahead log (-wal) needs a "
                 "folder it can write; copy the run folder somewhere writable") from None
     con.close()
-    return _connect(path, readonly=True, immutable=True)
+    return _connect(real, readonly=True, immutable=True), True
+
+
+@contextlib.contextmanager
+def confined(root: str | Path):
+    """Within this block every store opened must lie inside ``root`` once links are
+    resolved (the dashboard serves nothing outside its runs folder); others raise
+    :class:`StoreError` before any file is opened."""
+    token = _WITHIN.set(Path(root).resolve())
+    try:
+        yield
+    finally:
+        _WITHIN.reset(token)
+
+
+def store_problem(path: str | Path, within: str | Path | None = None) -> str | None:
+    """Why the store file ``path`` must not be opened, in a few words, or None. Links are
+    followed; with ``within`` (default: the folder of :func:`confined`, if any) a store
+    whose real path lies outside it is refused. A FIFO, socket or device is refused too:
+    opening one blocks or reads something that is no store."""
+    base = Path(within).resolve() if within is not None else _WITHIN.get()
+    path = Path(path)
+    try:
+        real = path.resolve(strict=True)
+        mode = real.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken link" if path.is_symlink() else "does not exist"
+    except (OSError, RuntimeError) as e:  # a link loop, a name too long, no permission
+        return f"cannot be read ({getattr(e, 'strerror', None) or e})"
+    if base is not None and not real.is_relative_to(base):
+        return "links to a store outside the runs folder; not read"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a FIFO, socket or device); not read"
+    if base is not None and any(s.is_symlink() for s in _sidecars(real)):
+        return "has a linked -wal or -shm file; not read"
+    return None
 
 
 # ----------------------------------------------------------------------------- writing
@@ -342,15 +416,20 @@ class Histograms:
 class Run:
     """Read-only view of one run store; safe to use while the run is being written."""
 
-    def __init__(self, path: str | Path, stale_after: float | None = None) -> None:
+    def __init__(self, path: str | Path, stale_after: float | None = None,
+                 within: str | Path | None = None) -> None:
         path = Path(path)
         self.path = path / STORE_FILE if path.is_dir() else path
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             raise StoreError(f"no run store at {self.path}")
+        why = store_problem(self.path, within)
+        if why is not None:
+            raise StoreError(f"{self.path} {why}")
         self.folder = self.path.parent
         self._stale_after = stale_after
         try:
-            self._con = _connect_reader(self.path)
+            self._wal = _sidecars(self.path.resolve())[0]
+            self._con, self._immutable = _connect_reader(self.path)
             self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable geomviz run store ({e})") from None
@@ -372,7 +451,13 @@ class Run:
 
     def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
-            return self._con.execute(sql, args).fetchall()
+            rows = self._con.execute(sql, args).fetchall()
+            if self._immutable and self._wal.exists():
+                # a writer opened the store since (a resume): read again through its log
+                self._con.close()
+                self._con, self._immutable = _connect_reader(self.path)
+                rows = self._con.execute(sql, args).fetchall()
+            return rows
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: {e}") from None
 
@@ -473,18 +558,33 @@ class Run:
         self.close()
 
 
-def open_run(path: str | Path, stale_after: float | None = None) -> Run:
-    """Open a run folder (or its ``run.sqlite``) read-only."""
-    return Run(path, stale_after)
+def open_run(path: str | Path, stale_after: float | None = None,
+             within: str | Path | None = None) -> Run:
+    """Open a run folder (or its ``run.sqlite``) read-only; with ``within``, only a store
+    that lies inside that folder once links are resolved."""
+    return Run(path, stale_after, within)
 
 
-def list_runs(folder: str | Path) -> list[Path]:
-    """Run folders (holding ``run.sqlite``) anywhere under ``folder``, sorted."""
+def list_runs(folder: str | Path, within: str | Path | None = None,
+              skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Run folders (holding ``run.sqlite``) anywhere under ``folder``, sorted. A store that
+    cannot be opened safely (see :func:`store_problem`: not a regular file; with ``within``
+    or inside :func:`confined`, a link out of that folder) is left out: ``(folder, why)``
+    goes to ``skipped`` if given, else it is one warning line on stderr."""
     root = Path(folder)
     if not root.is_dir():
         raise StoreError(f"runs folder {root} "
                          f"{'is not a folder' if root.exists() else 'does not exist'}")
-    return sorted(p.parent for p in root.rglob(STORE_FILE))
+    out = []
+    for p in sorted(root.rglob(STORE_FILE)):
+        why = store_problem(p, within)
+        if why is None:
+            out.append(p.parent)
+        elif skipped is not None:
+            skipped.append((p.parent, f"{STORE_FILE} {why}"))
+        else:
+            warn_skipped(p.parent, f"{STORE_FILE} {why}")
+    return out
 
 
 def warn_skipped(folder: str | Path, why: str) -> None:

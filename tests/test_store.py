@@ -266,9 +266,13 @@ def test_a_finished_store_in_a_folder_that_cannot_be_written_is_readable(tmp_pat
                         os.environ.get("PYTHONPATH", "")])))
     (killed / f"{STORE_FILE}-shm").unlink()
     with _unwritable(killed):
-        with pytest.raises(StoreError, match="needs a folder it can write"):
+        with pytest.raises(StoreError, match="needs its index"):
             open_run(killed)
-    with open_run(killed) as run:  # once writable again, nothing was lost
+    with pytest.raises(StoreError, match="a reader creates no file"):
+        open_run(killed)  # a writable folder too: the reader never makes the -shm
+    assert not (killed / f"{STORE_FILE}-shm").exists()
+    sqlite3.connect(killed / STORE_FILE).execute("PRAGMA quick_check").fetchall()
+    with open_run(killed) as run:  # once opened for writing, nothing was lost
         assert run.scalars("loss")["value"].tolist() == [0.5]
 
 

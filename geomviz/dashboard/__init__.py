@@ -1,8 +1,9 @@
 """The Dash dashboard: a runs page and a CE-vs-TFSD compare page.
 
 ``create_app(runs_dir)`` builds the app; the runs folder lives in the Flask
-config (``GEOMVIZ_RUNS``), not in module state, and every run id is resolved
-inside it (:func:`geomviz.dashboard.data.resolve_run`).
+config (``GEOMVIZ_RUNS``), not in module state, every run id is resolved
+inside it (:func:`geomviz.dashboard.data.resolve_run`), and every request is confined
+to it (:mod:`geomviz.dashboard.guard`).
 """
 
 from __future__ import annotations
@@ -37,14 +38,19 @@ def create_app(runs_dir: str | Path):
         raise ImportError("the dashboard needs dash: pip install 'geomviz[dashboard]'") from None
     from dash import dcc, html
 
+    from .guard import NOTE, guard_app, on_callback_error
+
+    if not str(runs_dir).strip():  # Path("") is the current folder: never served unasked
+        raise ValueError("the runs folder is empty: name a folder of runs")
     root = Path(runs_dir)
     if not root.is_dir():
         raise ValueError(f"runs folder {root} does not exist")
     assets = Path(__file__).resolve().parents[2] / "assets"
     app = dash.Dash(__name__, use_pages=True, pages_folder="", title="geomviz",
                     assets_folder=str(assets) if assets.is_dir() else "assets",
-                    suppress_callback_exceptions=True)
+                    suppress_callback_exceptions=True, on_error=on_callback_error)
     app.server.config["GEOMVIZ_RUNS"] = str(root.resolve())
+    guard_app(app, root.resolve(), assets if assets.is_dir() else None)
     # a request for a script Dash does not serve (``../`` in the path, say) is a 404, not
     # the 500 with a traceback in the log that Dash's refusal otherwise becomes
     app.server.register_error_handler(dash.exceptions.DependencyException,
@@ -56,6 +62,7 @@ def create_app(runs_dir: str | Path):
     app.layout = html.Div([
         html.Header([html.A("geomviz", href="/", className="brand"),
                      html.Span(str(root), className="runs-root")]),
+        html.Div(id=NOTE, className="message"),  # why a callback changed nothing
         dash.page_container,
         dcc.Location(id="app-url"),
     ])

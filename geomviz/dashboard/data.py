@@ -5,6 +5,7 @@ Every function takes the runs folder explicitly; nothing is cached at module lev
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,10 @@ from ..class_vectors import (
     project_class_vectors,
     token_static,
 )
-from ..projection import load_snapshots, project
+from ..projection import CACHE_DIR, load_snapshots, project
 from ..store import StoreError, list_runs, open_run
 
-__all__ = ["resolve_run", "run_table", "seed_groups", "time_series", "manifold_data",
+__all__ = ["resolve_run", "check_cache", "run_table", "seed_groups", "time_series", "manifold_data",
            "ood_data", "class_vector_data", "PathError", "TOKEN_SCALARS"]
 
 # a language-model run's test-split probes (geomviz.training.evaluate_tokens)
@@ -34,6 +35,8 @@ def resolve_run(root: str | Path, run_id: str | None) -> Path:
     """The folder of ``run_id`` (relative to ``root``); anything outside ``root`` is refused."""
     if not run_id:
         raise PathError("no run selected")
+    if not isinstance(run_id, str):
+        raise PathError(f"run id {str(run_id)[:40]!r} is not text")
     if len(run_id) > 1000 or "\x00" in run_id:
         raise PathError(f"run id {run_id[:40]!r}... is not a run (too long or not text)")
     base = Path(root).resolve()
@@ -51,11 +54,39 @@ def resolve_run(root: str | Path, run_id: str | None) -> Path:
     return folder
 
 
+def check_cache(root: str | Path) -> None:
+    """The projection cache (``root/.projections``) is read and written by the dashboard:
+    it must be a folder inside ``root`` holding no link out of it, else :class:`PathError`."""
+    cache = Path(root) / CACHE_DIR
+    if not os.path.lexists(cache):
+        return
+    base = Path(root).resolve()
+    real = cache.resolve()
+    if not real.is_relative_to(base) or not real.is_dir():
+        raise PathError(f"the projection cache {CACHE_DIR} is a link out of the runs folder "
+                        "or not a folder; move it away")
+    for entry in os.scandir(real):
+        if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(base):
+            raise PathError(f"the projection cache holds {entry.name[:80]!r}, a link out of "
+                            "the runs folder; move it away")
+
+
+def _row(rid: str, warning: str) -> dict:
+    return {"run": rid, "objective": "?", "dataset": "?", "seed": None,
+            "status": "unreadable", "steps": 0, "acc": None, "auroc": None, "kl": None,
+            "warning": warning}
+
+
 def run_table(root: str | Path) -> list[dict]:
     """One row per run: id, objective, dataset, seed, status, steps, accuracy, AUROC, the
-    distance to the true next-token law (``truth.kl``, token runs on known laws), warning."""
+    distance to the true next-token law (``truth.kl``, token runs on known laws), warning.
+    A store that is a link out of the runs folder, or no regular file, is a warning row and
+    is never opened."""
     rows = []
-    for folder in list_runs(root):
+    skipped: list[tuple[Path, str]] = []
+    folders = list_runs(root, within=root, skipped=skipped)
+    rows += [_row(str(f.relative_to(Path(root))), why) for f, why in skipped]
+    for folder in folders:
         rid = str(folder.relative_to(Path(root)))
         try:
             with open_run(folder) as run:
@@ -72,10 +103,8 @@ def run_table(root: str | Path) -> list[dict]:
         except Exception as e:  # noqa: BLE001 - one bad store is one warning row, never more
             if not isinstance(e, StoreError):
                 e = f"{type(e).__name__}: {e}"
-            rows.append({"run": rid, "objective": "?", "dataset": "?", "seed": None,
-                         "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
-                         "kl": None, "warning": str(e)})
-    return rows
+            rows.append(_row(rid, str(e)))
+    return sorted(rows, key=lambda r: r["run"])
 
 
 def seed_groups(rows: list[dict]) -> list[dict]:
@@ -141,6 +170,7 @@ def time_series(folder: Path) -> dict:
 
 def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
     """Cached projections of the runs' snapshots on their common steps, plus labels/colours."""
+    check_cache(root)
     snaps = [load_snapshots(f, features=False) for f in folders]
     common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
     if method == "aligned_umap":  # too slow for a request: only ever read from the cache
@@ -175,6 +205,7 @@ def class_vector_data(root: Path, folders: list[Path]) -> dict | None:
     """The runs' class vectors on one joint PCA basis (cached), on their common steps, as
     manifold runs (points are tokens, coloured by synonym set, or by frequency bucket where
     the data has no synonym sets); None unless every run stores them (a token run)."""
+    check_cache(root)
     try:
         cvs = [load_class_vectors(f) for f in folders]
     except ValueError:

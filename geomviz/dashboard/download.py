@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..study.export import ExportError, export
 from ..study.figureset import build_figures
+from .data import check_cache
 
 __all__ = ["figure_zip"]
 
@@ -21,6 +22,7 @@ def figure_zip(root: str | Path, folders: list[Path], names: list[str] | None,
                formats: list[str]) -> tuple[bytes, str]:
     """``(zip bytes, message)``. Without a browser for static formats the zip holds the
     HTML files and the message says why the rest is missing and how to fix it."""
+    check_cache(root)
     figs = build_figures(folders, names, cache_root=Path(root))
     message = ""
     with tempfile.TemporaryDirectory(prefix="geomviz-figures-") as tmp:

@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..projection import project
+from ..store import confined
 
 __all__ = ["start_job", "job_status", "SLOW", "UMAP_EPOCHS", "start_umap", "umap_status"]
 
@@ -38,8 +39,7 @@ def start_job(app, root: str | Path, folders: list[Path], method: str) -> dict:
             # in a child process: numba's compiling would hold this server's GIL for seconds
             with _pool() as pool:
                 for group in groups:
-                    pool.submit(project, group, method, cache_root=root,
-                                **SLOW[method]).result()
+                    pool.submit(_confined_project, root, group, method).result()
                     status["done"] += 1
             status["state"] = "done"
         except Exception as e:  # noqa: BLE001 - reported on the page
@@ -48,6 +48,15 @@ def start_job(app, root: str | Path, folders: list[Path], method: str) -> dict:
     jobs[key] = status
     threading.Thread(target=work, name=f"geomviz-{method}", daemon=True).start()
     return status
+
+
+def _confined_project(root: str | Path, group: list[Path], method: str) -> None:
+    """The worker's projection, reading stores inside the runs folder only, as requests do."""
+    from .data import check_cache
+
+    with confined(root):
+        check_cache(root)
+        project(group, method, cache_root=root, **SLOW[method])
 
 
 def _pool() -> ProcessPoolExecutor:

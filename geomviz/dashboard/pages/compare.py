@@ -18,6 +18,7 @@ from flask import current_app
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
 from ..data import PathError, resolve_run, run_table, time_series
+from ..guard import BadInput, choice, count, number, options, run_ids, side_list, step_list
 from ..jobs import start_job
 from ..views import (
     AXES,
@@ -203,6 +204,9 @@ def _panel_graphs(sides, options, step):
 def _snap(value, shown, steps):
     """The slider and its box hold training steps; a value between two snapshots moves on
     to the next snapshot in the direction of travel (so arrow keys step through them)."""
+    steps = step_list(steps)
+    value = number(value, "the slider's step")
+    shown = number(shown, "the step shown", default=steps[-1])
     step = snap_step(value, shown, steps)
     return (no_update if step == shown else step), (no_update if step == value else step)
 
@@ -210,13 +214,15 @@ def _snap(value, shown, steps):
 @callback(Output("compare-panels", "children"), Input("compare-options", "value"),
           Input("compare-steps", "data"), State("compare-sides", "data"),
           State("compare-shown", "data"))
-def _panels(options, steps, sides, step):
-    return _panel_graphs(sides, options, step if step in steps else steps[-1])
+def _panels(ticked, steps, sides, step):
+    steps = step_list(steps)
+    return _panel_graphs(side_list(sides), options(ticked), step if step in steps else steps[-1])
 
 
 @callback(Output({"type": "compare-panel", "panel": ALL, "side": ALL}, "figure"),
           Input("compare-shown", "data"), prevent_initial_call=True)
 def _markers(step):
+    step = number(step, "the step shown")
     out = []
     for _ in ctx.outputs_list:
         p = Patch()
@@ -230,7 +236,12 @@ def _markers(step):
           Input("compare-right-seed", "value"), State("compare-runs", "data"),
           prevent_initial_call=True)
 def _seeds(left, right, runs):
-    return [left or runs[0], right or runs[1]]
+    runs, picked = run_ids(runs), []
+    for value, shown in ((left, runs[0]), (right, runs[1])):
+        if value:  # a seed of the group: an id in the runs folder, else a PathError
+            resolve_run(current_app.config["GEOMVIZ_RUNS"], value)
+        picked.append(value or shown)
+    return picked
 
 
 @callback(Output("compare-left-graph", "figure"), Output("compare-right-graph", "figure"),
@@ -242,14 +253,20 @@ def _seeds(left, right, runs):
           Input("compare-steps", "data"), Input("compare-umap-ready", "data"),
           Input("compare-options", "value"))
 def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right, runs, steps,
-               _ready, options):
+               _ready, ticked):
     from .compare_jobs import aligned_or_pca
 
     root = current_app.config["GEOMVIZ_RUNS"]
+    method = choice(method, AXES, "projection")
+    if not isinstance(color, str) or len(color) > 100:
+        raise BadInput(f"colouring {str(color)[:60]!r} is not a colouring's name")
+    runs, options_ = run_ids(runs), options(ticked)
+    step_list(steps)
+    step = number(step, "the step shown", default=-1)
     data, method, message, polling = aligned_or_pca(root, runs, method)
     idx = data["steps"].index(step) if step in data["steps"] else len(data["steps"]) - 1
     step = data["steps"][idx]
-    shared, fit = "shared" in (options or []), "fit" in (options or [])
+    shared, fit = "shared" in options_, "fit" in options_
     trig = ctx.triggered_id
     if trig == "compare-shown":  # x/y, hover rows and colours only
         ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
@@ -262,8 +279,9 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
         event = (hover_left if left else hover_right) if prop == "hoverData" else \
             (sel_left if left else sel_right)  # a lasso or box selection
         ids = []
-        for pt in (event or {}).get("points") or []:
-            cd = pt.get("customdata")
+        points = event.get("points") if isinstance(event, dict) else None
+        for pt in points if isinstance(points, list) else []:
+            cd = pt.get("customdata") if isinstance(pt, dict) else None
             if isinstance(cd, list) and cd:
                 cd = cd[0]
             if isinstance(cd, int | float):
@@ -287,8 +305,6 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
         figs.append(fig)
         if reason:
             reasons.append(reason)
-    if method not in AXES:
-        message = f"unknown projection {method!r}"
     message = " · ".join([m for m in (message, *reasons) if m])
     return figs[0], figs[1], message, polling
 
@@ -303,6 +319,7 @@ def _live(_n, runs, steps, sides):
     """While a run trains: new snapshot steps extend the slider, the panels redraw, and the
     status lines follow the runs (a run that finished loses its 'still training' line)."""
     root = current_app.config["GEOMVIZ_RUNS"]
+    runs, steps, sides = run_ids(runs), step_list(steps), side_list(sides)
     live, notes = status_notes(root, sides)
     lines = [html.P(n, className="note") for n in notes]
     new = load_manifold(root, runs, "pca")["steps"]
@@ -314,7 +331,7 @@ def _live(_n, runs, steps, sides):
 @callback(Output("compare-ticker", "disabled"), Output("compare-play", "children"),
           Input("compare-play", "n_clicks"), prevent_initial_call=True)
 def _play(n):
-    playing = n % 2 == 1
+    playing = count(n, "the play button's clicks") % 2 == 1
     return not playing, "pause" if playing else "play"
 
 
@@ -322,6 +339,7 @@ def _play(n):
           State("compare-step", "value"), State("compare-steps", "data"),
           prevent_initial_call=True)
 def _tick(_n, step, steps):
+    steps = step_list(steps)
     i = steps.index(step) if step in steps else -1
     return steps[(i + 1) % len(steps)]
 

@@ -10,10 +10,13 @@ from flask import current_app
 from ... import figures as F
 from ...figures.theme import template
 from ..data import ood_data, resolve_run
+from ..guard import BadInput, choice, count, run_ids
 from ..jobs import SLOW, job_status
 from .compare_data import safe_error
 from .compare_jobs import job_message
 
+SCORES = ("msp", "max_logit", "energy", "min_distance")
+FORMATS = ("png", "svg", "pdf", "html")
 NO_SCORE = {"min_distance": "min_distance is the distance to the nearest class centre, which "
                             "only Euclidean (distance) heads have"}
 
@@ -53,6 +56,7 @@ def share_ood_scales(figs: list, bins: int = 40) -> None:
           Input("compare-ood-score", "value"), Input("compare-runs", "data"))
 def _ood(score, runs):
     root = current_app.config["GEOMVIZ_RUNS"]
+    score, runs = choice(score, SCORES, "OOD score"), run_ids(runs)
     sides = [_ood_side(root, r, score) for r in runs]
     figs = [F.ood_scores(d["id"], d["ood"], score) if d else None for d, _ in sides]
     drawn = [f for f in figs if f is not None]
@@ -80,8 +84,15 @@ def _ood(score, runs):
           prevent_initial_call=True)
 def _download(_n, figure, formats, runs):
     """The publication figures of the two runs, as `geomviz figures` writes them, zipped."""
+    from ...study.figureset import FIGURES
     from ..download import figure_zip
 
+    count(_n, "the download button's clicks")
+    figure = choice(figure, ["all", *FIGURES], "figure")
+    if formats is not None and (not isinstance(formats, list)
+                                or not all(f in FORMATS for f in formats)):
+        raise BadInput(f"formats {str(formats)[:60]} are not among {', '.join(FORMATS)}")
+    runs = run_ids(runs)
     if not formats:
         return no_update, "choose at least one format to download"
     root = current_app.config["GEOMVIZ_RUNS"]
@@ -99,8 +110,9 @@ def _download(_n, figure, formats, runs):
           prevent_initial_call=True)
 def _jobs(_n, runs, method, ready):
     root = current_app.config["GEOMVIZ_RUNS"]
-    if method not in SLOW:
+    if not isinstance(method, str) or method not in SLOW:
         return no_update, no_update, True
+    runs, ready = run_ids(runs), count(ready, "the projections ready")
     status = job_status(current_app._get_current_object(),
                         [resolve_run(root, r) for r in runs], method)
     if status is None:

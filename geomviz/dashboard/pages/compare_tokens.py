@@ -12,6 +12,8 @@ from dash import Input, Output, callback, ctx, dcc, html, no_update
 from flask import current_app
 
 from ..data import class_vector_data, resolve_run
+from ..guard import number
+from ..guard import options as opts
 from ..views import manifold_figure, manifold_patch, manifold_ranges
 from .compare_data import cached, safe_error
 
@@ -77,10 +79,12 @@ def _classes(step, runs, options):
         return no_update, no_update
     if data is None:
         return no_update, no_update
+    step = number(step, "the step shown", default=data["steps"][-1])
     key = "group" if "group" in data["runs"][0]["static"] else "freq_bucket"
     idx = _index(data["steps"], step)
     shown = data["steps"][idx]
-    shared, fit = "shared" in (options or []), "fit" in (options or [])
+    ticked = opts(options)
+    shared, fit = "shared" in ticked, "fit" in ticked
     if ctx.triggered_id == "compare-shown":  # a slider move: x/y and hover rows only
         ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
         p = [manifold_patch(r, idx, key, shown, rg)

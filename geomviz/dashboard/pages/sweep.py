@@ -19,20 +19,27 @@ from flask import current_app
 from ...figures.sweep import lr_sensitivity
 from ...figures.theme import objective_colors
 from ...study.sweep import MANIFEST
+from ...store import confined, list_runs, store_problem
 from ...study.sweep_results import collect_root
 from ..data import PathError, resolve_run
 
 __all__ = ["find_sweeps", "compare_href", "layout"]
 
 
-def find_sweeps(root: str | Path) -> list[str]:
-    """Sweep folders (relative to ``root``) holding a manifest, up to three levels down."""
+def find_sweeps(root: str | Path, skipped: list[str] | None = None) -> list[str]:
+    """Sweep folders (relative to ``root``) holding a manifest, up to three levels down. A
+    manifest that is a link out of ``root`` (or whose folder is), or no regular file, is
+    never read: its folder goes to ``skipped``."""
     base = Path(root)
     found = []
     for depth in range(4):
         for m in sorted(base.glob("/".join(["*"] * depth + [MANIFEST]))):
             rel = m.parent.relative_to(base)
-            found.append("." if str(rel) == "." else str(rel))
+            name = "." if str(rel) == "." else str(rel)
+            if store_problem(m, within=base) is None:
+                found.append(name)
+            elif skipped is not None:
+                skipped.append(name)
     return found
 
 
@@ -93,7 +100,8 @@ def _table(root: Path, results):
 
 def layout(s: str | None = None, **_):
     root = Path(current_app.config["GEOMVIZ_RUNS"])
-    sweeps = find_sweeps(root)
+    linked: list[str] = []
+    sweeps = find_sweeps(root, linked)
     if not sweeps:
         return html.Div([html.H2("No sweeps yet"), html.P(
             "Run `geomviz sweep --preset lm-spikes --out SWEEP`, serve `geomviz dashboard "
@@ -103,21 +111,28 @@ def layout(s: str | None = None, **_):
                       className="sweep-pick" + (" chosen" if name == chosen else ""))
              for name in sweeps]
     refused: list[str] = []
+    skipped: list[tuple[Path, str]] = []
     try:
-        results = collect_root(root / chosen, within=root, refused=refused)
-    except Exception as e:  # noqa: BLE001 - a bad manifest is a message, never a crash
+        with confined(root):  # a manifest's run that is a link out is never opened
+            list_runs(root / chosen, within=root, skipped=skipped)
+            results = collect_root(root / chosen, within=root, refused=refused)
+            results = [r for r in results if r.folder not in {f for f, _ in skipped}]
+            graph, table = _figure(root, results), _table(root, results)
+    except Exception as e:  # noqa: BLE001 - a bad manifest or store is a message, never a 500
         return html.Div([html.H2("Cannot show this sweep"),
-                         html.P(str(e).splitlines()[0][:300])], id="sweep-error")
+                         html.P(" ".join(str(e).split())[:300])], id="sweep-error")
+    refused += [str(f.relative_to(root / chosen)) for f, _ in skipped]
+    refused += [f"{name}/{MANIFEST}" for name in linked]
     note = html.P(f"{len(refused)} run(s) of this sweep lie outside the dashboard's runs "
-                  f"folder and are not shown: {', '.join(refused)[:300]}", id="sweep-refused"
-                  ) if refused else None
+                  f"folder (or are no regular file) and are not shown: "
+                  f"{', '.join(refused)[:300]}", id="sweep-refused") if refused else None
     if not results:
         return html.Div([html.H2(f"Sweep {chosen}"), note, html.P("No runs written yet.")],
                         id="sweep-empty")
     return html.Div([
         html.H2(f"Sweep {chosen}"), html.Div(links, id="sweep-list"),
-        dcc.Graph(id="sweep-graph", figure=_figure(root, results)),
-        html.Div(_table(root, results), id="sweep-table-box"),
+        dcc.Graph(id="sweep-graph", figure=graph),
+        html.Div(table, id="sweep-table-box"),
         dcc.Location(id="sweep-url", refresh=True), note,
     ])
 
