@@ -7,6 +7,7 @@ hook-based ``probes`` package), which writes a run ``store``; ``projection``, ``
 (``geomviz.integrations`` has the Lightning and Transformers callbacks).
 """
 
+from .integrations.recorder import Recorder
 from .objectives import (
     EuclideanHead,
     Head,
@@ -23,7 +24,6 @@ from .objectives import (
     tfsd_loss,
     zloss_cross_entropy,
 )
-from .integrations.recorder import Recorder
 
 __version__ = "0.1.0"
 

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "SCHEMA_VERSION", "STORE_FILE", "LOCK_FILE", "StoreError", "RunLocked", "RunLock",
-    "RunWriter", "NullWriter", "Run", "open_run", "list_runs", "warn_skipped", "confined",
-    "store_problem",
+    "SCHEMA_VERSION", "STORE_FILE", "LOCK_FILE", "StoreError", "RunLocked", "PidLock",
+    "RunLock", "RunWriter", "NullWriter", "Run", "open_run", "list_runs", "warn_skipped",
+    "confined", "store_problem",
 ]
 
 SCHEMA_VERSION = 1
@@ -80,18 +80,20 @@ class RunLocked(StoreError):
     """Another live writer (process or thread) holds the run's lock."""
 
 
-class RunLock:
-    """The one-writer-per-run lock: ``fcntl.flock`` on ``run.lock`` beside the store.
+class PidLock:
+    """An exclusive ``fcntl.flock`` on ``<folder>/<FILE>``, which holds the holder's pid.
 
     The OS drops the lock when the holder dies (``kill -9`` included), so a crashed
-    run never blocks its own ``--resume``. Each ``RunLock`` opens the file anew, and
-    flock locks belong to the open file, so two threads of one process exclude each
-    other as two processes do. The file is never deleted: a process that opened it
-    before a deletion would lock an orphan inode.
+    holder never blocks the next one. Each lock opens the file anew, and flock locks
+    belong to the open file, so two threads of one process exclude each other as two
+    processes do. The file is never deleted: a process that opened it before a deletion
+    would lock an orphan inode. Subclasses name the file and the error a held lock raises.
     """
 
+    FILE = LOCK_FILE
+
     def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / LOCK_FILE
+        self.path = Path(folder) / self.FILE
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -99,16 +101,27 @@ class RunLock:
             holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self._fd)
             self._fd = None
-            raise RunLocked(f"{self.path.parent} is being written by another process "
-                            f"(pid {holder}); wait for it to end or use another --out") from None
+            raise self.held(holder) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def held(self, holder: str) -> Exception:
+        """The error raised when process ``holder`` (its pid, or "?") holds the lock."""
+        return RunLocked(f"{self.path.parent} is locked by process {holder}")
 
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class RunLock(PidLock):
+    """The one-writer-per-run lock on ``run.lock`` beside the store."""
+
+    def held(self, holder: str) -> Exception:
+        return RunLocked(f"{self.path.parent} is being written by another process "
+                         f"(pid {holder}); wait for it to end or use another --out")
 
 
 def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Connection:

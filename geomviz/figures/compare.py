@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .axes import padded_range
 from .blog import SeedSeries, _rgba, seed_stats
 from .panels import _go
-from .axes import padded_range
 from .theme import log_ticks
 
 __all__ = ["overlay", "share_ranges", "y_range", "DASHES", "LEGEND_BELOW"]

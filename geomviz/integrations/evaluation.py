@@ -19,8 +19,13 @@ from torch import Tensor, nn
 
 from probes.snapshots import PROBE_SEED
 from probes.stats import softmax_entropy, target_entropy
-from probes.tokens import FREQ_BUCKETS, class_group_distances, contexts, select_class_subset
-from probes.tokens import select_positions
+from probes.tokens import (
+    FREQ_BUCKETS,
+    class_group_distances,
+    contexts,
+    select_class_subset,
+    select_positions,
+)
 
 from .. import metrics as M
 from ..objectives.heads import squared_distances

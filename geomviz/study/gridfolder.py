@@ -19,12 +19,11 @@ only files the grid owns.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..store import PidLock
 from ..training.config import ConfigError
 from ..training.resume import make_folder
 
@@ -36,28 +35,14 @@ OWNED = ".geomviz-files.json"
 _ALWAYS = {GRID_LOCK, OWNED, "runs"}  # the grid's own, whatever the record says
 
 
-class GridLock:
+class GridLock(PidLock):
     """``flock`` on ``<out>/grid.lock`` (holding the pid): one grid command per folder."""
 
-    def __init__(self, out: str | Path) -> None:
-        self.path = Path(out) / GRID_LOCK
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self._fd)
-            self._fd = None
-            raise ConfigError(f"--out {out} is being written by another geomviz grid (pid "
-                              f"{holder}); wait for it to end or use another --out") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+    FILE = GRID_LOCK
 
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    def held(self, holder: str) -> Exception:
+        return ConfigError(f"--out {self.path.parent} is being written by another geomviz "
+                           f"grid (pid {holder}); wait for it to end or use another --out")
 
 
 def _recorded(out: Path) -> set[str] | None:

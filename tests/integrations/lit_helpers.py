@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from geomviz.objectives import create_objective
-from tests.integrations.helpers import C, D, D_IN, blobs
+from tests.integrations.helpers import D_IN, C, D, blobs
 
 
 class Net(L.LightningModule):

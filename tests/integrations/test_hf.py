@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("transformers")
 
 from geomviz.store import open_run  # noqa: E402
-from tests.integrations.hf_helpers import T, V, Tokens, args, tiny_bert, tiny_gpt2  # noqa: E402
+from tests.integrations.hf_helpers import T, Tokens, V, args, tiny_bert, tiny_gpt2  # noqa: E402
 
 
 def _train(out, model, data, eval_data, **cb_kw):

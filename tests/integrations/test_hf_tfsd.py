@@ -193,7 +193,8 @@ def test_tiny_llama_trains_under_trainer(tmp_path):
     data = [{"input_ids": s, "labels": s} for s in seqs]
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), max_steps=50, per_device_train_batch_size=8,
-        learning_rate=1e-2, lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to=[],
+        learning_rate=1e-2, lr_scheduler_type="constant", logging_steps=1, save_strategy="no",
+        report_to=[],
         use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data)
     trainer.train()
