@@ -127,6 +127,9 @@ class TrainConfig:
                      "weight_decay", "momentum"):
             value = getattr(self, name)
             need(value >= 0, f"{name} must be >= 0, got {value}")
+        need(self.vocab_size is None or self.vocab_size >= 2, f"vocab_size must be >= 2 (one "
+             f"token leaves nothing to predict, and most objectives need two classes), got "
+             f"{self.vocab_size}")
         need(0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}")
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or unset")
