@@ -112,6 +112,13 @@ def _cases(root: Path, good: Path) -> list[tuple[list[str], str]]:
           for flag in ("vocab-size", "train-tokens", "test-tokens", "concepts",
                        "max-synonyms", "block-size")],
         ([*tr, "--tokenizer", "words"], "tokenizer must be one of bpe, bytes"),
+        # issue 25 row 10: a figure name is checked before the stores (runs/ holds two bad
+        # ones, each a warning line), and the byte tokenizer's size is not a choice
+        (["figures", runs, "--only", "junk", "--out", str(root / "fo")],
+         "unknown figure 'junk'"),
+        (["train", "--dataset", "text", "--data-path", str(root / "afile"), "--tokenizer",
+          "bytes", "--vocab-size", "100", "--out", str(root / "tb")],
+         "the byte tokenizer has 256 tokens"),
     ]
     if sys.platform.startswith("linux"):
         cases.append(([*tr, "--out", "/proc/geomviz-x"], "cannot create it"))

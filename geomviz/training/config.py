@@ -166,6 +166,9 @@ class TrainConfig:
             need(getattr(self, folder) is None or getattr(self, dataset) is not None,
                  f"--{folder.replace('_', '-')} applies with --{dataset.replace('_', '-')} "
                  "only; nothing would read it")
+        need(self.tokenizer != "bytes" or self.vocab_size in (None, 256),
+             f"--vocab-size {self.vocab_size} with --tokenizer bytes: the byte tokenizer has "
+             "256 tokens; leave --vocab-size out (or use --tokenizer bpe)")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
         return self
