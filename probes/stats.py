@@ -155,28 +155,34 @@ def target_distribution(logits: Tensor, y: Tensor, target: str, smoothing: float
     return onehot
 
 
-def _anchored_log_softmax(z: Tensor, anchor: Tensor) -> Tensor:
-    """log softmax(z) per row with the anchor's own term exact: log q_a = -log(1 + e^M),
-    M = logsumexp_{j≠a}(z_j - z_a). (``torch.log_softmax`` rounds log(1 + 1e-26) to 0:
-    a KL between two near one-hot laws then lost its main term and came out negative.)"""
+def _anchored_log_softmax(z: Tensor, anchor: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log softmax(z), log(1 + e^M))`` per row with the anchor's own term exact:
+    log q_a = -log(1 + e^M), M = logsumexp_{j≠a}(z_j - z_a). (``torch.log_softmax`` rounds
+    log(1 + 1e-26) to 0: a KL between two near one-hot laws then lost its main term and came
+    out negative.) With ``anchor`` the row's largest logit, -sum q log q has no cancellation
+    and equals :func:`softmax_entropy`'s form."""
     a = anchor[:, None]
     u = z - z.gather(1, a)
     m = torch.logsumexp(u.scatter(1, a, float("-inf")), 1)
-    return u - torch.logaddexp(torch.zeros_like(m), m)[:, None]
+    big = torch.logaddexp(torch.zeros_like(m), m)  # [N]: -log q_a
+    return u - big[:, None], big
 
 
 def _exact(z: Tensor, y: Tensor, target: str, smoothing: float) -> dict[str, Tensor]:
-    """Per row of ``z[n, C]`` in float64: H(q), H(p), KL(p ‖ q), q_y and logsumexp(z)."""
+    """Per row of ``z[n, C]`` in float64: H(q), H(p), KL(p ‖ q), q_y and logsumexp(z), from
+    anchored log-probabilities (two exp passes per law; 0·log 0 = 0)."""
     z = z.double()
     pred = z.argmax(1)
-    logq = _anchored_log_softmax(z, pred)
-    out = {"h_pred": _anchored_entropy(z, pred),
-           "q_y": logq.gather(1, y[:, None]).squeeze(1).exp(), "lse": torch.logsumexp(z, 1)}
+    logq, big = _anchored_log_softmax(z, pred)
+    q = logq.exp()
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    out = {"h_pred": -torch.where(q > 0, q * logq, zero).sum(1), "q_y": q.gather(1, y[:, None]).squeeze(1),
+           "lse": z.gather(1, pred[:, None]).squeeze(1) + big}
     if target == "tfsd":  # p = softmax(z with z_y := 0): its largest logit is z_y = 0
-        zt = z.scatter(1, y[:, None], 0.0)
-        logp = _anchored_log_softmax(zt, y)  # finite: p·(log p - log q) is never NaN
-        out["h_target"] = _anchored_entropy(zt, y)
-        out["kl"] = (logp.exp() * (logp - logq)).sum(1)
+        logp, _ = _anchored_log_softmax(z.scatter(1, y[:, None], 0.0), y)
+        p = logp.exp()  # log p is finite everywhere: p·(log p - log q) is never NaN
+        out["h_target"] = -torch.where(p > 0, p * logp, zero).sum(1)
+        out["kl"] = (p * (logp - logq)).sum(1)
     else:
         p = target_distribution(z, y, target, smoothing)
         xlx = torch.special.xlogy(p, p).sum(1)
