@@ -194,7 +194,7 @@ def test_long_runs_without_whitespace_are_cut_for_the_bpe(tmp_path, capfd):
     from geomviz.data.text import MAX_WORD
 
     g = random.Random(0)
-    line = "".join(g.choice("abcdefghij0123456789") for _ in range(100_000))
+    line = "".join(g.choice("abcdefghij") for _ in range(100_000))  # letters only: one "word"
     f = tmp_path / "one-line.txt"
     f.write_text(line + "\n" + _CORPUS_TAIL)
     t0 = time.perf_counter()
