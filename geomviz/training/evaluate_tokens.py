@@ -131,8 +131,8 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups
             scores.setdefault(k, []).append(v)
         rows = row_stats(f, z, y, vectors, bias, metric, target, smoothing)  # float64 H, KL
         h_q, h_p = rows["h_pred"], rows["h_target"]  # the same exact form as entropy.all.*
-        for k, v in rows.items():
-            probe.setdefault(k, []).append(v)
+        for k, v in rows.items() if on_test is not None else ():
+            probe.setdefault(k, []).append(v)  # [M] each: ~17 numbers a position, no logits
         if buckets is not None:
             r = torch.linalg.vector_norm(f, dim=1).double()
             for b, name in enumerate(FREQ_BUCKETS):
