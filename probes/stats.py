@@ -176,7 +176,8 @@ def _exact(z: Tensor, y: Tensor, target: str, smoothing: float) -> dict[str, Ten
     logq, big = _anchored_log_softmax(z, pred)
     q = logq.exp()
     zero = torch.zeros((), dtype=z.dtype, device=z.device)
-    out = {"h_pred": -torch.where(q > 0, q * logq, zero).sum(1), "q_y": q.gather(1, y[:, None]).squeeze(1),
+    out = {"h_pred": -torch.where(q > 0, q * logq, zero).sum(1),
+           "q_y": q.gather(1, y[:, None]).squeeze(1),
            "lse": z.gather(1, pred[:, None]).squeeze(1) + big}
     if target == "tfsd":  # p = softmax(z with z_y := 0): its largest logit is z_y = 0
         logp, _ = _anchored_log_softmax(z.scatter(1, y[:, None], 0.0), y)
