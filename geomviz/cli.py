@@ -255,12 +255,15 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from .study.export import export, parse_formats
-    from .study.figureset import build_figures, find_runs
+    from .study.figureset import FIGURES, build_figures, find_runs
     from .training.resume import make_folder
 
     formats = parse_formats(args.format)
     check_figure_size(args.width, args.scale)
     names = _parse_list(args.only, flag="--only") if args.only is not None else None
+    bad = [n for n in names or () if n not in FIGURES]
+    if bad:  # before any store is opened: a typo is one line, not a warning per bad store
+        raise UserError(f"unknown figure {bad[0]!r}; choose from {', '.join(FIGURES)}")
     make_folder(args.out, keep=False)  # only checked: nothing is written for a refused input
     folders = find_runs(args.runs)
     t0 = time.perf_counter()

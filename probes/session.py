@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .stats import GRAD_FIELDS, batch_stats, grad_stats, layout
+from .stats import GRAD_FIELDS, batch_stats, grad_stats, layout, reduce_rows, row_stats
 from .summary import decompose, summarize
 
 __all__ = ["ProbeSession", "attach", "resolve_head", "target_kind", "to_host"]
@@ -241,10 +241,17 @@ class ProbeSession:
         """Statistics of a whole evaluation split (no gradients), written with split="test"."""
         _, vectors, bias, _ = _head_geometry(self.head)
         with torch.no_grad():
-            rec = batch_stats(features, logits, y, vectors.detach().to(features.device),
-                              None if bias is None else bias.detach().to(features.device),
-                              self.metric, self.target, self.smoothing, self.easy, self.hard,
-                              self.ignore_index)
+            rows = row_stats(features, logits, y, vectors.detach().to(features.device),
+                             None if bias is None else bias.detach().to(features.device),
+                             self.metric, self.target, self.smoothing, self.ignore_index)
+        self.record_eval_rows(rows, logits.shape[1], step, epoch)
+
+    def record_eval_rows(self, rows: dict[str, Tensor], num_classes: int, step: int,
+                         epoch: int | None = None) -> None:
+        """:meth:`record_eval` from per-position rows (:func:`probes.stats.row_stats`) that an
+        evaluation gathered chunk by chunk: every position, never all of its logits."""
+        with torch.no_grad():
+            rec = reduce_rows(rows, self.metric, num_classes, self.easy, self.hard)
         saved, self._pending = self._pending, [rec]
         try:
             self.flush(step, epoch, split="test", reduce=False)

@@ -23,7 +23,8 @@ from torch.nn import functional as F
 
 __all__ = ["Field", "layout", "batch_stats", "grad_stats", "GRAD_FIELDS", "NORM_EDGES",
            "COS_EDGES", "SYMLOG_EDGES", "entropy_edges", "QUANTILES", "softmax_entropy",
-           "target_distribution", "target_entropy", "masked_quantiles", "SAMPLE_QUANTILES"]
+           "target_distribution", "target_entropy", "masked_quantiles", "SAMPLE_QUANTILES",
+           "row_stats", "reduce_rows"]
 
 #: Fixed histogram bins, the same for every run so histograms add up across runs and ranks.
 NORM_EDGES = np.r_[0.0, np.logspace(-3, 4, 57)]  # ||x||: 0, then 1e-3 .. 1e4, 8 bins/decade
@@ -111,19 +112,37 @@ def _quantiles(v: Tensor, keep: Tensor | None = None) -> Tensor:
     return masked_quantiles(v, keep, QUANTILES)
 
 
-def softmax_entropy(z: Tensor, anchor: Tensor) -> Tensor:
-    """H(softmax(z)) per row ``z[N, C]``, exact when the mass off class ``anchor[N]`` is tiny.
+EXACT_BUDGET = 2**22  # float64 numbers per chunk of the exact entropies (32 MiB)
 
-    With u_j = z_j - z_a and M = logsumexp_{j≠a} u_j, log q_a = -softplus(M) and
-    H = softplus(M) - Σ_{j≠a} q_j u_j: both terms are >= 0 when ``anchor`` holds the
-    row's largest logit, so nothing cancels. The textbook -Σ q log q rounds q_a to 1 and
-    loses the q_a·log q_a term (float32 entropies of easy samples came out ~3% low).
-    """
+
+def _row_chunks(rows: int, width: int, budget: int = EXACT_BUDGET) -> list[slice]:
+    """Row slices whose ``[rows, width]`` float64 temporaries stay within ``budget``."""
+    step = max(1, budget // max(width, 1))
+    return [slice(i, i + step) for i in range(0, rows, step)]
+
+
+def _anchored_entropy(z: Tensor, anchor: Tensor) -> Tensor:
+    """H(softmax(z)) per row, in ``z``'s dtype (see :func:`softmax_entropy`)."""
     a = anchor[:, None]
     u = (z - z.gather(1, a)).scatter(1, a, float("-inf"))  # [N, C], -inf at the anchor
     big_a = F.softplus(torch.logsumexp(u, 1))  # [N]: -log q_a
     q_off = torch.exp(u - big_a[:, None])  # [N, C], 0 at the anchor
     return big_a - (q_off * torch.where(torch.isfinite(u), u, torch.zeros_like(u))).sum(1)
+
+
+def softmax_entropy(z: Tensor, anchor: Tensor) -> Tensor:
+    """H(softmax(z)) per row ``z[N, C]`` in float64, exact when the mass off class
+    ``anchor[N]`` is tiny.
+
+    With u_j = z_j - z_a and M = logsumexp_{j≠a} u_j, log q_a = -softplus(M) and
+    H = softplus(M) - Σ_{j≠a} q_j u_j: both terms are >= 0 when ``anchor`` holds the
+    row's largest logit, so nothing cancels. The textbook -Σ q log q rounds q_a to 1 and
+    loses the q_a·log q_a term (float32 entropies of easy samples came out ~3% low). Computed
+    in float64, in row chunks: in float32 softplus(M) underflows once M < -104, and TFSD's
+    targets at anchor gaps near 125 were stored as exactly 0 (issue 25).
+    """
+    parts = [_anchored_entropy(z[c].double(), anchor[c]) for c in _row_chunks(*z.shape)]
+    return torch.cat(parts) if parts else z.new_zeros(0, dtype=torch.float64)
 
 
 def target_distribution(logits: Tensor, y: Tensor, target: str, smoothing: float) -> Tensor:
@@ -136,49 +155,91 @@ def target_distribution(logits: Tensor, y: Tensor, target: str, smoothing: float
     return onehot
 
 
+def _anchored_log_softmax(z: Tensor, anchor: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log softmax(z), log(1 + e^M))`` per row with the anchor's own term exact:
+    log q_a = -log(1 + e^M), M = logsumexp_{j≠a}(z_j - z_a). (``torch.log_softmax`` rounds
+    log(1 + 1e-26) to 0: a KL between two near one-hot laws then lost its main term and came
+    out negative.) With ``anchor`` the row's largest logit, -sum q log q has no cancellation
+    and equals :func:`softmax_entropy`'s form."""
+    a = anchor[:, None]
+    u = z - z.gather(1, a)
+    m = torch.logsumexp(u.scatter(1, a, float("-inf")), 1)
+    big = torch.logaddexp(torch.zeros_like(m), m)  # [N]: -log q_a
+    return u - big[:, None], big
+
+
+def _exact(z: Tensor, y: Tensor, target: str, smoothing: float) -> dict[str, Tensor]:
+    """Per row of ``z[n, C]`` in float64: H(q), H(p), KL(p ‖ q), q_y and logsumexp(z), from
+    anchored log-probabilities (two exp passes per law; 0·log 0 = 0)."""
+    z = z.double()
+    pred = z.argmax(1)
+    logq, big = _anchored_log_softmax(z, pred)
+    q = logq.exp()
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    out = {"h_pred": -torch.where(q > 0, q * logq, zero).sum(1),
+           "q_y": q.gather(1, y[:, None]).squeeze(1),
+           "lse": z.gather(1, pred[:, None]).squeeze(1) + big}
+    if target == "tfsd":  # p = softmax(z with z_y := 0): its largest logit is z_y = 0
+        logp, _ = _anchored_log_softmax(z.scatter(1, y[:, None], 0.0), y)
+        p = logp.exp()  # log p is finite everywhere: p·(log p - log q) is never NaN
+        out["h_target"] = -torch.where(p > 0, p * logp, zero).sum(1)
+        out["kl"] = (p * (logp - logq)).sum(1)
+    else:
+        p = target_distribution(z, y, target, smoothing)
+        xlx = torch.special.xlogy(p, p).sum(1)
+        out["h_target"] = -xlx
+        out["kl"] = xlx - torch.where(p > 0, p * logq, torch.zeros_like(p)).sum(1)
+    return out
+
+
 def target_entropy(logits: Tensor, y: Tensor, target: str, smoothing: float) -> Tensor:
-    """H(p) per row of the objective's target, computed exactly (see :func:`softmax_entropy`:
-    the zero-anchor target is softmax(z with z_y := 0), whose largest logit is z_y = 0)."""
+    """H(p) per row of the objective's target in float64, computed exactly (see
+    :func:`softmax_entropy`: the zero-anchor target is softmax(z with z_y := 0), whose largest
+    logit is z_y = 0)."""
     if target == "tfsd":
         return softmax_entropy(logits.scatter(1, y[:, None], 0.0), y)
-    p = target_distribution(logits, y, target, smoothing)
-    return -torch.special.xlogy(p, p).sum(1)
+    parts = [_exact(logits[c], y[c], target, smoothing)["h_target"]
+             for c in _row_chunks(*logits.shape)]
+    return torch.cat(parts) if parts else logits.new_zeros(0, dtype=torch.float64)
 
 
-def batch_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Tensor | None,
-                metric: str, target: str = "onehot", smoothing: float = 0.0,
-                easy: float = 0.9, hard: float = 0.5, ignore_index: int = -100
-                ) -> dict[str, Tensor]:
-    """Statistics of one batch. Shapes: x[N, D], logits[N, C], y[N], vectors[C, D], bias[C].
-
-    ``target``: "tfsd", "label_smoothing" or "onehot" (the target whose entropy is H(p)).
-    A sample is easy when its true-class probability q_y >= ``easy``, hard when < ``hard``.
-    Rows whose target is ``ignore_index`` (padding) count nowhere; they are masked, not
-    removed, so nothing synchronises with the host.
-    """
+def row_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Tensor | None,
+              metric: str, target: str = "onehot", smoothing: float = 0.0,
+              ignore_index: int = -100) -> dict[str, Tensor]:
+    """Per-row quantities of :func:`batch_stats` (``[N]`` each): what :func:`reduce_rows`
+    sums. A split evaluated in chunks keeps these, never its ``[N, C]`` logits. Entropies,
+    KL, q_y and logsumexp are float64 (see :func:`softmax_entropy`)."""
     x, z, w = x.float(), logits.float(), vectors.float()
-    dev, num_classes = x.device, z.shape[1]
     keep = y != ignore_index  # [N]
-    kf = keep.float()
     y = torch.where(keep, y, torch.zeros_like(y))
     r = torch.linalg.vector_norm(x, dim=1)  # [N]
     wy = w[y]  # [N, D]
     a = torch.linalg.vector_norm(wy, dim=1)
     dot = (x * wy).sum(1)
-    cos = dot / (r * a).clamp_min(1e-12)
     zy = z.gather(1, y[:, None]).squeeze(1)
     top_neg = z.scatter(1, y[:, None], float("-inf")).amax(1)
+    parts = [_exact(z[c], y[c], target, smoothing) for c in _row_chunks(*z.shape)]
+    exact = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {
+        k: z.new_zeros(0, dtype=torch.float64) for k in ("h_pred", "h_target", "kl", "q_y",
+                                                          "lse")}
+    return {"keep": keep.float(), "y": y, "r": r, "a": a, "dot": dot,
+            "cos": dot / (r * a).clamp_min(1e-12), "zy": zy, "top_neg": top_neg,
+            "bias_y": bias.float()[y] if bias is not None else torch.zeros_like(r),
+            "max_logit": z.amax(1), **exact}
+
+
+def reduce_rows(rows: dict[str, Tensor], metric: str, num_classes: int, easy: float = 0.9,
+                hard: float = 0.5) -> dict[str, Tensor]:
+    """The record of :func:`layout`'s fields from :func:`row_stats` (of one batch, or of a
+    whole split's chunks concatenated)."""
+    kf, y, r, a, cos = rows["keep"], rows["y"], rows["r"], rows["a"], rows["cos"]
+    keep, dev = kf > 0, r.device
+    zy, top_neg = rows["zy"], rows["top_neg"]
     if metric == "euclidean":
         m1, m2, m3 = -zy, -top_neg, zy - top_neg  # s·d_y, s·min_{j≠y} d_j, their gap
     else:
         m1, m2, m3 = zy, top_neg, zy - top_neg
-    logq = torch.log_softmax(z, 1)
-    q = logq.exp()
-    h_pred = softmax_entropy(z, z.argmax(1))
-    p = target_distribution(z, y, target, smoothing)
-    h_target = target_entropy(z, y, target, smoothing)
-    kl = (torch.special.xlogy(p, p) - p * logq).sum(1)
-    q_y = q.gather(1, y[:, None]).squeeze(1)
+    h_pred, h_target, kl, q_y = rows["h_pred"], rows["h_target"], rows["kl"], rows["q_y"]
     groups = {"all": kf, "easy": (q_y >= easy).float() * kf, "hard": (q_y < hard).float() * kf}
     t = lambda a_: torch.as_tensor(a_, dtype=torch.float32, device=dev)  # noqa: E731
     ent_edges = t(entropy_edges(num_classes))
@@ -196,9 +257,8 @@ def batch_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Ten
         "penultimate.norm.class_count": torch.bincount(y, weights=kf, minlength=num_classes),
         "head.norm_true.sum": s(a), "head.norm_true.sumsq": s(a * a),
         "head.cos_true.sum": s(cos), "head.cos_true.sumsq": s(cos * cos),
-        "head.cos_true.hist": _hist(cos, t(COS_EDGES), kf), "head.dot_true.sum": s(dot),
-        "head.bias_true.sum": (s(bias.float()[y]) if bias is not None else t(0.0)),
-        "head.logit_true_raw.sum": s(zy),
+        "head.cos_true.hist": _hist(cos, t(COS_EDGES), kf), "head.dot_true.sum": s(rows["dot"]),
+        "head.bias_true.sum": s(rows["bias_y"]), "head.logit_true_raw.sum": s(zy),
     }
     for name, v in zip(_margin_names(metric), (m1, m2, m3), strict=True):
         out[f"{name}.sum"] = s(v)
@@ -209,11 +269,26 @@ def batch_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Ten
         out[f"entropy.{g}.pred"] = (h_pred * m).sum()
         out[f"entropy.{g}.target"] = (h_target * m).sum()
         out[f"entropy.{g}.kl"] = (kl * m).sum()
-    out["entropy.pred.hist"] = _hist(h_pred, ent_edges, kf)
-    out["entropy.target.hist"] = _hist(h_target.clamp_min(0), ent_edges, kf)
-    out["health.max_logit"] = mx(z.amax(1))
-    out["health.logsumexp.sum"] = s(torch.logsumexp(z, 1))
+    out["entropy.pred.hist"] = _hist(h_pred.float(), ent_edges, kf)
+    out["entropy.target.hist"] = _hist(h_target.clamp_min(0).float(), ent_edges, kf)
+    out["health.max_logit"] = mx(rows["max_logit"])
+    out["health.logsumexp.sum"] = s(rows["lse"])
     return {k: v.double().reshape(-1) for k, v in out.items()}
+
+
+def batch_stats(x: Tensor, logits: Tensor, y: Tensor, vectors: Tensor, bias: Tensor | None,
+                metric: str, target: str = "onehot", smoothing: float = 0.0,
+                easy: float = 0.9, hard: float = 0.5, ignore_index: int = -100
+                ) -> dict[str, Tensor]:
+    """Statistics of one batch. Shapes: x[N, D], logits[N, C], y[N], vectors[C, D], bias[C].
+
+    ``target``: "tfsd", "label_smoothing" or "onehot" (the target whose entropy is H(p)).
+    A sample is easy when its true-class probability q_y >= ``easy``, hard when < ``hard``.
+    Rows whose target is ``ignore_index`` (padding) count nowhere; they are masked, not
+    removed, so nothing synchronises with the host.
+    """
+    rows = row_stats(x, logits, y, vectors, bias, metric, target, smoothing, ignore_index)
+    return reduce_rows(rows, metric, logits.shape[1], easy, hard)
 
 
 GRAD_FIELDS = [Field("grad.n", 1, "sum"), Field("grad.radial_abs.sum", 1, "sum"),

@@ -9,12 +9,14 @@ import numpy as np
 
 from .stats import (
     COS_EDGES,
+    GRAD_FIELDS,
     NORM_EDGES,
     QUANTILES,
     SAMPLE_QUANTILES,
     SYMLOG_EDGES,
     _margin_names,
     entropy_edges,
+    layout,
 )
 
 __all__ = ["summarize", "decompose", "shapley3"]
@@ -78,8 +80,13 @@ def _mean(agg, key, n="n"):
 
 
 def summarize(agg: dict[str, np.ndarray], metric: str, class_norms: np.ndarray | None = None):
-    """``(scalars, histograms, arrays)`` for the store from one flush's aggregated fields."""
-    a = {k: (float(v[0]) if v.size == 1 else v) for k, v in agg.items()}
+    """``(scalars, histograms, arrays)`` for the store from one flush's aggregated fields.
+
+    Fields declared with one element become floats; per-class fields stay arrays even with
+    one class (a one-token vocabulary made ``class_sum`` a float, a TypeError at the first
+    flush)."""
+    one = {f.name for f in layout(metric, 0) + GRAD_FIELDS if f.size == 1}
+    a = {k: (float(v[0]) if k in one and v.size == 1 else v) for k, v in agg.items()}
     n = a["n"]
     mean_r = a["penultimate.norm.sum"] / n
     s: dict[str, float] = {

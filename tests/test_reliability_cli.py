@@ -112,6 +112,29 @@ def _cases(root: Path, good: Path) -> list[tuple[list[str], str]]:
           for flag in ("vocab-size", "train-tokens", "test-tokens", "concepts",
                        "max-synonyms", "block-size")],
         ([*tr, "--tokenizer", "words"], "tokenizer must be one of bpe, bytes"),
+        # issue 25 row 10: a figure name is checked before the stores (runs/ holds two bad
+        # ones, each a warning line), and the byte tokenizer's size is not a choice
+        (["figures", runs, "--only", "junk", "--out", str(root / "fo")],
+         "unknown figure 'junk'"),
+        (["train", "--dataset", "text", "--data-path", str(root / "afile"), "--tokenizer",
+          "bytes", "--vocab-size", "100", "--out", str(root / "tb")],
+         "the byte tokenizer has 256 tokens"),
+        # issue 25 row 7: rates float32 cannot hold, and data sizes that cannot fit in memory
+        ([*tr, "--lr", "1e39", "--out", str(root / "r7a")], "lr 1e+39 is not a finite float32"),
+        ([*tr, "--lr", "1e300", "--out", str(root / "r7b")], "lr 1e+300 is not a finite"),
+        ([*tr, "--lr", "1e-300", "--out", str(root / "r7d")], "below float32's smallest normal"),
+        (["compare", "--objectives", "ce", "--dataset", "gaussians", "--lr", "1e39",
+          "--runs-dir", str(root / "r7c")], "lr 1e+39 is not a finite float32"),
+        (["sweep", "--dataset", "gaussians", "--lrs", "1e-300,1e300", "--out", str(root / "r7s")],
+         "lr 1e-300 is below float32's smallest normal"),
+        *[(["train", "--dataset", "synonyms", *size, "--out", str(root / "r7m")],
+           "memory (estimated before allocating") for size in (
+            ["--train-tokens", "1e15"], ["--test-tokens", "1000000000000000"],
+            ["--vocab-size", "1000000", "--concepts", "250000", "--order", "1"])],
+        (["train", "--dataset", "synonyms", "--vocab-size", "1000000", "--concepts", "250000",
+          "--out", str(root / "r7m")], "order 2 allows at most 256 concepts"),
+        (["compare", "--dataset", "synonyms", "--train-tokens", "1e15", "--runs-dir",
+          str(root / "r7c")], "memory (estimated before allocating"),
     ]
     if sys.platform.startswith("linux"):
         cases.append(([*tr, "--out", "/proc/geomviz-x"], "cannot create it"))

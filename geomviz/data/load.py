@@ -61,9 +61,11 @@ def load_tokens(name: str, seed: int = 0, *, data_path: str | None = None,
                 ood_data_path: str | None = None, tokenizer: str = "bpe",
                 vocab_size: int | None = None, seq_len: int = 64, train_tokens: int = 262_144,
                 test_tokens: int = 32_768, concepts: int = 96, max_synonyms: int = 4,
-                order: int = 2, emission: str = "uniform") -> DataBundle:
+                order: int = 2, emission: str = "uniform",
+                progress: bool | None = None) -> DataBundle:
     """A language-model dataset: ``synonyms`` (generated from ``seed``, with its exact
-    next-token law) or ``text`` (the UTF-8 file ``data_path``, BPE or bytes)."""
+    next-token law) or ``text`` (the UTF-8 file ``data_path``, BPE or bytes). ``progress``:
+    show a BPE tokenizer's training on stderr (default: when stderr is a terminal)."""
     if name == "synonyms":
         from .synonyms import synonyms
 
@@ -74,7 +76,8 @@ def load_tokens(name: str, seed: int = 0, *, data_path: str | None = None,
             raise DataError("--dataset text needs --data-path FILE (any UTF-8 text file)")
         from .text import text
 
-        return text(data_path, ood_data_path, tokenizer, vocab_size or 4096, seq_len)
+        return text(data_path, ood_data_path, tokenizer, vocab_size or 4096, seq_len,
+                    progress=progress)
     raise DataError(f"{name!r} is not a token dataset; choose one of: "
                     f"{', '.join(TOKEN_DATASETS)}")
 

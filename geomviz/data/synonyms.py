@@ -42,6 +42,7 @@ from scipy.sparse.linalg import spsolve
 from torch import Tensor
 
 from .base import DataBundle, DataError, cache_dir
+from .memory import check_synonyms_memory
 from .text import frequency_buckets
 
 __all__ = ["synonyms", "SynonymLaw", "positions_kind", "concept_sizes", "SYNONYMS_VERSION"]
@@ -317,11 +318,11 @@ def _load_or_generate(path, make) -> dict:
     return raw
 
 
-def synonyms(seed: int = 0, vocab_size: int = 256, concepts: int = 96, max_synonyms: int = 4,
-             order: int = 2, emission: str = "uniform", seq_len: int = 64,
-             train_tokens: int = 262_144, test_tokens: int = 32_768) -> DataBundle:
-    """The synonym language (see the module docstring); ``train_tokens // seq_len`` training
-    sequences, ``test_tokens // seq_len`` test and as many OOD ones from another chain."""
+def check_sizes(vocab_size: int, concepts: int, max_synonyms: int, order: int, emission: str,
+                seq_len: int, train_tokens: int, test_tokens: int) -> tuple[int, int]:
+    """``(train, test sequences)`` of these arguments, or a :class:`DataError` line: sizes
+    that make no language, or that cannot fit in memory (an estimate, before anything is
+    allocated; see :mod:`geomviz.data.memory`). The config runs it before any work."""
     if order not in (1, 2):
         raise DataError(f"synonyms: order must be 1 or 2, got {order}")
     if emission not in ("uniform", "zipf"):
@@ -330,10 +331,26 @@ def synonyms(seed: int = 0, vocab_size: int = 256, concepts: int = 96, max_synon
     if seq_len < 1 or n_train < 1 or n_test < 1:
         raise DataError(f"synonyms: {train_tokens} train / {test_tokens} test tokens make no "
                         f"sequence of seq_len {seq_len}")
-    concept_sizes(np.random.default_rng(0), vocab_size, concepts, max_synonyms)  # checks
+    c, k, v = concepts, max_synonyms, vocab_size
+    if c < 1 or k < 1 or not c <= v <= c * k:
+        raise DataError(f"synonyms: {c} concepts of 1..{k} tokens cannot make {v} tokens; "
+                        f"need concepts <= vocab_size <= concepts * max_synonyms")
     if order == 2 and concepts > MAX_ORDER2_CONCEPTS:
         raise DataError(f"synonyms: order 2 allows at most {MAX_ORDER2_CONCEPTS} concepts (its "
                         f"exact law is a dense C^3 table), got {concepts}; use order 1")
+    check_synonyms_memory(vocab_size=vocab_size, concepts=concepts, max_synonyms=max_synonyms,
+                          order=order, seq_len=seq_len, train_tokens=train_tokens,
+                          test_tokens=test_tokens)
+    return n_train, n_test
+
+
+def synonyms(seed: int = 0, vocab_size: int = 256, concepts: int = 96, max_synonyms: int = 4,
+             order: int = 2, emission: str = "uniform", seq_len: int = 64,
+             train_tokens: int = 262_144, test_tokens: int = 32_768) -> DataBundle:
+    """The synonym language (see the module docstring); ``train_tokens // seq_len`` training
+    sequences, ``test_tokens // seq_len`` test and as many OOD ones from another chain."""
+    n_train, n_test = check_sizes(vocab_size, concepts, max_synonyms, order, emission,
+                                  seq_len, train_tokens, test_tokens)
     args = dict(seed=seed, vocab_size=vocab_size, concepts=concepts, max_synonyms=max_synonyms,
                 order=order, emission=emission, seq_len=seq_len, n_train=n_train, n_test=n_test)
     path = cache_dir() / f"synonyms-{_key(**args)}.npz"

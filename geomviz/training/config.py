@@ -15,10 +15,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.base import DataError
 from ..data.load import DIR_DATASETS, GROUPED_DATASETS, TOKEN_DATASETS
 from ..data.noise import NOISE_MODES
 
-__all__ = ["TrainConfig", "ConfigError", "ONLY_FOR", "load_config_file", "resolve_config"]
+__all__ = ["TrainConfig", "ConfigError", "ONLY_FOR", "load_config_file", "resolve_config",
+           "check_rate", "check_float32"]
+
+#: float32's largest finite number and its smallest normal one: a rate or factor outside
+#: overflows to inf (a traceback in the optimizer) or rounds the update to nothing
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def check_float32(name: str, value: float) -> float:
+    """``value`` if float32 holds it as a finite number, else one :class:`ConfigError` line
+    (``--lr 1e39`` passed as a finite Python float, then overflowed in the optimizer)."""
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise ConfigError(f"{name} {value:g} is not a finite float32 number (the largest is "
+                          f"{FLOAT32_MAX:.4g}): the training would overflow")
+    return value
+
+
+def check_rate(name: str, value: float) -> float:
+    """A learning rate: ``value`` if it is > 0 and float32 holds it as a normal number, else
+    one :class:`ConfigError` line. Shared by ``train``/``compare``/``study`` (the ``lr``
+    field) and ``sweep --lrs`` (``check_rate("--lrs", lr)``)."""
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value:g}")
+    check_float32(name, value)
+    if value < FLOAT32_TINY:
+        raise ConfigError(f"{name} {value:g} is below float32's smallest normal number "
+                          f"({FLOAT32_TINY:.4g}): every update would round to nothing")
+    return value
 
 #: fields only these datasets read: set anywhere else, they would be silently ignored
 ONLY_FOR: dict[str, tuple[str, ...]] = {
@@ -127,9 +156,15 @@ class TrainConfig:
                      "weight_decay", "momentum"):
             value = getattr(self, name)
             need(value >= 0, f"{name} must be >= 0, got {value}")
+        need(self.vocab_size is None or self.vocab_size >= 2, f"vocab_size must be >= 2 (one "
+             f"token leaves nothing to predict, and most objectives need two classes), got "
+             f"{self.vocab_size}")
         need(0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check_rate("lr", self.lr)
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or unset")
+        for name in ("momentum", "weight_decay", "warmup_epochs", "grad_clip", "label_noise"):
+            if getattr(self, name) is not None:
+                check_float32(name, getattr(self, name))
         need(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
         need(all(c >= 0 for c in self.ood_classes), f"ood_classes must be >= 0, got "
              f"{self.ood_classes}")
@@ -163,8 +198,20 @@ class TrainConfig:
             need(getattr(self, folder) is None or getattr(self, dataset) is not None,
                  f"--{folder.replace('_', '-')} applies with --{dataset.replace('_', '-')} "
                  "only; nothing would read it")
+        need(self.tokenizer != "bytes" or self.vocab_size in (None, 256),
+             f"--vocab-size {self.vocab_size} with --tokenizer bytes: the byte tokenizer has "
+             "256 tokens; leave --vocab-size out (or use --tokenizer bpe)")
         need(self.seq_len <= self.block_size, f"seq_len {self.seq_len} is longer than the "
              f"model's context (block_size {self.block_size})")
+        if self.dataset == "synonyms":  # sizes that make no language or cannot fit in
+            from ..data.synonyms import check_sizes  # memory: refused before allocating
+
+            try:
+                check_sizes(self.vocab_size or 256, self.concepts, self.max_synonyms,
+                            self.order, self.emission, self.seq_len, self.train_tokens,
+                            self.test_tokens)
+            except DataError as e:
+                raise ConfigError(str(e)) from None
         return self
 
 
@@ -247,7 +294,14 @@ def _scalar(key: str, kind: type, value: Any) -> Any:
             try:
                 return int(value.strip())
             except ValueError:
+                pass
+            try:  # 1e15, 2.5e5: an exact integer written as a number
+                number = float(value)
+            except ValueError:
                 raise bad from None
+            if math.isfinite(number) and number.is_integer() and abs(number) < 2**53:
+                return int(number)
+            raise bad
         raise bad
     try:
         out = float(value)

@@ -51,8 +51,10 @@ def evaluate(model: Classifier, bundle: DataBundle, device: torch.device, batch_
     test: acc, nll, ece. ood: ``<score>.<metric>`` for MSP, max-logit, energy and
     min-distance (Euclidean heads); ood_near: the same for the second OOD set.
     train_eval: neural collapse on up to 5000 training examples (the first ones: the same
-    examples for every run). With label noise (``bundle.noisy``) also ``memorised`` (the
-    share of flipped samples, up to 5000, predicted with their flipped label),
+    examples for every run); ``acc`` is scored against the labels the model trained on
+    (with label noise: the flipped ones). With label noise (``bundle.noisy``) also
+    ``acc_true`` (the same examples against their original, clean labels), ``memorised``
+    (the share of flipped samples, up to 5000, predicted with their flipped label),
     ``noisy_acc_true`` (with their original label) and ``clean_acc`` (accuracy on the
     unflipped ones among the first 5000).
     With ``class_groups``, test also gets ``classes.{within,between,ratio}`` (mean distance
@@ -100,9 +102,12 @@ def noise_metrics(model: Classifier, bundle: DataBundle, first_logits: Tensor,
                   device: torch.device, batch_size: int = 1024,
                   amp_dtype: torch.dtype | None = None) -> dict[str, float]:
     """How far the model fits the flipped labels: ``memorised`` and ``noisy_acc_true`` over
-    up to :data:`NOISY_SAMPLES` flipped samples, ``clean_acc`` from ``first_logits`` (the
-    logits of the first training examples, already computed)."""
+    up to :data:`NOISY_SAMPLES` flipped samples; ``acc_true`` (all of them against the clean
+    labels) and ``clean_acc`` (the unflipped ones) from ``first_logits`` (the logits of the
+    first training examples, already computed)."""
     out: dict[str, float] = {}
+    if bundle.y_train_clean is not None:  # train_eval.acc is against the flipped labels
+        out["acc_true"] = M.accuracy(first_logits, bundle.y_train_clean[: len(first_logits)])
     idx = torch.from_numpy(bundle.noisy_index[:NOISY_SAMPLES])
     if len(idx):
         pred = collect(model, bundle.x_train[idx], bundle, device, batch_size,

@@ -14,8 +14,11 @@ per chunk (sums, and per-position scalars such as confidences):
 * ``ood``: ``<score>.<metric>`` of the per-position scores on the OOD sequences.
 * ``train_eval``: ``acc`` and ``feature_norm`` on the first training positions.
 
-``on_test`` receives the features, logits and targets of the first ``PROBE_POSITIONS``
-test positions (the probes' test record); ``on_scores`` the per-position confidences.
+``on_test`` receives the per-position quantities of the probes' test record
+(:func:`probes.stats.row_stats`) of every test position, computed chunk by chunk from the
+logits this evaluation computes anyway, so the ``test`` rows ``entropy.*``,
+``penultimate.norm.*`` and ``head.*`` cover the whole split like ``nll`` (they used to see
+only its first 8,192 positions); ``on_scores`` the per-position confidences.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import torch
 from torch import Tensor
 
 from probes import target_kind
-from probes.stats import softmax_entropy, target_entropy
+from probes.session import _head_geometry
+from probes.stats import row_stats
 from probes.tokens import FREQ_BUCKETS, class_group_distances, class_structure, law_stats
 
 from .. import metrics as M
@@ -33,10 +37,9 @@ from ..data import IGNORE_INDEX, DataBundle
 from ..models import Classifier
 from ..objectives import squared_distances
 
-__all__ = ["evaluate_tokens", "chunk_sequences", "PROBE_POSITIONS", "CLASS_LIMIT"]
+__all__ = ["evaluate_tokens", "chunk_sequences", "CLASS_LIMIT"]
 
 LOGIT_BUDGET = 2**22  # logits per chunk (16 MiB in fp32)
-PROBE_POSITIONS = 8192  # test positions the probes' test record sees
 TRAIN_POSITIONS = 16384  # training positions of train_eval
 CLASS_LIMIT = 2048  # class vectors in classes.* (the first tokens)
 
@@ -110,7 +113,9 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups
     buckets = (torch.as_tensor(info["freq_bucket"], device=device) if "freq_bucket" in info
                else None)
     s, conf, right, scores = _Sums(), [], [], {}
-    probe: dict[str, list[Tensor]] = {"features": [], "logits": [], "y": []}
+    metric, vectors, bias, _ = _head_geometry(head)
+    vectors, bias = vectors.detach().float(), None if bias is None else bias.detach().float()
+    probe: dict[str, list[Tensor]] = {}  # per-position rows of the probes' test record
     kinds_of = None
     if bundle.truth is not None and groups is not None:
         from ..data.synonyms import positions_kind as kinds_of
@@ -124,8 +129,10 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups
         right.append((pred == y).cpu())
         for k, v in _scores(z, f, head).items():
             scores.setdefault(k, []).append(v)
-        h_q = softmax_entropy(z.double(), pred)
-        h_p = target_entropy(z.double(), y, target, smoothing)
+        rows = row_stats(f, z, y, vectors, bias, metric, target, smoothing)  # float64 H, KL
+        h_q, h_p = rows["h_pred"], rows["h_target"]  # the same exact form as entropy.all.*
+        for k, v in rows.items() if on_test is not None else ():
+            probe.setdefault(k, []).append(v)  # [M] each: ~17 numbers a position, no logits
         if buckets is not None:
             r = torch.linalg.vector_norm(f, dim=1).double()
             for b, name in enumerate(FREQ_BUCKETS):
@@ -147,12 +154,6 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups
                     s.add(f"{name}.target", (h_p * m).sum())
                     s.add(f"{name}.pred", (h_q * m).sum())
                     s.add(f"{name}.truth", (ls["entropy"] * m).sum())
-        have = sum(len(t) for t in probe["y"])
-        if have < PROBE_POSITIONS:
-            k = PROBE_POSITIONS - have
-            probe["features"].append(f[:k].cpu())
-            probe["logits"].append(z[:k].cpu())
-            probe["y"].append(y[:k].cpu())
     test = {"acc": s.mean("correct", "n"), "nll": s.mean("nll", "n"),
             "ece": M.ece_from_confidence(torch.cat(conf), torch.cat(right))}
     if bundle.truth is not None:
@@ -171,8 +172,9 @@ def _evaluate(model, bundle, device, amp_dtype, on_test, on_scores, class_groups
         test.update(class_group_distances(vectors, groups[:k]))
         # 0 within a synonym set, 1 across: the "dark knowledge" rank score of the vectors
         test["classes.structure"] = class_structure(vectors, bundle.class_dissimilarity[:k, :k])
-    if on_test is not None:
-        on_test({k: torch.cat(v) for k, v in probe.items()})
+    if on_test is not None and probe:
+        rows = {k: torch.cat(v) for k, v in probe.items()}
+        on_test({"rows": rows, "num_classes": bundle.num_classes, "y": rows["y"]})
     out = {"test": test}
     conf_id = {k: np.concatenate(v) for k, v in scores.items()}
     if bundle.x_ood is not None and len(bundle.x_ood):

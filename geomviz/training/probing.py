@@ -149,7 +149,10 @@ class Probing(contextlib.AbstractContextManager):
 
     def on_test(self, step: int, epoch: int):
         def record(collected: dict) -> None:
-            if self.session is not None:
+            if self.session is not None and "rows" in collected:  # token runs: every position
+                self.session.record_eval_rows(collected["rows"], collected["num_classes"],
+                                              step, epoch)
+            elif self.session is not None:
                 y = collected.get("y", self.bundle.y_test)
                 self.session.record_eval(collected["features"], collected["logits"], y, step,
                                          epoch)

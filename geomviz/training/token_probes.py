@@ -26,6 +26,7 @@ MAX_SNAPSHOT_VOCAB = 1024  # larger vocabularies keep no per-snapshot [P, V] log
 CONTEXT = 8
 CLASS_SUBSET = 512
 CHUNK = 256  # sequences per forward pass
+LAW_BUDGET = 2**22  # float64 numbers of the exact law held at once (32 MiB)
 
 
 def _in_few_sequences(flat: np.ndarray, seq_len: int, n: int, seed: int) -> np.ndarray:
@@ -72,10 +73,16 @@ class TokenProbeSet:
             from ..data.synonyms import positions_kind
 
             seqs = np.unique(self.test_pos // t)
-            law = bundle.truth(bundle.x_test[torch.from_numpy(seqs)])  # [S, T, V]
             row = np.searchsorted(seqs, self.test_pos // t)
-            law_at = law[torch.from_numpy(row), torch.from_numpy(self.test_pos % t)]  # [P, V]
-            kind = positions_kind(law_at, torch.as_tensor(info["groups"])).numpy()
+            kind = np.empty(len(self.test_pos), dtype=np.int64)
+            groups = torch.as_tensor(info["groups"])
+            per = max(1, LAW_BUDGET // (t * bundle.num_classes))  # the [s, T, V] float64 law
+            for i in range(0, len(seqs), per):  # of all S sequences was 32 GB at V = 10^6
+                law = bundle.truth(bundle.x_test[torch.from_numpy(seqs[i : i + per])])
+                sel = (row >= i) & (row < i + per)
+                law_at = law[torch.from_numpy(row[sel] - i),
+                             torch.from_numpy(self.test_pos[sel] % t)]  # [p, V]
+                kind[sel] = positions_kind(law_at, groups).numpy()
             self.arrays["kind"] = np.r_[kind, np.full(len(self.ood_pos), -1)]
 
     @torch.no_grad()

@@ -298,3 +298,24 @@ def test_chains_are_sparse_with_one_aperiodic_stationary_law(order):
             for _ in range(3000):
                 law = step @ law
             np.testing.assert_allclose(law, chain.stationary, atol=1e-9)
+
+
+def test_the_readme_floors_are_named_and_match_the_default_language():
+    """Issue 25 row 15: the README quoted 1.397 and 1.402 both as "the floor". The floor is
+    the true law's NLL on seed 0's test sample (`truth.nll`); 1.402 is its expectation."""
+    import re
+    from pathlib import Path
+
+    from probes.tokens import law_stats
+
+    b = synonyms(seed=0, train_tokens=262_144, test_tokens=16_384)  # the train defaults
+    law = b.truth(b.x_test).reshape(-1, b.num_classes)
+    y = b.y_test.reshape(-1)
+    sample = float(law_stats(law, torch.log(law), y)["nll"].mean())
+    expected = b.info["truth_nll"]
+    assert f"{sample:.3f}" == "1.397" and f"{expected:.3f}" == "1.402"
+    text = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    floors = set(re.findall(r"floor[^.|]{0,80}?(1\.\d{3})", text))
+    assert floors == {"1.397"}, floors  # one floor, used everywhere
+    assert re.search(r"expectation[^.]{0,60}1\.402", text)
+    assert re.search(r"floor[^.]{0,60}`truth\.nll`", text)

@@ -182,3 +182,34 @@ def test_each_bad_input_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tokenizers", None)  # not installed
     assert "pip install tokenizers" in _one_line(lambda: text(str(good), vocab_size=300))
     assert text(str(good), tokenizer="bytes", seq_len=8).info["vocab_size"] == 256
+
+
+def test_long_runs_without_whitespace_are_cut_for_the_bpe(tmp_path, capfd):
+    """Issue 25 row 12: a 3 MB line without whitespace was one BPE "word" and training ran
+    for over 420 s (about quadratic in the word). Runs are cut at MAX_WORD characters, for
+    training and encoding alike; the text still round-trips, and the training says so."""
+    import random
+    import time
+
+    from geomviz.data.text import MAX_WORD
+
+    g = random.Random(0)
+    line = "".join(g.choice("abcdefghij") for _ in range(100_000))  # letters only: one "word"
+    f = tmp_path / "one-line.txt"
+    f.write_text(line + "\n" + _CORPUS_TAIL)
+    t0 = time.perf_counter()
+    b = text(str(f), vocab_size=600, seq_len=16, progress=True)
+    took = time.perf_counter() - t0
+    assert "training a BPE tokenizer (vocabulary 600)" in capfd.readouterr().err
+    tok = tokenizers.Tokenizer.from_file(b.info["tokenizer_file"])
+    words = tok.pre_tokenizer.pre_tokenize_str(line[:1000])
+    assert max(len(w) for w, _ in words) <= MAX_WORD and "".join(w for w, _ in words) == line[
+        :1000]
+    normal = tok.pre_tokenizer.pre_tokenize_str("a sentence of ordinary words, unchanged.")
+    assert [w for w, _ in normal] == ["a", "Ġsentence", "Ġof", "Ġordinary", "Ġwords", ",",
+                                      "Ġunchanged", "."]
+    assert tok.decode(tok.encode(line[:5000]).ids) == line[:5000]
+    assert took < 60  # unbounded, this line alone took 4.3 s of BPE training, 3 MB > 420 s
+
+
+_CORPUS_TAIL = "a few ordinary words close the file, so both parts have text.\n" * 40

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geomviz.objectives.heads import EuclideanHead, LinearHead
@@ -217,3 +217,71 @@ def test_ignored_positions_count_nowhere(metric):
     gs_kept = grad_stats(g[keep], x[keep], float(keep.sum()))
     for k in gs_full:
         assert torch.allclose(gs_full[k], gs_kept[k], rtol=1e-5), k
+
+
+def _tfsd_target_entropy_f64(gap: float, c: int) -> float:
+    """Analytic H of softmax([0, -gap, ..., -gap]) (C - 1 classes at -gap), in float64:
+    with k e = (C-1) e^-gap, H = log1p(k e) + gap k e / (1 + k e)."""
+    import math
+
+    ke = (c - 1) * math.exp(-gap)
+    return math.log1p(ke) + gap * ke / (1 + ke)
+
+
+@pytest.mark.parametrize("gap", [30.0, 104.0, 125.0, 300.0])
+def test_tfsd_target_entropy_survives_float32_underflow(gap):
+    """Issue 25 row 14: at anchor gaps near 125 every off-target e^z is below float32's
+    smallest number, and TFSD's entropy.all.target was stored as exactly 0.0 (while the
+    float64 entropy.synonym.target read 1.2e-54). Every entropy is now float64."""
+    from probes.stats import softmax_entropy, target_entropy
+
+    c, n = 256, 3
+    z = torch.full((n, c), -gap)  # Euclidean logits, float32 as the probes receive them
+    y = torch.tensor([0, 5, 255])
+    z[torch.arange(n), y] = -1.0  # the true class's own distance: the zero anchor resets it
+    want = _tfsd_target_entropy_f64(gap, c)
+    assert want > 0
+    got = target_entropy(z, y, "tfsd", 0.0)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    zt = z.scatter(1, y[:, None], 0.0)
+    np.testing.assert_allclose(softmax_entropy(zt, y).numpy(), want, rtol=1e-12)
+    s = batch_stats(torch.ones(n, 2), z, y, torch.ones(c, 2), None, "euclidean", "tfsd", 0.0)
+    np.testing.assert_allclose(s["entropy.all.target"].item() / n, want, rtol=1e-12)
+    assert s["entropy.all.target"].item() > 0
+
+
+def _log_softmax_f64(z: np.ndarray, a: int) -> np.ndarray:
+    """log softmax of one float64 row, literally, with the anchor ``a`` (the largest logit)
+    kept exact: log p_a = -log1p(sum_{j != a} e^(z_j - z_a)) (a plain logsumexp rounds
+    1 + 1e-26 to 1 and loses the anchor's term, as scipy's entr(p) does with p_a = 1)."""
+    u = z - z[a]
+    total = np.log1p(np.exp(np.delete(u, a)).sum())
+    return u - total
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(60.0, 700.0), min_size=2, max_size=40), st.integers(0, 39))
+def test_exact_entropies_match_a_float64_literal_reference(offsets, anchor):
+    """H(softmax(z)) and TFSD's H(p) and KL(p || q) against -sum p log p and
+    sum p (log p - log q) on float64 log-probabilities (0 log 0 = 0), for rows whose
+    off-anchor mass is anywhere from e^-60 to e^-700."""
+    from probes.stats import row_stats, softmax_entropy
+
+    c = len(offsets) + 1
+    a = anchor % c
+    # float32-exact logits (the probes cast logits to float32), the anchor at 0
+    z64 = np.insert(-np.asarray(offsets, np.float32), a, 0.0).astype(np.float64)
+    logp = _log_softmax_f64(z64, a)
+    want_h = float(-(np.exp(logp) * logp).sum())
+    assert want_h > 0
+    got = softmax_entropy(torch.tensor(z64[None]), torch.tensor([a]))
+    assert float(got) == pytest.approx(want_h, rel=1e-9, abs=0.0)
+    z = z64.copy()
+    z[a] = -3.0  # TFSD's logits: the zero anchor resets the true class's to 0, giving z64
+    logq = _log_softmax_f64(z, a)
+    want_kl = float((np.exp(logp) * (logp - logq)).sum())
+    rows = row_stats(torch.ones(1, 2), torch.tensor(z[None]), torch.tensor([a]),
+                     torch.ones(c, 2), None, "euclidean", "tfsd", 0.0)
+    assert float(rows["h_target"]) == pytest.approx(want_h, rel=1e-9, abs=0.0)
+    assert float(rows["kl"]) == pytest.approx(want_kl, rel=1e-9, abs=1e-300)

@@ -72,12 +72,12 @@ def test_every_field_rejects_a_wrong_type_in_one_line():
 def test_values_are_coerced_to_the_field_types():
     cfg = resolve_config({"hidden": [64, "32"], "ood_classes": "8,9", "probes": "off",
                           "lr": "3e-4", "epochs": 4.0, "name": 2024, "grad_clip": 1},
-                         {"qk_layernorm": "yes", "seed": "7", "vocab_size": "512",
+                         {"qk_layernorm": "yes", "seed": "7", "vocab_size": "384",
                           "dataset": "synonyms"})
     assert cfg.hidden == [64, 32] and cfg.ood_classes == [8, 9] and cfg.probes is False
     assert cfg.lr == 3e-4 and cfg.epochs == 4 and isinstance(cfg.epochs, int)
     assert cfg.name == "2024" and cfg.grad_clip == 1.0 and isinstance(cfg.grad_clip, float)
-    assert cfg.qk_layernorm is True and cfg.seed == 7 and cfg.vocab_size == 512
+    assert cfg.qk_layernorm is True and cfg.seed == 7 and cfg.vocab_size == 384
     # the config file's objective_kw and the flags' merge, flags winning
     cfg = resolve_config({"objective_kw": {"scale": 1, "k": 2}}, {"objective_kw": {"scale": 3}})
     assert cfg.objective_kw == {"scale": 3, "k": 2}
@@ -207,3 +207,31 @@ def test_yaml_on_off_booleans_mean_on_and_off(tmp_path):
     p.write_text("dataset: gaussians_hier\nclass_groups: on\nfused: off\n")
     cfg = resolve_config(load_config_file(p))
     assert (cfg.class_groups, cfg.fused) == ("on", "off")
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"lr": 1e39}, "lr 1e+39 is not a finite float32 number"),
+    ({"lr": "1e300"}, "lr 1e+300 is not a finite float32 number"),
+    ({"lr": 1e-300}, "lr 1e-300 is below float32's smallest normal number"),
+    ({"lr": 1e-39}, "below float32's smallest normal number"),
+    ({"weight_decay": 1e39}, "weight_decay 1e+39 is not a finite float32"),
+    ({"grad_clip": 1e300}, "grad_clip 1e+300 is not a finite float32"),
+    ({"dataset": "synonyms", "train_tokens": "1e15"}, "memory (estimated before allocating"),
+])
+def test_values_float32_or_memory_cannot_hold_are_refused(values, message):
+    """Issue 25 row 7: these passed validation, then crashed with a traceback."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config({}, values)
+
+
+def test_check_rate_is_shared_and_integers_take_exponents():
+    from geomviz.training.config import check_rate
+
+    assert check_rate("--lrs", 3e-4) == 3e-4
+    assert check_rate("--lrs", 1e38) == 1e38
+    for bad in (0.0, -1e-3, float("nan"), float("inf"), 1e39, 1e-300):
+        with pytest.raises(ConfigError, match="^--lrs "):
+            check_rate("--lrs", bad)
+    cfg = resolve_config({}, {"dataset": "synonyms", "train_tokens": "1.31072e5"})
+    assert cfg.train_tokens == 131072 and isinstance(cfg.train_tokens, int)
+

@@ -65,9 +65,28 @@ def test_memorised_counts_flipped_samples_predicted_with_their_flipped_label():
     assert got["noisy_acc_true"] == pytest.approx(1 - len(idx[::2]) / len(idx))
 
 
+def test_train_accuracy_is_stored_against_the_flipped_and_the_clean_labels():
+    """Issue 25 row 16: ``acc`` scores the labels trained on, ``acc_true`` the clean ones."""
+    nb = apply_label_noise(_bundle(), 0.25, "symmetric", seed=0)
+    cpu = torch.device("cpu")
+    n = len(nb.y_train)
+    flipped = float(nb.noisy.double().mean())
+    fits_noise = evaluate(_model(), _predicting(nb, nb.y_train), cpu)["train_eval"]
+    assert fits_noise["acc"] == 1.0
+    assert fits_noise["acc_true"] == pytest.approx(1 - flipped)
+    fits_truth = evaluate(_model(), _predicting(nb, nb.y_train_clean), cpu)["train_eval"]
+    assert fits_truth["acc_true"] == 1.0 and fits_truth["acc"] == pytest.approx(1 - flipped)
+    # by hand: predict the clean label on the first half only, class 0 elsewhere
+    pred = torch.where(torch.arange(n) < n // 2, nb.y_train_clean, torch.zeros_like(nb.y_train))
+    got = evaluate(_model(), _predicting(nb, pred), cpu)["train_eval"]
+    assert got["acc_true"] == pytest.approx(float((pred == nb.y_train_clean).double().mean()))
+    assert got["acc"] == pytest.approx(float((pred == nb.y_train).double().mean()))
+
+
 def test_without_noise_there_is_no_memorisation_entry():
     out = evaluate(_model(), _bundle(), torch.device("cpu"))
     assert "memorised" not in out["train_eval"] and "classes.ratio" not in out["test"]
+    assert "acc_true" not in out["train_eval"]
 
 
 @pytest.mark.parametrize("objective", ["ce", "tfsd"])

@@ -5,6 +5,7 @@ the exact law (the documented rule, recomputed here)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from geomviz.models import Classifier, build_backbone
@@ -13,7 +14,8 @@ from geomviz.training.token_probes import CONTEXT, TokenProbeSet
 from tests.data.test_reference_synonyms import _kinds
 
 
-def test_probe_positions_equal_the_full_forward_pass(monkeypatch, tmp_path):
+@pytest.mark.parametrize("law_budget", [2**22, 1])  # 1: the law one sequence at a time
+def test_probe_positions_equal_the_full_forward_pass(monkeypatch, tmp_path, law_budget):
     from geomviz.data.synonyms import synonyms
 
     monkeypatch.setenv("GEOMVIZ_CACHE", str(tmp_path))
@@ -26,6 +28,9 @@ def test_probe_positions_equal_the_full_forward_pass(monkeypatch, tmp_path):
     torch.manual_seed(0)
     model = Classifier(build_backbone("gpt", (t,), 16, vocab_size=v, block_size=t),
                        create_objective("ce", 16, v)).eval()
+    import geomviz.training.token_probes as TP
+
+    monkeypatch.setattr(TP, "LAW_BUDGET", law_budget)
     ps = TokenProbeSet(b, 30, 12, torch.device("cpu"))
     f, z, labels = ps.run(model)
     pos, ood = ps.test_pos, ps.ood_pos
