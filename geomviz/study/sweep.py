@@ -25,7 +25,14 @@ from pathlib import Path
 
 from ..grid import Execution, Job, execute
 from ..store import STORE_FILE, StoreError, open_run
-from ..training.config import ONLY_FOR, ConfigError, TrainConfig, parse_items, resolve_config
+from ..training.config import (
+    ONLY_FOR,
+    ConfigError,
+    TrainConfig,
+    check_rate,
+    parse_items,
+    resolve_config,
+)
 from .runner import _IRRELEVANT, _no_repeats, _plan
 
 __all__ = ["SWEEP_PRESETS", "SWEEP_OBJECTIVES", "SweepGrid", "Cell", "parse_lrs", "parse_onoff",
@@ -90,9 +97,7 @@ def parse_lrs(text: str | None) -> list[float]:
             v = float(t)
         except ValueError:
             raise ConfigError(f"--lrs: {t!r} is not a number (give e.g. 1e-3,3e-3)") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise ConfigError(f"--lrs: every learning rate must be a finite number > 0, got {t}")
-        out.append(v)
+        out.append(check_rate("--lrs", v))  # > 0 and a normal float32, as train's --lr
     _no_repeats(out, "learning rate")
     return out
 

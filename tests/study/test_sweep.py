@@ -66,7 +66,8 @@ def test_report_and_figures_are_written(swept):
 
 def test_parse_lrs_and_onoff():
     assert parse_lrs("1e-3, 3e-3") == [1e-3, 3e-3]
-    for bad in ("", " , ", "1e-3,x", "0", "-1", "inf", "nan", "1e-3,1e-3"):
+    for bad in ("", " , ", "1e-3,x", "0", "-1", "inf", "nan", "1e-3,1e-3", "1e39", "1e-3,1e300",
+                "1e-300"):  # the last three: outside float32, as train's --lr (issue 25 row 7)
         with pytest.raises(ConfigError):
             parse_lrs(bad)
     assert parse_onoff("on,off") == [True, False]
