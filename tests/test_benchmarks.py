@@ -11,12 +11,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted(p.name for p in (REPO / "benchmarks").iterdir()
-                 if p.suffix in (".py", ".sh") and p.name != "__init__.py")
+# scripts whose smoke run has its own test file, which also checks what it prints: run
+# there only (each smoke run costs CI seconds to minutes)
+OWN_TEST = {"grid_parallel.py": "test_benchmarks_grid.py",
+            "hf_tfsd.py": "test_benchmarks_hf_tfsd.py",
+            "integrations.py": "test_benchmarks_integrations.py"}
+ALL_SCRIPTS = sorted(p.name for p in (REPO / "benchmarks").iterdir()
+                     if p.suffix in (".py", ".sh") and p.name != "__init__.py")
+SCRIPTS = [s for s in ALL_SCRIPTS if s not in OWN_TEST]
 
 
 def test_every_benchmark_is_listed():
     assert {"dashboard.py", "export.py", "objectives.py", "gemm_shapes.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script,test", sorted(OWN_TEST.items()))
+def test_benchmarks_left_to_their_own_test_are_smoke_run_there(script, test):
+    assert script in ALL_SCRIPTS
+    text = (REPO / "tests" / test).read_text()
+    assert f"benchmarks/{script}" in text and '"--smoke"' in text, \
+        f"{test} does not smoke-run {script}"
 
 
 def _skip_reason(script: str) -> str | None:
