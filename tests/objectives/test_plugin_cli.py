@@ -106,6 +106,14 @@ def test_compare_on_spawned_workers_names_the_user_objective(tmp_path, site):
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if line.startswith("focal-s0"))
     assert row.split()[1] == "focal" and "finished" in row
+    # the compare page opens the pair (the plugin is not imported here) in each one's colour
+    pytest.importorskip("dash")
+    from tests.integrations.test_examples_compare import compare_page
+
+    page = compare_page(tmp_path / "r", "c/ce-s0", "c/focal-s0")
+    assert OBJECTIVE_COLORS["ce"] in page["panels"]
+    assert objective_colors(["focal"])["focal"] in page["panels"]
+    assert page["left"]["data"] and page["right"]["data"]
 
 
 def test_train_stores_the_spec_and_resumes_by_either_name(tmp_path, site):
