@@ -289,6 +289,9 @@ def _cmd_objectives(args: argparse.Namespace) -> int:
     others). A name or ``package.module:name`` shows that one, or is one line, exit 2."""
     from .objectives import available_objectives, is_builtin, load_objective
 
+    if args.name is not None and not args.name.strip():
+        raise UserError(f"unknown objective {args.name!r}; choose one of: "
+                        f"{', '.join(available_objectives())}")
     for spec in [args.name] if args.name is not None else available_objectives():
         try:
             info = load_objective(spec)
