@@ -254,11 +254,12 @@ def _train_on_workers(todo: list[tuple[TrainConfig, str]], execution: Execution,
     """The runs of ``todo`` on the workers; the data of the first is loaded here first, so
     a data error is one line before any worker starts or any run is written."""
     from ..grid import Job, execute
-    from ..training.train import load_bundle
+    from ..training.train import load_bundle, resolve_objective
 
     load_bundle(todo[0][0])
     jobs = [Job(dataclasses.asdict(c), p == "resume",
-                f"{Path(c.out).name}{' (resumed)' if p == 'resume' else ''}")
+                f"{resolve_objective(c.objective).name} seed {c.seed}"
+                f"{' (resumed)' if p == 'resume' else ''}")
             for c, p in todo]
     outcomes = execute(jobs, execution, base.device, bool(base.progress))
     for j, out in sorted(outcomes.items()):
