@@ -24,6 +24,8 @@ class Net(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()  # stored as the run's config
         self.body = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU())
+        # The one-line switch between heads: Net("ce") trains a dot-product head with
+        # cross-entropy, Net("tfsd") a distance head with TFSD's loss; nothing else changes.
         self.objective = create_objective(objective, 64, 8)  # head + loss of its logits
 
     def forward(self, x):

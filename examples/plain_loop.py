@@ -22,6 +22,9 @@ x, y, x_ood, xt, yt = x[y < 8], y[y < 8], xt[yt >= 8], xt[yt < 8], yt[yt < 8]
 
 for name in ("ce", "tfsd"):
     torch.manual_seed(0)
+    # The one-line switch between heads: create_objective("ce", ...) is a dot-product
+    # head with cross-entropy, create_objective("tfsd", ...) a distance head with TFSD's
+    # loss; nothing else in the loop changes.
     objective = create_objective(name, 64, 8)  # the head and the loss of its logits
     model = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
                           objective.head)

@@ -99,6 +99,10 @@ def _add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) ->
         elif isinstance(default, list):
             p.add_argument(_flag(f.name), default=None, metavar="A,B",
                            help=f"comma-separated (default {','.join(map(str, default)) or '-'})")
+        elif f.name == "objective":
+            p.add_argument("--objective", default=None, metavar="NAME",
+                           help="a built-in (geomviz objectives), an entry point of "
+                           "geomviz.objectives, or package.module:name (default: ce)")
         else:
             p.add_argument(_flag(f.name), default=None, metavar=f.name.upper(),
                            help=f"default: {default}")
@@ -283,14 +287,28 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_objectives(args: argparse.Namespace) -> int:
-    from .objectives import list_objectives, objective_info
+    """The built-ins, then the entry points of ``geomviz.objectives`` (imported to show
+    them; one that fails to load is listed with its one-line reason, never hiding the
+    others). A name or ``package.module:name`` shows that one, or is one line, exit 2."""
+    from .objectives import available_objectives, is_builtin, load_objective
 
-    for name in [args.name] if args.name is not None else list_objectives():
-        info = objective_info(name)
+    if args.name is not None and not args.name.strip():
+        raise UserError(f"unknown objective {args.name!r}; choose one of: "
+                        f"{', '.join(available_objectives())}")
+    for spec in [args.name] if args.name is not None else available_objectives():
+        try:
+            info = load_objective(spec)
+        except ValueError as e:
+            if args.name is not None:
+                raise UserError(str(e)) from None
+            print(f"{spec:16s} (entry point that cannot be loaded: {e})")
+            continue
         params = ", ".join(f"{k}={v!r}" for k, v in info.params.items())
         print(f"{info.name:16s} head={info.head:9s} {info.formula}")
         print(f"{'':16s} {info.description}")
         print(f"{'':16s} hyperparameters: {params}")
+        if not is_builtin(info.name):
+            print(f"{'':16s} user objective: --objective {info.spec}")
     return 0
 
 
@@ -331,8 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_grids import add_grid_commands
 
     add_grid_commands(sub)
-    p = sub.add_parser("objectives", help="list the registered objectives and their formulas")
-    p.add_argument("name", nargs="?", help="show one objective only")
+    p = sub.add_parser("objectives", help="list the objectives (built-in and entry points "
+                       "of geomviz.objectives) and their formulas")
+    p.add_argument("name", nargs="?", help="show one objective only (a name or "
+                   "package.module:name)")
     p.set_defaults(func=_cmd_objectives)
     add_dashboard_command(sub)
     return parser

@@ -161,7 +161,8 @@ def _add_execution_flags(p: argparse.ArgumentParser) -> None:
 def add_grid_commands(sub) -> None:
     """Add ``compare``, ``study`` and ``sweep`` to the subcommand parsers ``sub``."""
     p = sub.add_parser("compare", help="train several objectives × seeds, same init and data")
-    p.add_argument("--objectives", default="ce,tfsd", help="comma-separated (default ce,tfsd)")
+    p.add_argument("--objectives", default="ce,tfsd", help="comma-separated (default ce,tfsd);"
+                   " a user objective is package.module:name or an entry point")
     p.add_argument("--seeds", default="0", help="comma-separated (default 0)")
     p.add_argument("--runs-dir", default="runs", help="root folder (default runs)")
     _add_config_flags(p, skip=("objective", "seed", "out", "resume"))
@@ -174,7 +175,8 @@ def add_grid_commands(sub) -> None:
                    "gaussians, hierarchy and noise, 0,1,2 otherwise)")
     p.add_argument("--out", default="study", help="output folder (default study)")
     p.add_argument("--objectives", help="comma-separated (default: ce, metric_ce, tfsd, "
-                   "label_smoothing, logitnorm, ce_zloss; no logitnorm for the lm presets)")
+                   "label_smoothing, logitnorm, ce_zloss; no logitnorm for the lm presets);"
+                   " a user objective is package.module:name or an entry point")
     p.add_argument("--epochs", type=_int_in(1), help="override the preset's epochs")
     p.add_argument("--data-dir", help="dataset folder (cifar10)")
     p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
@@ -195,7 +197,8 @@ def add_grid_commands(sub) -> None:
     p.add_argument("--data-path", help="text: the UTF-8 file")
     p.add_argument("--data-dir", help="dataset folder (cifar10, cifar100, svhn)")
     p.add_argument("--ood-dir", help="OOD dataset folder (cifar10: SVHN)")
-    p.add_argument("--objectives", help="comma-separated (default ce,ce_zloss,tfsd,metric_ce)")
+    p.add_argument("--objectives", help="comma-separated (default ce,ce_zloss,tfsd,metric_ce);"
+                   " a user objective is package.module:name or an entry point")
     p.add_argument("--lrs", help="comma-separated learning rates > 0, e.g. 1e-3,3e-3,1e-2")
     p.add_argument("--seeds", help="comma-separated (default: the preset's, else 0,1)")
     p.add_argument("--qk-layernorm", help="on, off or on,off: a grid axis (gpt only)")

@@ -6,6 +6,8 @@ that tick labels stay readable when the image is shown at that width.
 
 from __future__ import annotations
 
+import zlib
+
 __all__ = ["OBJECTIVE_COLORS", "objective_colors", "group_colors", "shade", "template",
            "log_ticks", "FONT", "WIDTH"]
 
@@ -19,15 +21,34 @@ OBJECTIVE_COLORS = {
     "metric_ce": "#F58518", "label_smoothing": "#54A24B", "logitnorm": "#B279A2",
     "ce_zloss": "#9D755D", "tfsd_scaled": "#E377C2",
 }
-_SPARE = ["#72B7B2", "#EECA3B", "#FF9DA6", "#BAB0AC", "#17BECF", "#8C564B"]
+# Colours for objectives geomviz does not ship (a user's plugin, "?"): none is a built-in's
+# or a class's (figures.panels.PALETTE, CATEGORY_COLORS; tests/figures/test_panels.py).
+_SPARE = ["#72B7B2", "#EECA3B", "#FF9DA6", "#BAB0AC", "#17BECF", "#8C564B", "#BCBD22",
+          "#FFBB78", "#98DF8A", "#C5B0D5", "#9EDAE5", "#7F7F7F"]
+
+
+def _spare_index(name: str) -> int:
+    """A stable slot in ``_SPARE`` for ``name`` (crc32: the same in every process, unlike
+    ``hash``), so a user's objective has one colour on every page and in every study."""
+    return zlib.crc32(name.encode()) % len(_SPARE)
 
 
 def objective_colors(names: list[str]) -> dict[str, str]:
-    """A colour for each name: the fixed one if registered, else the next spare (in order)."""
-    out, spare = {}, iter(_SPARE * (1 + len(names) // len(_SPARE)))
-    for name in names:
-        out[name] = OBJECTIVE_COLORS.get(name) or next(spare)
-    return out
+    """A colour for each name: the fixed one of a built-in, else a spare chosen by the name
+    alone (:func:`_spare_index`). Only when two unknown names on one figure would share a
+    spare does the later one (alphabetically, so not by order given) take the next free
+    one; with more unknown names than spares, colours repeat."""
+    out = {n: OBJECTIVE_COLORS[n] for n in names if n in OBJECTIVE_COLORS}
+    taken: set[str] = set()
+    for name in sorted({n for n in names if n not in OBJECTIVE_COLORS}):
+        i = _spare_index(name)
+        free = [_SPARE[(i + k) % len(_SPARE)] for k in range(len(_SPARE))
+                if _SPARE[(i + k) % len(_SPARE)] not in taken]
+        out[name] = free[0] if free else _SPARE[i]
+        taken.add(out[name])
+        if len(taken) == len(_SPARE):
+            taken.clear()
+    return {n: out[n] for n in names}
 
 
 def group_colors(objectives: dict[str, str]) -> dict[str, str]:

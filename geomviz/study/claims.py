@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .results import fmt_value, group_records, seed_stat
 from .verdicts import paired_verdict
 
-__all__ = ["NEGLIGIBLE", "SUBJECTS", "CLAIMS", "Part", "claim_rows", "claims_table",
+__all__ = ["NEGLIGIBLE", "SUBJECTS", "subjects", "CLAIMS", "Part", "claim_rows", "claims_table",
            "FLAT_SHARE", "EXPLOSION"]
 
 # a target entropy below this share of the true (Bayes) entropy carries no usable uncertainty
@@ -145,7 +145,7 @@ def _c5(label: str, g: dict, sub: str = "tfsd") -> Row | None:
                          {r["seed"]: r["auroc_by_score"].get("msp") for r in g.get(_BASE, [])},
                          "higher")
     text = (f"MSP AUROC, TFSD − CE {same.interval}: {same.label}")
-    if own is not None:
+    if own is not None and sub in SUBJECTS:  # a distance head's own score
         text += (f"; TFSD's distance score (max logit = −s·min_j ‖x − c_j‖²) against CE's MSP "
                  f"{own.interval}: {own.label}")
     return f"{label}: OOD AUROC, the same score and each head's own", text
@@ -194,21 +194,42 @@ def _c8(label: str, g: dict, sub: str = "tfsd") -> Row | None:
 
 _TESTS: dict[str, Callable[[str, dict], Row | None]] = {
     "C1": _c1, "C2": _c2, "C3": _c3, "C5": _c5, "C6": _c6, "C7": _c7, "C8": _c8}
+# The claims a user objective is judged on: those comparing a measurement of any head with
+# CE's. C2 (logits <= 0 by construction) and C3 (the zero-anchor target) are about TFSD's
+# distance head and target only.
+_GENERIC = ("C1", "C5", "C6", "C7", "C8")
 _ELSEWHERE = {"C4": "`geomviz sweep --preset lm-spikes` (learning-rate sensitivity)",
               "C6": "`geomviz study --preset noise` (label noise)",
               "C7": "`geomviz study --preset lm-synonyms` (synonym sets)",
               "C8": "a dataset with class groups (`lm-synonyms`, `gaussians_hier`, CIFAR-100)"}
 
 
+def subjects(groups: dict) -> dict[str, str]:
+    """``{objective: row label}`` judged against CE: TFSD and its variants, then every
+    user objective (a plugin, not a built-in) by its own name, so a user's loss goes
+    through the same tests as TFSD."""
+    from ..objectives import is_builtin
+
+    out = {s: SUBJECTS[s] for s in SUBJECTS if s in groups}
+    out.update({o: o for o in groups if o != "?" and not is_builtin(o)})
+    return out
+
+
 def claim_rows(parts: list[Part]) -> dict[str, list[Row]]:
-    """``{claim: [(experiment, verdict), ...]}``, one row per part that tests the claim."""
+    """``{claim: [(experiment, verdict), ...]}``, one row per part and subject
+    (:func:`subjects`) that tests the claim."""
     out: dict[str, list[Row]] = {c: [] for c in CLAIMS}
     for label, records in parts:
         groups = group_records([r for r in records if r.get("status") == "finished"])
-        for sub in (s for s in SUBJECTS if s in groups):
-            name = label if sub == _SUBJECT else f"{label}, {SUBJECTS[sub]}"
+        for sub, suffix in subjects(groups).items():
+            name = label if sub == _SUBJECT else f"{label}, {suffix}"
+            user = sub not in SUBJECTS
             for claim, test in _TESTS.items():
+                if user and claim not in _GENERIC:
+                    continue
                 row = test(name, groups, sub)
+                if row is not None and user:  # the verdict names the user's objective
+                    row = (row[0], row[1].replace("TFSD", sub))
                 if row is not None:
                     out[claim].append(row)
     return out
@@ -224,7 +245,8 @@ def claims_table(parts: list[Part], extra: dict[str, list[Row]] | None = None) -
     for claim, more in (extra or {}).items():
         rows[claim] = rows.get(claim, []) + list(more)
     n = sorted({len(group_records(recs).get(_SUBJECT, [])) for _, recs in parts} - {0})
-    lines = ["| claim | experiment | verdict (TFSD vs CE, paired seeds, 95% t-interval) |",
+    lines = ["| claim | experiment | verdict (TFSD, or the objective named, vs CE, paired "
+             "seeds, 95% t-interval) |",
              "|---|---|---|"]
     for claim, text in CLAIMS.items():
         cell = rows.get(claim) or []

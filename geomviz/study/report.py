@@ -282,6 +282,7 @@ def _part_lines(path: Path, part: ReportPart, h: str) -> list[str]:
                 "order 1 and the zero-anchor target need not be one-hot.", "",
                 *compare_lines(records, "tfsd_scaled", "ce"), ""]
                if "tfsd_scaled" in group_records(records) else []),
+             *_user_lines(records, h),
              f"{h}# OOD AUROC by score", "",
              "Each score ranks inputs by the model's ID confidence. For distance heads "
              "max_logit is -s·min_j ‖x − c_j‖², so it ranks inputs exactly as the min-distance "
@@ -302,6 +303,19 @@ def _part_lines(path: Path, part: ReportPart, h: str) -> list[str]:
             # "needs ...": a figure for other data (LM, label noise, Gaussians) is left out
             lines += [f"{h}# {name}", "", f"Not drawn: {figs.skipped[name]}.", ""]
     return lines
+
+
+def _user_lines(records: list[dict], h: str) -> list[str]:
+    """A section per user objective (a plugin), judged against CE as TFSD is."""
+    from ..objectives import is_builtin
+
+    out = []
+    for obj in (o for o in group_records(records) if o != "?" and not is_builtin(o)):
+        out += [f"{h}# {obj} against CE", "", f"The user objective `{obj}` (a plugin), "
+                "paired over seeds as above.", "",
+                *(compare_lines(records, obj, "ce") or
+                  [f"- (a {obj} and a CE run are both needed)"]), ""]
+    return out
 
 
 def _ood_name(record: dict) -> str:

@@ -174,7 +174,7 @@ def check_study(preset: str, seeds: list[int] | None, objectives: list[str] | No
                 overrides: dict | None = None) -> None:
     """Everything about a study that can fail without work: preset, parts, seeds,
     objectives and each run's config (names, data paths). Raises ConfigError."""
-    from ..training.train import check_objective
+    from ..training.train import check_objective, resolve_objective
 
     plan = preset_plan(preset)
     seeds = list(plan.seeds) if seeds is None else seeds
@@ -183,7 +183,7 @@ def check_study(preset: str, seeds: list[int] | None, objectives: list[str] | No
         raise ConfigError("a study needs at least one seed and one objective")
     if any(s < 0 for s in seeds):
         raise ConfigError(f"--seeds must be >= 0, got {min(seeds)}")
-    _no_repeats(objectives, "objective")
+    _no_repeats([resolve_objective(o).name for o in objectives], "objective")
     _no_repeats(seeds, "seed")
     for _, extra in plan.parts or ((None, {}),):
         base = preset_config(preset, {**extra, **(overrides or {})})
@@ -205,13 +205,17 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
     Ray), where a run that raises or diverges is counted and the grid goes on; serially
     (the default) a run that raises stops the grid, as always."""
     from ..training.resume import check_out
-    from ..training.train import check_objective, load_bundle, train
+    from ..training.train import check_objective, load_bundle, resolve_objective, train
 
     result = StudyResult(root)
-    cfgs = [dataclasses.replace(base, objective=o, seed=s, out=str(root / f"{o}-s{s}"),
-                                name=f"{root.name}/{o}-s{s}", resume=False)
-            for o in objectives for s in seeds]
-    _no_repeats(objectives, "objective")
+    # a plugin's spec (package.module:name) is imported here; folders take its name
+    infos = [resolve_objective(o) for o in objectives]
+    cfgs = [dataclasses.replace(base, objective=i.spec, seed=s,
+                                out=str(root / f"{i.name}-s{s}"),
+                                name=f"{root.name}/{i.name}-s{s}", resume=False)
+            for i in infos for s in seeds]
+    label = {i.spec: i.name for i in infos}
+    _no_repeats([i.name for i in infos], "objective")
     _no_repeats(seeds, "seed")
     for cfg in cfgs:  # every name, value and folder checked before the first run starts
         check_objective(cfg)
@@ -227,7 +231,7 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
             continue
         result.runs.append(Path(cfg.out))
         if plan == "reuse":
-            print(f"== {cfg.objective} seed {cfg.seed}: finished run kept ({cfg.out})")
+            print(f"== {label[cfg.objective]} seed {cfg.seed}: finished run kept ({cfg.out})")
             result.reused.append(Path(cfg.out))
             continue
         if execution is not None and not execution.serial:
@@ -235,7 +239,7 @@ def train_grid(base: TrainConfig, objectives: list[str], seeds: list[int], root:
             continue
         if cfg.seed not in bundles:
             bundles[cfg.seed] = load_bundle(cfg)
-        print(f"== {cfg.objective} seed {cfg.seed} -> {cfg.out}"
+        print(f"== {label[cfg.objective]} seed {cfg.seed} -> {cfg.out}"
               f"{' (resumed)' if plan == 'resume' else ''}", flush=True)
         train(dataclasses.replace(cfg, resume=plan == "resume"), bundles[cfg.seed])
         result.trained.append(Path(cfg.out))
@@ -250,11 +254,12 @@ def _train_on_workers(todo: list[tuple[TrainConfig, str]], execution: Execution,
     """The runs of ``todo`` on the workers; the data of the first is loaded here first, so
     a data error is one line before any worker starts or any run is written."""
     from ..grid import Job, execute
-    from ..training.train import load_bundle
+    from ..training.train import load_bundle, resolve_objective
 
     load_bundle(todo[0][0])
     jobs = [Job(dataclasses.asdict(c), p == "resume",
-                f"{c.objective} seed {c.seed}{' (resumed)' if p == 'resume' else ''}")
+                f"{resolve_objective(c.objective).name} seed {c.seed}"
+                f"{' (resumed)' if p == 'resume' else ''}")
             for c, p in todo]
     outcomes = execute(jobs, execution, base.device, bool(base.progress))
     for j, out in sorted(outcomes.items()):

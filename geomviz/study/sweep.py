@@ -268,9 +268,14 @@ def _manifest(old: dict | None, base: TrainConfig, cells: list[Cell]) -> dict:
 def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds: list[int],
                qks: list[bool], root: str | Path) -> tuple[list[Cell], list[TrainConfig]]:
     """Every cell and its config, each checked (names, values, model) before any work."""
-    from ..training.train import check_objective
+    from ..training.train import check_objective, resolve_objective
 
     root = Path(root)
+    # a plugin's spec (package.module:name) is imported here: cells and folders take its
+    # name, each run's config keeps the spec (a worker or --resume imports it again)
+    infos = {o: resolve_objective(o) for o in objectives}
+    spec = {i.name: i.spec for i in infos.values()}
+    objectives = [infos[o].name for o in objectives]
     for what, items in (("objective", objectives), ("seed", seeds), ("learning rate", lrs),
                         ("qk-layernorm value", qks)):
         if not items:
@@ -289,7 +294,7 @@ def check_grid(base: TrainConfig, objectives: list[str], lrs: list[float], seeds
         names[name] = lr
     cells = [Cell(o, float(lr), bool(q), int(s)) for q in qks for o in objectives
              for lr in lrs for s in seeds]
-    cfgs = [dataclasses.replace(base, objective=c.objective, lr=c.lr, qk_layernorm=c.qk,
+    cfgs = [dataclasses.replace(base, objective=spec[c.objective], lr=c.lr, qk_layernorm=c.qk,
                                 seed=c.seed, out=str(root / run_name(c)),
                                 name=f"{root.name}/{run_name(c)}", resume=False)
             for c in cells]

@@ -37,7 +37,8 @@ from ..data import (
 )
 from ..data.load import DIR_DATASETS
 from ..models import MODELS, Classifier, build_backbone, tie_embeddings
-from ..objectives.registry import _FusedObjective, create_objective
+from ..objectives.plugins import load_objective
+from ..objectives.registry import ObjectiveInfo, _FusedObjective, create_objective
 from .config import ConfigError, TrainConfig
 from .evaluate import evaluate
 from .evaluate_tokens import evaluate_tokens
@@ -45,7 +46,8 @@ from .probing import Probing
 from .provenance import provenance
 from .resume import open_writer
 
-__all__ = ["train", "check_objective", "load_bundle", "Diverged", "CHECKPOINT"]
+__all__ = ["train", "check_objective", "resolve_objective", "load_bundle", "Diverged",
+           "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.pt"
 FUSED_MIN_VOCAB = 8192  # --fused auto: fused head + loss from this many classes on
@@ -142,13 +144,17 @@ def _dist() -> tuple[int, int, int]:
 def check_objective(cfg: TrainConfig) -> None:
     """Fail on a bad objective, dataset or model name, a bad hyperparameter, a model that
     does not fit the data, a missing data path or device, before any data is loaded or any
-    folder written (train, compare, study and sweep all start here)."""
-    create_objective(cfg.objective, 4, 3, **cfg.objective_kw)
+    folder written (train, compare, study and sweep all start here). A user objective
+    (``package.module:name`` or an entry point) is imported here, and ``cfg.objective`` is
+    set to the spec that finds it again in a fresh process (resume, a worker)."""
+    info = resolve_objective(cfg.objective)
+    cfg.objective = info.spec
+    create_objective(info.name, 4, 3, **cfg.objective_kw)
     for what, name, known in (("dataset", cfg.dataset, DATASETS), ("model", cfg.model, MODELS)):
         if name not in known:
             raise ConfigError(f"unknown {what} {name!r}; choose one of: {', '.join(known)}")
-    if cfg.fused == "on" and cfg.objective not in FUSED and cfg.objective not in FUSED.values():
-        raise ConfigError(f"--fused on: {cfg.objective} has no fused form; fused objectives: "
+    if cfg.fused == "on" and info.name not in FUSED and info.name not in FUSED.values():
+        raise ConfigError(f"--fused on: {info.name} has no fused form; fused objectives: "
                           f"{', '.join(FUSED)}")
     tokens = cfg.dataset in TOKEN_DATASETS
     if cfg.model == "gpt" and not tokens:
@@ -173,11 +179,22 @@ def check_objective(cfg: TrainConfig) -> None:
     select_device(cfg.device)
 
 
+def resolve_objective(spec: str) -> ObjectiveInfo:
+    """The registered objective ``spec`` names: a built-in's or a plugin's name, an entry
+    point, or ``package.module:name`` (imported now). A bad spec is one ConfigError line."""
+    try:
+        return load_objective(spec)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def objective_name(cfg: TrainConfig, num_classes: int) -> str:
     """The registered objective to build: the fused form of ``ce``/``tfsd`` with ``--fused
-    on``, or with ``auto`` from ``FUSED_MIN_VOCAB`` classes on (same loss, chunked)."""
+    on``, or with ``auto`` from ``FUSED_MIN_VOCAB`` classes on (same loss, chunked). A
+    plugin's spec is resolved (imported) first, as a spawned worker must."""
+    name = resolve_objective(cfg.objective).name
     fuse = cfg.fused == "on" or (cfg.fused == "auto" and num_classes >= FUSED_MIN_VOCAB)
-    return FUSED.get(cfg.objective, cfg.objective) if fuse else cfg.objective
+    return FUSED.get(name, name) if fuse else name
 
 
 def load_bundle(cfg: TrainConfig) -> DataBundle:
@@ -220,8 +237,11 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
         raise ConfigError(str(e)) from None
     torch.manual_seed(cfg.seed + 1)  # the head: same draws for every objective
     # labels were range-checked when the data was loaded: no per-step device sync
-    objective = create_objective(objective_name(cfg, bundle.num_classes), cfg.feature_dim,
-                                 bundle.num_classes, **{"validate": False, **cfg.objective_kw})
+    head_name = objective_name(cfg, bundle.num_classes)
+    # (a plugin's factory need not take ``validate``: its labels are checked by its loss)
+    quiet = {"validate": False} if "validate" in resolve_objective(head_name).params else {}
+    objective = create_objective(head_name, cfg.feature_dim, bundle.num_classes,
+                                 **{**quiet, **cfg.objective_kw})
     if cfg.tie_embeddings:
         tie_embeddings(backbone, objective)
     model = Classifier(backbone, objective).to(device)
@@ -243,8 +263,10 @@ def train(cfg: TrainConfig, bundle: DataBundle | None = None) -> Path:
         opt, _lr_lambda(round(cfg.warmup_epochs * steps_per_epoch), total))
 
     ckpt_path = out / CHECKPOINT
-    meta = {"name": cfg.name or out.name, "objective": cfg.objective, "dataset": cfg.dataset,
-            "head_objective": objective.name, "kind": bundle.kind,
+    label = resolve_objective(cfg.objective).name  # a plugin's name, not its spec
+    meta = {"name": cfg.name or out.name, "objective": label, "dataset": cfg.dataset,
+            "objective_spec": cfg.objective, "head_objective": objective.name,
+            "kind": bundle.kind,
             "seed": cfg.seed, "config": dataclasses.asdict(cfg), "class_names": bundle.class_names,
             "ood_name": bundle.ood_name, "near_ood_name": bundle.near_ood_name,
             "data_info": bundle.info, "steps_per_epoch": steps_per_epoch, "total_steps": total,
