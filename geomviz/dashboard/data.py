@@ -16,6 +16,7 @@ from ..class_vectors import (
     project_class_vectors,
     token_static,
 )
+from ..figures.labels import group_key, run_labels
 from ..projection import CACHE_DIR, load_snapshots, project
 from ..store import StoreError, list_runs, open_run
 
@@ -72,8 +73,8 @@ def check_cache(root: str | Path) -> None:
 
 
 def _row(rid: str, warning: str) -> dict:
-    return {"run": rid, "objective": "?", "dataset": "?", "seed": None,
-            "status": "unreadable", "steps": 0, "acc": None, "auroc": None, "kl": None,
+    return {"run": rid, "objective": "?", "dataset": "?", "seed": None, "lr": None,
+            "config": {}, "status": "unreadable", "steps": 0, "acc": None, "auroc": None, "kl": None,
             "warning": warning}
 
 
@@ -93,8 +94,14 @@ def run_table(root: str | Path) -> list[dict]:
                 meta = run.meta
                 steps = run.steps()
                 final = meta.get("final") or {}
+                config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+                # a run without a stored config (an old store) is told apart by what its
+                # metadata does say: objective and dataset
+                config = dict(config) or {"objective": meta.get("objective", "?"),
+                                          "dataset": meta.get("dataset", "?")}
                 rows.append({"run": rid, "objective": meta.get("objective", "?"),
                              "dataset": meta.get("dataset", "?"), "seed": meta.get("seed"),
+                             "lr": _number(config.get("lr")), "config": config,
                              "status": meta["status"],
                              "steps": int(steps[-1]) if len(steps) else 0,
                              "acc": final.get("test", {}).get("acc"),
@@ -107,23 +114,53 @@ def run_table(root: str | Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["run"])
 
 
+def _number(v) -> float | None:
+    try:
+        return float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _parent(run: str) -> str:
+    return run.rsplit("/", 1)[0] if "/" in run else "."
+
+
 def seed_groups(rows: list[dict]) -> list[dict]:
-    """Runs that differ only by seed (same folder, objective and dataset): mean ± sd."""
+    """Runs whose configs are equal except for the seed (:func:`group_key`), within one
+    folder: mean ± sd. ``ce-lr0.001`` and ``ce-lr0.01`` are two groups, never "2 seeds"; a
+    sweep's runs form one group per (objective, rate, qk) cell. A group's id is
+    ``folder/label``, the label being the objective plus whatever tells it apart from the
+    folder's other groups ("ce lr 0.01"); ``members`` lists its runs."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["status"] == "unreadable":
             continue
-        parent = r["run"].rsplit("/", 1)[0] if "/" in r["run"] else "."
-        groups.setdefault((parent, r["objective"], r["dataset"]), []).append(r)
+        config = r.get("config") or {"objective": r["objective"], "dataset": r["dataset"]}
+        groups.setdefault((_parent(r["run"]), group_key(config)), []).append(r)
+    by_parent: dict[str, list[tuple]] = {}
+    for key in sorted(groups):
+        by_parent.setdefault(key[0], []).append(key)
     out = []
-    for (parent, objective, dataset), members in sorted(groups.items()):
-        row = {"group": f"{parent}/{objective}", "dataset": dataset, "n": len(members)}
-        for key in ("acc", "auroc"):
-            vals = np.array([m[key] for m in members if m[key] is not None], dtype=float)
-            row[key] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                        len(vals)) if len(vals) else None
-        out.append(row)
-    return out
+    for parent, keys in by_parent.items():
+        configs = [groups[k][0].get("config") or {} for k in keys]
+        fields = sorted({f for c in configs for f in c} - {"objective", "seed"})
+        differ = [f for f in fields if len({repr(c.get(f)) for c in configs}) > 1]
+        labels = run_labels([{"objective": groups[k][0]["objective"],
+                              **{f: c.get(f) for f in differ},
+                              "name": groups[k][0]["run"].rsplit("/", 1)[-1]}
+                             for k, c in zip(keys, configs, strict=True)])
+        for key, label in zip(keys, labels, strict=True):
+            members = groups[key]
+            first = members[0]
+            row = {"group": f"{parent}/{label}", "label": label, "dataset": first["dataset"],
+                   "objective": first["objective"], "lr": first.get("lr"), "n": len(members),
+                   "members": sorted(m["run"] for m in members)}
+            for k in ("acc", "auroc"):
+                vals = np.array([m[k] for m in members if m[k] is not None], dtype=float)
+                row[k] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1
+                          else 0.0, len(vals)) if len(vals) else None
+            out.append(row)
+    return sorted(out, key=lambda g: g["group"])
 
 
 def ood_data(folder: Path, score: str) -> dict | None:

@@ -17,7 +17,7 @@ from flask import current_app
 
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
-from ..data import PathError, resolve_run, run_table, time_series
+from ..data import PathError, resolve_run, run_table, seed_groups, time_series
 from ..guard import BadInput, choice, count, number, options, run_ids, side_list, step_list
 from ..jobs import start_job
 from ..views import (
@@ -70,19 +70,16 @@ def _marks(steps: list[int], labels: int = 12) -> dict:
 def _sides(root, a, b, ga, gb) -> list[dict]:
     """The two sides: ids, labels, objectives, member runs (one unless a seed group)."""
     if ga or gb:
-        rows = [r for r in run_table(root) if r["status"] != "unreadable"]
+        groups = {g["group"]: g for g in seed_groups(run_table(root))}
         sides = []
         for side, group in zip(SIDES, (ga, gb), strict=True):
             if not group or len(group) > 500:
                 raise PathError(f"no seed group {str(group)[:80]!r}")
-            members = sorted(r["run"] for r in rows
-                             if f"{r['run'].rsplit('/', 1)[0] if '/' in r['run'] else '.'}/"
-                                f"{r['objective']}" == group)
-            if not members:
+            if group not in groups:
                 raise PathError(f"no seed group {group[:80]!r} in the runs folder")
-            obj = next(r["objective"] for r in rows if r["run"] == members[0])
-            sides.append({"id": side, "label": f"{group} ({len(members)} seeds)",
-                          "objective": obj, "runs": members})
+            g = groups[group]
+            sides.append({"id": side, "label": f"{group} ({g['n']} seed{'s' * (g['n'] > 1)})",
+                          "objective": g["objective"], "runs": g["members"]})
     else:
         sides = []
         for side, run in zip(SIDES, (a, b), strict=True):

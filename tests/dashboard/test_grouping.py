@@ -1,0 +1,93 @@
+"""Issue 24, defect 2: runs are grouped only when their configs are equal except for the
+seed, on the runs page and on the seed-group compare page; a sweep's runs form one group
+per (objective, rate, qk) cell."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import set_meta_raw
+
+pytest.importorskip("dash")
+
+
+def _row(run, objective, seed, acc, **config):
+    return {"run": run, "objective": objective, "dataset": "d", "status": "finished",
+            "seed": seed, "acc": acc, "auroc": None, "warning": "",
+            "config": {"objective": objective, "dataset": "d", "seed": seed, "out": run,
+                       **config}}
+
+
+def test_learning_rates_are_two_groups_never_two_seeds():
+    from geomviz.dashboard.data import seed_groups
+
+    rows = [_row("s/ce-lr0.001-s0", "ce", 0, 0.5, lr=0.001),
+            _row("s/ce-lr0.01-s0", "ce", 0, 0.7, lr=0.01)]
+    groups = seed_groups(rows)
+    assert [g["n"] for g in groups] == [1, 1]
+    assert sorted(g["label"] for g in groups) == ["ce lr 0.001", "ce lr 0.01"]
+
+
+def test_a_sweep_forms_one_group_per_objective_rate_and_qk_cell():
+    from geomviz.dashboard.data import seed_groups
+
+    rows = [_row(f"sw/{o}-lr{lr}-qk{int(qk)}-s{s}", o, s, 0.5 + s / 10, lr=lr,
+                 qk_layernorm=qk)
+            for o in ("ce", "tfsd") for lr in (0.001, 0.01) for qk in (False, True)
+            for s in (0, 1, 2)]
+    groups = seed_groups(rows)
+    assert len(groups) == 8 and all(g["n"] == 3 for g in groups)
+    for g in groups:  # every member is of the cell the label names, and only seeds differ
+        cells = {(r["objective"], r["config"]["lr"], r["config"]["qk_layernorm"])
+                 for r in rows if r["run"] in g["members"]}
+        assert len(cells) == 1
+        assert g["acc"][0] == pytest.approx(0.6)
+    assert len({g["group"] for g in groups}) == 8
+    assert "ce lr 0.01 qk-norm on" in {g["label"] for g in groups}
+
+
+@pytest.fixture(scope="module")
+def lr_runs(tmp_path_factory):
+    """One tiny CE run copied into four: rates 0.001 and 0.01, seeds 0 and 1 each."""
+    from geomviz.cli import main
+
+    src = tmp_path_factory.mktemp("src")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GEOMVIZ_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        assert main(["train", "--objective", "ce", "--epochs", "1", "--out",
+                     str(src / "r"), "--snapshots", "2", "--snapshot-size", "50",
+                     "--no-progress"]) == 0
+    finally:
+        mp.undo()
+    root = tmp_path_factory.mktemp("runs")
+    from geomviz.store import open_run
+
+    with open_run(src / "r") as run:
+        config = dict(run.meta["config"])
+    for lr in (0.001, 0.01):
+        for seed in (0, 1):
+            dst = root / "lr" / f"ce-lr{lr}-s{seed}"
+            shutil.copytree(src / "r", dst)
+            set_meta_raw(dst, "seed", str(seed))
+            set_meta_raw(dst, "config", json.dumps({**config, "lr": lr, "seed": seed}))
+    return root
+
+
+def test_runs_page_and_group_compare_page_keep_rates_apart(lr_runs):
+    from geomviz.dashboard import create_app
+
+    app = create_app(lr_runs)  # pages register themselves with the app it creates
+    from geomviz.dashboard.pages import compare, runs
+
+    with app.server.test_request_context():
+        page = str(runs.layout())
+        sides = compare._sides(lr_runs, None, None, "lr/ce lr 0.001", "lr/ce lr 0.01")
+    assert "lr/ce lr 0.001" in page and "lr/ce lr 0.01" in page
+    assert "learning rate" in page  # the runs table's column, as `geomviz runs` has it
+    assert [s["runs"] for s in sides] == [["lr/ce-lr0.001-s0", "lr/ce-lr0.001-s1"],
+                                          ["lr/ce-lr0.01-s0", "lr/ce-lr0.01-s1"]]
+    assert all("2 seeds" in s["label"] for s in sides)
