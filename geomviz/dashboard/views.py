@@ -13,6 +13,7 @@ from dash import Patch
 
 from .. import figures as F
 from ..class_vectors import FREQ_NAMES, KIND_NAMES
+from ..figures.axes import apply_ticks
 from ..figures.compare import DASHES, overlay, share_ranges
 from ..figures.theme import template
 
@@ -325,6 +326,7 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
                           title, ytitle, log_y, step, y2, note, reference)
             share_ranges([fig], log_y, from0)
+            apply_ticks(fig, linear=False)  # >= 3 labels on log and single-value axes
             if key in STYLE_KEY:
                 style_key(fig, _names(present))
             out.append((key, "AB", fig))
@@ -349,6 +351,8 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
         else:
             for f in figs:
                 share_ranges([f], log_y, from0)
+        for f in figs:  # after sharing: one range gives one set of ticks on both sides
+            apply_ticks(f, linear=shared)
         out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
     for _, _, f in out:
         f.update_layout(template=template())

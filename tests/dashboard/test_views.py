@@ -124,3 +124,46 @@ def test_slider_values_snap_to_snapshot_steps_in_the_direction_of_travel():
     assert V.snap_step(49, 50, steps) == 20  # arrow left from 50
     assert V.snap_step(21, 20, steps) == 50  # arrow right from 20
     assert V.snap_step(-3, 0, steps) == 0 and V.snap_step(99, 50, steps) == 50
+
+
+def _ranged(metric, lo, hi, steps=(0, 10, 20)):
+    """A run's series with values from ``lo`` to ``hi`` (one value when equal)."""
+    s = np.asarray(steps)
+    v = np.linspace(lo, hi, len(s))
+    t = _ts(metric, 1.0)
+    for k in ("loss", "radial_fraction", "p50", "p95"):
+        t[k] = (s, v.copy())
+    t["acc"] = (s, np.full(len(s), 0.5))
+    t["decomp"] = {k: (s, v.copy()) for k in t["decomp"]}
+    t["entropy"] = {k: (s, v.copy()) for k in t["entropy"]}
+    t["margins"] = {k: (s, v * 10.0) for k in t["margins"]}
+    return t
+
+
+@pytest.mark.parametrize("lo,hi,steps", [(11.4, 12.4, (0, 10, 20)),  # an LM's feature norms
+                                         (0.95, 1.05, (0, 10, 20)),  # within ±5%
+                                         (1e-3, 5e2, (0, 10, 20)),  # wide
+                                         (31.0, 31.0, (32,))])  # one value, one step
+def test_paired_time_panels_have_three_labelled_and_equal_ticks_at_any_range(lo, hi, steps):
+    """Issue 24, defects 1 and 3: every axis of a pair has >= 3 labelled ticks inside its
+    range, and both sides of a pair have the same ticks (one range, one scale)."""
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8",
+              "ts": [_ranged("euclidean", lo, hi, steps)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756",
+              "ts": [_ranged("euclidean", lo * 1.01, hi * 0.99, steps)]}]
+    by: dict = {}
+    for key, sid, fig in V.time_panels(sides, "side", shared=True, step=steps[-1]):
+        by.setdefault(key, {})[sid] = fig
+    for key, pair in by.items():
+        for ax in ("xaxis", "yaxis"):
+            ticks = []
+            for fig in pair.values():
+                a = fig.layout[ax]
+                rng = np.array(a.range, dtype=float)
+                if a.type == "log":
+                    rng = 10.0 ** rng
+                vals = np.asarray(a.tickvals, dtype=float)
+                inside = vals[(vals >= rng.min() * (1 - 1e-9)) & (vals <= rng.max() * (1 + 1e-9))]
+                assert len(inside) >= 3 and all(a.ticktext), (key, ax, a.range, a.tickvals)
+                ticks.append((tuple(a.tickvals), tuple(a.ticktext), tuple(a.range)))
+            assert ticks[0] == ticks[1], (key, ax)
