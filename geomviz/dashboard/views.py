@@ -198,6 +198,75 @@ def manifold_ranges(runs: list[dict], shared: bool, idx: int | None = None) -> l
     return [F.common_ranges(p) for p in pick]
 
 
+# ---- equal plot areas ----------------------------------------------------------------
+
+COLORBAR_MARGIN = 110  # px right of the plot for a colour bar, its ticks and its title
+KEY_MARGIN = 150  # px right of the plot for a legend of line styles
+Y2_MARGIN = 60  # px for a right-hand axis (accuracy)
+ROW_PX, LEGEND_WIDTH = 22, 460  # a legend row; the narrowest plot width it must fit
+
+
+def _legend_entries(fig) -> list[str]:
+    return [str(t.name or "") for t in fig.data if t.showlegend is not False and t.name
+            and (t.showlegend or fig.layout.showlegend)]
+
+
+def _right_margin(fig) -> int:
+    need = 20
+    for t in fig.data:
+        marker = getattr(t, "marker", None)
+        if (t.type == "heatmap" and t.showscale is not False) or \
+                (marker is not None and getattr(marker, "showscale", None)):
+            need = max(need, COLORBAR_MARGIN)
+    if "yaxis2" in fig.layout and fig.layout["yaxis2"].overlaying:
+        need = max(need, Y2_MARGIN)
+    legend = fig.layout.legend
+    if legend.x is not None and legend.x >= 1 and _legend_entries(fig):
+        need = max(need, KEY_MARGIN)
+    return need
+
+
+def _rows_below(fig) -> int:
+    legend = fig.layout.legend
+    if legend.x is not None and legend.x >= 1:
+        return 0
+    names = _legend_entries(fig)
+    if not names or fig.layout.showlegend is False:
+        return 0
+    width = sum(40 + 7 * len(n) for n in names)  # a line sample and the name's text
+    return min(4, -(-width // LEGEND_WIDTH))
+
+
+def equal_plot_areas(figs: list) -> None:
+    """Give paired figures the same margins, fixed (``autoexpand`` off), so a colour bar or
+    a legend on one side only cannot shrink that side's plot: the same range is then drawn
+    at the same pixel scale with the same ticks. Colour bars and right-hand legends sit in
+    the reserved right margin, legends under the plot in the reserved bottom margin."""
+    if not figs:
+        return
+    left = max(max(int(f.layout.margin.l or 60), 64) for f in figs)
+    top = max(int(f.layout.margin.t or 44) for f in figs)
+    right = max(_right_margin(f) for f in figs)
+    rows = max(_rows_below(f) for f in figs)
+    bottom = max(max(int(f.layout.margin.b or 40) for f in figs), 40) + \
+        (ROW_PX * rows + 8 if rows else 0)
+    for f in figs:
+        f.update_layout(margin={"l": left, "r": right, "t": top, "b": bottom,
+                                "autoexpand": False})
+        legend = f.layout.legend
+        if legend.x is not None and legend.x >= 1:
+            legend.update(x=1.0, xanchor="left", xref="paper")
+        else:  # under the x-axis title, at the figure's bottom: inside the margin
+            legend.update(orientation="h", x=0, xanchor="left", y=0, yref="container",
+                          yanchor="bottom")
+        for t in f.data:
+            marker = getattr(t, "marker", None)
+            if marker is not None and getattr(marker, "showscale", None):
+                marker.colorbar.update(x=1.0, xanchor="left", xref="paper", xpad=12)
+            elif t.type == "heatmap":
+                t.colorbar.update(x=1.0, xanchor="left", xref="paper", xpad=12)
+
+
 # ---- time panels ------------------------------------------------------------------------
 
 PANELS = {  # key: (title, y title, log y, y starts at 0)
@@ -353,6 +422,7 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                 share_ranges([f], log_y, from0)
         for f in figs:  # after sharing: one range gives one set of ticks on both sides
             apply_ticks(f, linear=shared)
+        equal_plot_areas(figs)
         out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
     for _, _, f in out:
         f.update_layout(template=template())

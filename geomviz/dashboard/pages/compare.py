@@ -24,6 +24,7 @@ from ..views import (
     AXES,
     color_range,
     coloring_options,
+    equal_plot_areas,
     manifold_figure,
     manifold_patch,
     manifold_ranges,
@@ -302,6 +303,7 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
         figs.append(fig)
         if reason:
             reasons.append(reason)
+    equal_plot_areas(figs)  # a colour bar on one side only must not shrink that plot
     message = " · ".join([m for m in (message, *reasons) if m])
     return figs[0], figs[1], message, polling
 
