@@ -203,12 +203,19 @@ def manifold_ranges(runs: list[dict], shared: bool, idx: int | None = None) -> l
 COLORBAR_MARGIN = 110  # px right of the plot for a colour bar, its ticks and its title
 KEY_MARGIN = 150  # px right of the plot for a legend of line styles
 Y2_MARGIN = 60  # px for a right-hand axis (accuracy)
-ROW_PX, LEGEND_WIDTH = 22, 460  # a legend row; the narrowest plot width it must fit
+ROW_PX, LEGEND_WIDTH = 24, 440  # a legend row; the narrowest plot width it must fit
+X_TITLE_PX = 46  # tick labels and the x-axis title, above a legend under the plot
 
 
 def _legend_entries(fig) -> list[str]:
-    return [str(t.name or "") for t in fig.data if t.showlegend is not False and t.name
-            and (t.showlegend or fig.layout.showlegend)]
+    """The names plotly shows in ``fig``'s legend (a heatmap shows none by default)."""
+    if fig.layout.showlegend is False:
+        return []
+    shown = [t for t in fig.data if t.name and (t.showlegend is True or (
+        t.showlegend is None and t.type != "heatmap"))]
+    if fig.layout.showlegend is None and len(fig.data) < 2:
+        return []
+    return [str(t.name) for t in shown]
 
 
 def _right_margin(fig) -> int:
@@ -233,7 +240,7 @@ def _rows_below(fig) -> int:
     names = _legend_entries(fig)
     if not names or fig.layout.showlegend is False:
         return 0
-    width = sum(40 + 7 * len(n) for n in names)  # a line sample and the name's text
+    width = sum(62 + 7 * len(n) for n in names)  # a symbol, the name's text, a gap
     return min(4, -(-width // LEGEND_WIDTH))
 
 
@@ -248,8 +255,9 @@ def equal_plot_areas(figs: list) -> None:
     top = max(int(f.layout.margin.t or 44) for f in figs)
     right = max(_right_margin(f) for f in figs)
     rows = max(_rows_below(f) for f in figs)
-    bottom = max(max(int(f.layout.margin.b or 40) for f in figs), 40) + \
-        (ROW_PX * rows + 8 if rows else 0)
+    bottom = max(max(int(f.layout.margin.b or 40) for f in figs), 40)
+    if rows:  # plotly lifts the x title above a legend at the bottom: room for both
+        bottom = max(bottom, X_TITLE_PX) + ROW_PX * rows + 4
     for f in figs:
         f.update_layout(margin={"l": left, "r": right, "t": top, "b": bottom,
                                 "autoexpand": False})
