@@ -377,6 +377,63 @@ def _names(present: list[tuple]) -> list[str]:
     return next((list(lines) for _, lines in present if lines), [])
 
 
+TITLE_CHARS = 56  # a panel title line that fits half a 1280 px screen at 14 px
+
+
+def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` on lines of at most ``width`` characters (``<br>`` between), broken at
+    spaces: a panel half a screen wide cut "…accuracy (right, dotte"."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
+def _titled(fig, text: str):
+    """Set the wrapped title; the top margin holds its lines and, under them, a note
+    written just above the plot (``y >= 1`` in paper units)."""
+    wrapped = wrap_title(text)
+    lines = wrapped.count("<br>") + 1
+    note = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
+    # just above the plot (and above the note); plotly anchors a title's first line, the
+    # others go below it: lift it by their height
+    fig.layout.title.update(text=wrapped, y=1, yref="paper", yanchor="bottom",
+                            pad={"b": 6 + 18 * (lines - 1) + (18 if note else 0)},
+                            font={"size": 14})
+    fig.layout.margin.t = max(int(fig.layout.margin.t or 44),
+                              14 + 18 * lines + (18 if note else 0))
+    return fig
+
+
+def message_panel(title: str, message: str, step: int):
+    """A panel a side has no data for: its title and one line saying why, and no axes (an
+    empty plot with full axes read as data). The step marker is kept, hidden, so slider
+    patches of ``shapes[0]`` apply to every panel alike."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 64, "r": 20, "t": 44, "b": 40}, showlegend=False,
+                      shapes=[{"type": "line", "x0": step, "x1": step, "y0": 0, "y1": 1,
+                               "xref": "x", "yref": "paper", "visible": False}])
+    fig.add_annotation(text=message, xref="paper", yref="paper", x=0.5, y=0.5,
+                       showarrow=False, font={"size": 13, "color": "#888"})
+    return _titled(fig, title)
+
+
+def _lacks(label: str, key: str, sides_metric: str | None) -> str:
+    """One line: why side ``label`` has nothing to draw in panel ``key``."""
+    if key in ("anchor_gap", "true_logit"):
+        other = "true-logit" if key == "anchor_gap" else "anchor-gap"
+        return f"{label} has {HEADS.get(sides_metric, 'another head')}: see the {other} panel"
+    if key in TOKEN_PANELS:
+        return f"{label} logged no language-model test probes (not a token run)"
+    return f"{label} logged none of this panel's series"
+
+
 def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
     """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
     (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
@@ -402,6 +459,7 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
         if mode == "overlay":
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
                           title, ytitle, log_y, step, y2, note, reference)
+            _titled(fig, title)
             share_ranges([fig], log_y, from0)
             apply_ticks(fig, linear=False)  # >= 3 labels on log and single-value axes
             if key in STYLE_KEY:
@@ -410,6 +468,10 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
             continue
         figs = []
         for s, lines in present:
+            if lines is None:  # one line why, no empty axes
+                figs.append(message_panel(f"{s['label']}: {title}", _lacks(
+                    s["label"], key, s["ts"][0].get("metric") if s["ts"] else None), step))
+                continue
             if key == "norm" and len(s["ts"]) == 1 and s["ts"][0]["norm_hist"] is not None \
                     and len(s["ts"][0]["norm_hist"].steps):
                 h, ts = s["ts"][0]["norm_hist"], s["ts"][0]
@@ -422,7 +484,7 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                               "" if lines else note, reference)
             if key in STYLE_KEY and lines:
                 style_key(fig, list(lines))
-            figs.append(fig)
+            figs.append(_titled(fig, f"{s['label']}: {title}"))
         if shared:
             share_ranges(figs, log_y, from0)
         else:

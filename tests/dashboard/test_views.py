@@ -99,12 +99,14 @@ def test_time_panels_share_ranges_and_split_gap_from_logit():
         by.setdefault(key, {})[sid] = fig
     assert set(by) == {"norm", "radial", "decomp", "entropy", "anchor_gap", "true_logit", "loss"}
     for key, pair in by.items():
+        if key in ("anchor_gap", "true_logit"):
+            continue  # one side lacks it: a message panel (below)
         assert pair["left"].layout.yaxis.range == pair["right"].layout.yaxis.range, key
         assert pair["left"].layout.xaxis.range == pair["right"].layout.xaxis.range, key
         for f in pair.values():
             assert f.layout.xaxis.title.text and f.layout.yaxis.title.text
     assert by["radial"]["left"].layout.yaxis.range[1] >= 30.0  # covers CE's 10x values
-    assert "has the true logit" in by["anchor_gap"]["left"].layout.annotations[0].text
+    assert "true-logit panel" in by["anchor_gap"]["left"].layout.annotations[0].text
     band = [t for t in by["radial"]["right"].data if t.fill == "toself"]
     assert len(band) == 1  # two seeds: a min-max band under the mean
     mean = [t for t in by["radial"]["right"].data if t.fill != "toself" and t.x is not None
@@ -167,3 +169,25 @@ def test_paired_time_panels_have_three_labelled_and_equal_ticks_at_any_range(lo,
                 assert len(inside) >= 3 and all(a.ticktext), (key, ax, a.range, a.tickvals)
                 ticks.append((tuple(a.tickvals), tuple(a.ticktext), tuple(a.range)))
             assert ticks[0] == ticks[1], (key, ax)
+
+
+def test_overlay_off_titles_fit_and_a_lacking_side_is_one_line_without_axes():
+    """Issue 24, defect 4: side-by-side titles are wrapped to fit half a 1280 px screen
+    (they were cut: "…accuracy (right, dotte"), and a quantity a side's head lacks is a
+    one-line message with no axes (not an empty plot with jumbled log labels)."""
+    sides = [{"id": "left", "label": "demo-20261202-163955/ce-s0", "color": "#4C78A8",
+              "ts": [_ts("dot", 10.0)]},
+             {"id": "right", "label": "demo-20261202-163955/tfsd-s0", "color": "#E45756",
+              "ts": [_ts("euclidean", 1.0)]}]
+    panels = V.time_panels(sides, "side", shared=True, step=10)
+    for key, sid, fig in panels:
+        lines = fig.layout.title.text.split("<br>")
+        assert all(len(line) <= V.TITLE_CHARS for line in lines), (key, lines)
+        assert fig.layout.margin.t >= 14 + 18 * len(lines)
+    empty = {(k, s): f for k, s, f in panels if not f.data}
+    assert set(empty) == {("anchor_gap", "left"), ("true_logit", "right")}
+    for fig in empty.values():
+        assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False
+        (note,) = fig.layout.annotations
+        assert "<br>" not in note.text and len(note.text) < 100
+        assert len(fig.layout.shapes) == 1  # the slider's marker patch still applies
