@@ -205,19 +205,52 @@ def time_series(folder: Path) -> dict:
     return out
 
 
+def _feature_size(run) -> int | None:
+    """The width D of a run's snapshot features ``[P, D]``, read from one row's shape."""
+    import json
+
+    rows = run._q("SELECT shape FROM arrays WHERE name = 'snapshot.features' LIMIT 1")
+    shape = json.loads(rows[0][0]) if rows else []
+    return int(shape[-1]) if shape else None
+
+
+def pair_check(folders: list[Path]) -> tuple[str, bool]:
+    """``(warning, joint)``: one line when the runs' datasets or feature sizes differ (an
+    MLP against a GPT), and whether one joint projection of their features means anything
+    (only when every run's features have one size)."""
+    datasets, sizes = [], []
+    for f in folders:
+        with open_run(f) as run:
+            datasets.append(str(run.meta.get("dataset", "?")))
+            sizes.append(_feature_size(run))
+    parts = []
+    if len(set(datasets)) > 1:
+        parts.append(f"datasets differ ({' vs '.join(datasets)})")
+    joint = len(set(sizes)) == 1
+    if not joint:
+        parts.append(f"feature sizes differ ({' vs '.join(str(d) for d in sizes)}): each "
+                     "run's PCA is on its own basis, not a joint one")
+    return ("Mismatched pair: " + "; ".join(parts) if parts else ""), joint
+
+
 def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
-    """Cached projections of the runs' snapshots on their common steps, plus labels/colours."""
+    """Cached projections of the runs' snapshots on their common steps, plus labels/colours.
+    ``warning`` says when the runs' datasets or feature sizes differ; ``joint`` is False when
+    the PCA was fitted per run (feature sizes differ: no joint basis exists)."""
     check_cache(root)
     snaps = [load_snapshots(f, features=False) for f in folders]
     common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
-    if method == "aligned_umap":  # too slow for a request: only ever read from the cache
+    warning, joint = pair_check(folders) if len(folders) > 1 else ("", True)
+    if method == "pca" and not joint:  # no joint basis for features of different sizes
+        xy = [project([f], "pca", cache_root=root)[0] for f in folders]
+    elif method == "aligned_umap":  # too slow for a request: only ever read from the cache
         xy = [project([f], method, cache_root=root, cached_only=True, n_epochs=100)[0]
               for f in folders]  # one embedding per run, as `geomviz project` caches them
     elif method == "fast_umap":  # one joint embedding of both runs, computed in the background
         xy = project(folders, method, cache_root=root, cached_only=True)
     else:  # PCA (one SVD) and the polar view are available at once, then cached
         xy = project(folders, method, cache_root=root)
-    out = {"steps": common, "runs": []}
+    out = {"steps": common, "runs": [], "warning": warning, "joint": joint}
     for f, s, arr in zip(folders, snaps, xy, strict=True):
         pos = [int(np.flatnonzero(s.steps == t)[0]) for t in common]
         with open_run(f) as run:

@@ -91,3 +91,44 @@ def test_runs_page_and_group_compare_page_keep_rates_apart(lr_runs):
     assert [s["runs"] for s in sides] == [["lr/ce-lr0.001-s0", "lr/ce-lr0.001-s1"],
                                           ["lr/ce-lr0.01-s0", "lr/ce-lr0.01-s1"]]
     assert all("2 seeds" in s["label"] for s in sides)
+
+
+def test_a_mismatched_pair_is_warned_and_gets_no_joint_projection(lr_runs, tmp_path):
+    """Issue 24, defect 9: runs of different datasets or feature sizes get a one-line
+    warning, and no joint PCA of unrelated features (each run its own basis)."""
+    import sqlite3
+
+    import numpy as np
+
+    from geomviz.dashboard.data import manifold_data, pair_check
+
+    root = tmp_path / "runs"
+    src = lr_runs / "lr" / "ce-lr0.001-s0"
+    shutil.copytree(src, root / "a")
+    shutil.copytree(src, root / "b")
+    set_meta_raw(root / "b", "dataset", json.dumps("tokens"))
+    con = sqlite3.connect(root / "b" / "run.sqlite")  # b's features: half as wide
+    rows = con.execute("SELECT rowid, dtype, shape, data FROM arrays "
+                       "WHERE name = 'snapshot.features'").fetchall()
+    for rowid, dtype, shape, data in rows:
+        arr = np.frombuffer(data, dtype=np.dtype(dtype)).reshape(json.loads(shape))
+        half = np.ascontiguousarray(arr[:, : arr.shape[1] // 2])
+        con.execute("UPDATE arrays SET shape = ?, data = ? WHERE rowid = ?",
+                    (json.dumps(list(half.shape)), half.tobytes(), rowid))
+    con.commit()
+    con.close()
+    warning, joint = pair_check([root / "a", root / "b"])
+    assert not joint and "\n" not in warning
+    assert "datasets differ" in warning and "feature sizes differ" in warning
+    assert pair_check([root / "a", root / "a"]) == ("", True)
+    data = manifold_data(root, [root / "a", root / "b"], "pca")  # a joint PCA would fail
+    assert data["joint"] is False and data["warning"] == warning
+    assert all(r["xy"].shape[-1] == 2 for r in data["runs"])
+    from geomviz.dashboard import create_app
+
+    app = create_app(root)
+    from geomviz.dashboard.pages import compare
+
+    with app.server.test_request_context():
+        page = str(compare.layout(a="a", b="b"))
+    assert "Mismatched pair: datasets differ" in page and "Cannot compare" not in page

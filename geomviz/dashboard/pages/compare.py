@@ -111,6 +111,8 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         shown = [s["runs"][0] for s in sides]
         data = load_manifold(root, shown, "pca")
         live, notes = status_notes(root, sides)
+        if data.get("warning"):  # an MLP against a GPT: say so before anything is read
+            notes = [data["warning"], *notes]
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
@@ -299,7 +301,10 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
     figs, reasons = [], []
     for run, rg in zip(data["runs"], ranges, strict=True):
         cr = crange if shared else color_range([run], color)
-        fig, reason = manifold_figure(run, idx, color, step, rg, cr, method)
+        own = (("PC1 (this run's own basis, feature units)",
+                "PC2 (this run's own basis, feature units)")
+               if method == "pca" and data.get("joint") is False else None)
+        fig, reason = manifold_figure(run, idx, color, step, rg, cr, method, axis_titles=own)
         figs.append(fig)
         if reason:
             reasons.append(reason)
@@ -320,8 +325,10 @@ def _live(_n, runs, steps, sides):
     root = current_app.config["GEOMVIZ_RUNS"]
     runs, steps, sides = run_ids(runs), step_list(steps), side_list(sides)
     live, notes = status_notes(root, sides)
-    lines = [html.P(n, className="note") for n in notes]
-    new = load_manifold(root, runs, "pca")["steps"]
+    data = load_manifold(root, runs, "pca")
+    lines = [html.P(n, className="note") for n in ([data["warning"]] if data.get("warning")
+                                                   else []) + notes]
+    new = data["steps"]
     if new == steps:
         return no_update, no_update, no_update, no_update, not live, lines
     return new, new[-1], _marks(new), new[-1], not live, lines
