@@ -132,3 +132,19 @@ def test_a_mismatched_pair_is_warned_and_gets_no_joint_projection(lr_runs, tmp_p
     with app.server.test_request_context():
         page = str(compare.layout(a="a", b="b"))
     assert "Mismatched pair: datasets differ" in page and "Cannot compare" not in page
+
+
+def test_legends_name_the_objective_and_what_tells_the_sides_apart(lr_runs):
+    """Issue 24, defect 10: legends and panel titles read "ce lr 0.001", never a full run
+    id; the column header keeps the id."""
+    from geomviz.dashboard import create_app
+
+    app = create_app(lr_runs)
+    from geomviz.dashboard.pages import compare
+
+    with app.server.test_request_context():
+        pair = compare._sides(lr_runs, "lr/ce-lr0.001-s0", "lr/ce-lr0.01-s0", None, None)
+        seeds = compare._sides(lr_runs, "lr/ce-lr0.01-s0", "lr/ce-lr0.01-s1", None, None)
+    assert [s["label"] for s in pair] == ["ce lr 0.001", "ce lr 0.01"]
+    assert [s["title"] for s in pair] == ["lr/ce-lr0.001-s0", "lr/ce-lr0.01-s0"]
+    assert [s["label"] for s in seeds] == ["ce seed 0", "ce seed 1"]

@@ -31,8 +31,10 @@ from ..views import (
     snap_step,
     time_panels,
 )
+from ...figures.labels import run_labels
 from .compare_data import (
     cached,
+    run_brief,
     load_manifold,
     run_objective,
     run_status,
@@ -79,15 +81,23 @@ def _sides(root, a, b, ga, gb) -> list[dict]:
             if group not in groups:
                 raise PathError(f"no seed group {group[:80]!r} in the runs folder")
             g = groups[group]
-            sides.append({"id": side, "label": f"{group} ({g['n']} seed{'s' * (g['n'] > 1)})",
-                          "objective": g["objective"], "runs": g["members"]})
+            seeds = f"{g['n']} seed{'s' * (g['n'] > 1)}"
+            sides.append({"id": side, "label": f"{g['label']} ({seeds})",
+                          "title": f"{group} ({seeds})", "objective": g["objective"],
+                          "runs": g["members"]})
     else:
-        sides = []
+        sides, briefs = [], []
         for side, run in zip(SIDES, (a, b), strict=True):
             folder = resolve_run(root, run)
             time_series(folder)  # reads the store: a bad one fails here, with a message
-            sides.append({"id": side, "label": run, "runs": [run],
-                          "objective": run_objective(folder)})
+            brief = run_brief(folder)
+            briefs.append({**brief, "name": run})
+            sides.append({"id": side, "title": run, "runs": [run],
+                          "objective": brief["objective"]})
+        # legends and panel titles name the objective (plus the rate or seed where the two
+        # would read the same), never a full run id; the column header keeps the id
+        for s, label in zip(sides, run_labels(briefs), strict=True):
+            s["label"] = label
     objs = [s["objective"] for s in sides]
     colors = objective_colors(list(dict.fromkeys(objs)))
     sides[0]["color"] = colors[objs[0]]
@@ -153,7 +163,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
                              id="compare-step", updatemode="drag")], className="slider"),
         html.Div([html.P(n, className="note") for n in notes], id="compare-status"),
         html.Div(id="compare-message", className="message"),
-        html.Div([html.Div([html.H3(s["label"], style={"color": s["color"]}),
+        html.Div([html.Div([html.H3(s.get("title", s["label"]), style={"color": s["color"]}),
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
                            className="column") for s in sides], className="columns"),
         section(root, shown, sides),
