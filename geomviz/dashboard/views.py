@@ -15,6 +15,7 @@ from .. import figures as F
 from ..class_vectors import FREQ_NAMES, KIND_NAMES
 from ..figures.axes import apply_ticks
 from ..figures.compare import DASHES, overlay, share_ranges
+from ..figures.labels import pretty_key
 from ..figures.theme import template
 
 # key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
@@ -325,6 +326,8 @@ def style_key(fig, names: list[str]) -> None:
     cannot say which line is which. On the right, one entry a row: under the plot it
     wrapped onto the x-axis title."""
     for j, name in enumerate(names):
+        # short enough for the key's margin: "hard samples, prediction H(q)" -> "hard H(q)"
+        name = name.replace(" samples,", "").replace("prediction ", "").replace("target ", "")
         words = [SHORT.get(w, w) for w in name.replace(".", " ").split()]
         fig.add_scatter(x=[None], y=[None], mode="lines", name=" ".join(words),
                         line={"color": "#555555", "dash": DASHES[j % len(DASHES)], "width": 2},
@@ -345,7 +348,9 @@ def panel_lines(ts: dict, key: str) -> dict | None:
             | {"total": d["total"]}
     if key == "entropy":
         e = ts["entropy"]
-        return {k: e[k] for k in ("easy.target", "easy.pred", "hard.target", "hard.pred")}
+        # hover and legend names in words ("hard samples, prediction H(q)"), not "hard.pred"
+        return {pretty_key(k): e[k] for k in ("easy.target", "easy.pred", "hard.target",
+                                              "hard.pred")}
     if key in ("anchor_gap", "true_logit"):
         if (ts["metric"] == "euclidean") != (key == "anchor_gap"):
             return None

@@ -191,3 +191,16 @@ def test_overlay_off_titles_fit_and_a_lacking_side_is_one_line_without_axes():
         (note,) = fig.layout.annotations
         assert "<br>" not in note.text and len(note.text) < 100
         assert len(fig.layout.shapes) == 1  # the slider's marker patch still applies
+
+
+def test_entropy_hovers_name_samples_and_quantities_in_words():
+    """Issue 24, defect 10: the hover showed internal names ("hard.pred")."""
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8", "ts": [_ts("dot", 1.0)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756", "ts": [_ts("dot", 2.0)]}]
+    for mode in ("overlay", "side"):
+        for key, _, fig in V.time_panels(sides, mode, shared=True, step=10):
+            if key != "entropy":
+                continue
+            names = " ".join(str(t.name) for t in fig.data)
+            assert "hard.pred" not in names and "easy.target" not in names
+            assert "hard samples, prediction H(q)" in names
