@@ -74,8 +74,8 @@ def check_cache(root: str | Path) -> None:
 
 def _row(rid: str, warning: str) -> dict:
     return {"run": rid, "objective": "?", "dataset": "?", "seed": None, "lr": None,
-            "config": {}, "status": "unreadable", "steps": 0, "acc": None, "auroc": None, "kl": None,
-            "warning": warning}
+            "config": {}, "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
+            "kl": None, "warning": warning}
 
 
 def run_table(root: str | Path) -> list[dict]:

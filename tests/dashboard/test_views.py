@@ -180,7 +180,7 @@ def test_overlay_off_titles_fit_and_a_lacking_side_is_one_line_without_axes():
              {"id": "right", "label": "demo-20261202-163955/tfsd-s0", "color": "#E45756",
               "ts": [_ts("euclidean", 1.0)]}]
     panels = V.time_panels(sides, "side", shared=True, step=10)
-    for key, sid, fig in panels:
+    for key, _sid, fig in panels:
         lines = fig.layout.title.text.split("<br>")
         assert all(len(line) <= V.TITLE_CHARS for line in lines), (key, lines)
         assert fig.layout.margin.t >= 14 + 18 * len(lines)

@@ -15,6 +15,7 @@ import dash
 from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 from flask import current_app
 
+from ...figures.labels import run_labels
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
 from ..data import PathError, resolve_run, run_table, seed_groups, time_series
@@ -31,12 +32,10 @@ from ..views import (
     snap_step,
     time_panels,
 )
-from ...figures.labels import run_labels
 from .compare_data import (
     cached,
-    run_brief,
     load_manifold,
-    run_objective,
+    run_brief,
     run_status,
     safe_error,
     snapshot_index,

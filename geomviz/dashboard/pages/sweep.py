@@ -19,8 +19,8 @@ from flask import current_app
 from ...figures.axes import apply_ticks
 from ...figures.sweep import lr_sensitivity
 from ...figures.theme import objective_colors
-from ...study.sweep import MANIFEST
 from ...store import confined, list_runs, store_problem
+from ...study.sweep import MANIFEST
 from ...study.sweep_results import collect_root
 from ..data import PathError, resolve_run
 
