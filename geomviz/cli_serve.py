@@ -38,7 +38,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _compare(args, ["ce", "tfsd"], [0], root, dataset="mnist1d", ood_classes=[8, 9],
              epochs=args.epochs)
     print(f"\nCE and TFSD runs are in {root} (list them with: geomviz runs {root})")
-    if not args.dashboard:
+    if not args.dashboard:  # say how to look at them later
+        print(f"open the dashboard on them with: geomviz dashboard {root}\n"
+              f"then browse to http://127.0.0.1:8050/compare?a=ce-s0&b=tfsd-s0", flush=True)
         return 0
     from .dashboard import create_app
 
@@ -98,14 +100,23 @@ def _serve(app, host: str, port: int) -> None:
 
 
 def _add_serve_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=_int_in(1, 65535), default=8050)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the dashboard listens on (default: 127.0.0.1, this machine "
+                        "only)")
+    p.add_argument("--port", type=_int_in(1, 65535), default=8050,
+                   help="port the dashboard listens on (default: 8050)")
 
 
 def add_demo_command(sub) -> None:
-    p = sub.add_parser("demo", help="CE vs TFSD on MNIST-1D (digits 8, 9 held out as OOD)")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--epochs", type=_int_in(1), default=DEMO_EPOCHS)
+    p = sub.add_parser("demo", help="CE vs TFSD on MNIST-1D (digits 8, 9 held out as OOD)",
+                       description="Train a CE run and a TFSD run on MNIST-1D (digits 8 and "
+                                   "9 held out as the OOD split, seed 0), then open the "
+                                   "dashboard comparing them.")
+    p.add_argument("--runs-dir", default="runs",
+                   help="folder the demo's runs are written under, in a new demo-<time> "
+                        "folder (default: runs)")
+    p.add_argument("--epochs", type=_int_in(1), default=DEMO_EPOCHS,
+                   help=f"training epochs of each run (default: {DEMO_EPOCHS})")
     p.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=True,
                    help="serve the dashboard on the runs afterwards (default: yes)")
     _add_serve_flags(p)
@@ -114,6 +125,7 @@ def add_demo_command(sub) -> None:
 
 def add_dashboard_command(sub) -> None:
     p = sub.add_parser("dashboard", help="serve the CE-vs-TFSD dashboard")
-    p.add_argument("folder", nargs="?", default="runs")
+    p.add_argument("folder", nargs="?", default="runs",
+                   help="runs folder to serve; nothing outside it is served (default: runs)")
     _add_serve_flags(p)
     p.set_defaults(func=_cmd_dashboard)

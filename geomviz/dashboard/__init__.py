@@ -61,6 +61,9 @@ def create_app(runs_dir: str | Path):
 
     app.layout = html.Div([
         html.Header([html.A("geomviz", href="/", className="brand"),
+                     html.Nav([dcc.Link("runs", href="/", className="nav-link"),
+                               dcc.Link("sweeps", href="/sweep", className="nav-link")],
+                              id="app-nav"),
                      html.Span(str(root), className="runs-root")]),
         html.Div(id=NOTE, className="message"),  # why a callback changed nothing
         dash.page_container,

@@ -16,6 +16,7 @@ from ..class_vectors import (
     project_class_vectors,
     token_static,
 )
+from ..figures.labels import group_key, run_labels
 from ..projection import CACHE_DIR, load_snapshots, project
 from ..store import StoreError, list_runs, open_run
 
@@ -72,9 +73,9 @@ def check_cache(root: str | Path) -> None:
 
 
 def _row(rid: str, warning: str) -> dict:
-    return {"run": rid, "objective": "?", "dataset": "?", "seed": None,
-            "status": "unreadable", "steps": 0, "acc": None, "auroc": None, "kl": None,
-            "warning": warning}
+    return {"run": rid, "objective": "?", "dataset": "?", "seed": None, "lr": None,
+            "config": {}, "status": "unreadable", "steps": 0, "acc": None, "auroc": None,
+            "kl": None, "warning": warning}
 
 
 def run_table(root: str | Path) -> list[dict]:
@@ -93,8 +94,14 @@ def run_table(root: str | Path) -> list[dict]:
                 meta = run.meta
                 steps = run.steps()
                 final = meta.get("final") or {}
+                config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+                # a run without a stored config (an old store) is told apart by what its
+                # metadata does say: objective and dataset
+                config = dict(config) or {"objective": meta.get("objective", "?"),
+                                          "dataset": meta.get("dataset", "?")}
                 rows.append({"run": rid, "objective": meta.get("objective", "?"),
                              "dataset": meta.get("dataset", "?"), "seed": meta.get("seed"),
+                             "lr": _number(config.get("lr")), "config": config,
                              "status": meta["status"],
                              "steps": int(steps[-1]) if len(steps) else 0,
                              "acc": final.get("test", {}).get("acc"),
@@ -107,23 +114,53 @@ def run_table(root: str | Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["run"])
 
 
+def _number(v) -> float | None:
+    try:
+        return float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _parent(run: str) -> str:
+    return run.rsplit("/", 1)[0] if "/" in run else "."
+
+
 def seed_groups(rows: list[dict]) -> list[dict]:
-    """Runs that differ only by seed (same folder, objective and dataset): mean ± sd."""
+    """Runs whose configs are equal except for the seed (:func:`group_key`), within one
+    folder: mean ± sd. ``ce-lr0.001`` and ``ce-lr0.01`` are two groups, never "2 seeds"; a
+    sweep's runs form one group per (objective, rate, qk) cell. A group's id is
+    ``folder/label``, the label being the objective plus whatever tells it apart from the
+    folder's other groups ("ce lr 0.01"); ``members`` lists its runs."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["status"] == "unreadable":
             continue
-        parent = r["run"].rsplit("/", 1)[0] if "/" in r["run"] else "."
-        groups.setdefault((parent, r["objective"], r["dataset"]), []).append(r)
+        config = r.get("config") or {"objective": r["objective"], "dataset": r["dataset"]}
+        groups.setdefault((_parent(r["run"]), group_key(config)), []).append(r)
+    by_parent: dict[str, list[tuple]] = {}
+    for key in sorted(groups):
+        by_parent.setdefault(key[0], []).append(key)
     out = []
-    for (parent, objective, dataset), members in sorted(groups.items()):
-        row = {"group": f"{parent}/{objective}", "dataset": dataset, "n": len(members)}
-        for key in ("acc", "auroc"):
-            vals = np.array([m[key] for m in members if m[key] is not None], dtype=float)
-            row[key] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                        len(vals)) if len(vals) else None
-        out.append(row)
-    return out
+    for parent, keys in by_parent.items():
+        configs = [groups[k][0].get("config") or {} for k in keys]
+        fields = sorted({f for c in configs for f in c} - {"objective", "seed"})
+        differ = [f for f in fields if len({repr(c.get(f)) for c in configs}) > 1]
+        labels = run_labels([{"objective": groups[k][0]["objective"],
+                              **{f: c.get(f) for f in differ},
+                              "name": groups[k][0]["run"].rsplit("/", 1)[-1]}
+                             for k, c in zip(keys, configs, strict=True)])
+        for key, label in zip(keys, labels, strict=True):
+            members = groups[key]
+            first = members[0]
+            row = {"group": f"{parent}/{label}", "label": label, "dataset": first["dataset"],
+                   "objective": first["objective"], "lr": first.get("lr"), "n": len(members),
+                   "members": sorted(m["run"] for m in members)}
+            for k in ("acc", "auroc"):
+                vals = np.array([m[k] for m in members if m[k] is not None], dtype=float)
+                row[k] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1
+                          else 0.0, len(vals)) if len(vals) else None
+            out.append(row)
+    return sorted(out, key=lambda g: g["group"])
 
 
 def ood_data(folder: Path, score: str) -> dict | None:
@@ -168,19 +205,52 @@ def time_series(folder: Path) -> dict:
     return out
 
 
+def _feature_size(run) -> int | None:
+    """The width D of a run's snapshot features ``[P, D]``, read from one row's shape."""
+    import json
+
+    rows = run._q("SELECT shape FROM arrays WHERE name = 'snapshot.features' LIMIT 1")
+    shape = json.loads(rows[0][0]) if rows else []
+    return int(shape[-1]) if shape else None
+
+
+def pair_check(folders: list[Path]) -> tuple[str, bool]:
+    """``(warning, joint)``: one line when the runs' datasets or feature sizes differ (an
+    MLP against a GPT), and whether one joint projection of their features means anything
+    (only when every run's features have one size)."""
+    datasets, sizes = [], []
+    for f in folders:
+        with open_run(f) as run:
+            datasets.append(str(run.meta.get("dataset", "?")))
+            sizes.append(_feature_size(run))
+    parts = []
+    if len(set(datasets)) > 1:
+        parts.append(f"datasets differ ({' vs '.join(datasets)})")
+    joint = len(set(sizes)) == 1
+    if not joint:
+        parts.append(f"feature sizes differ ({' vs '.join(str(d) for d in sizes)}): each "
+                     "run's PCA is on its own basis, not a joint one")
+    return ("Mismatched pair: " + "; ".join(parts) if parts else ""), joint
+
+
 def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
-    """Cached projections of the runs' snapshots on their common steps, plus labels/colours."""
+    """Cached projections of the runs' snapshots on their common steps, plus labels/colours.
+    ``warning`` says when the runs' datasets or feature sizes differ; ``joint`` is False when
+    the PCA was fitted per run (feature sizes differ: no joint basis exists)."""
     check_cache(root)
     snaps = [load_snapshots(f, features=False) for f in folders]
     common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
-    if method == "aligned_umap":  # too slow for a request: only ever read from the cache
+    warning, joint = pair_check(folders) if len(folders) > 1 else ("", True)
+    if method == "pca" and not joint:  # no joint basis for features of different sizes
+        xy = [project([f], "pca", cache_root=root)[0] for f in folders]
+    elif method == "aligned_umap":  # too slow for a request: only ever read from the cache
         xy = [project([f], method, cache_root=root, cached_only=True, n_epochs=100)[0]
               for f in folders]  # one embedding per run, as `geomviz project` caches them
     elif method == "fast_umap":  # one joint embedding of both runs, computed in the background
         xy = project(folders, method, cache_root=root, cached_only=True)
     else:  # PCA (one SVD) and the polar view are available at once, then cached
         xy = project(folders, method, cache_root=root)
-    out = {"steps": common, "runs": []}
+    out = {"steps": common, "runs": [], "warning": warning, "joint": joint}
     for f, s, arr in zip(folders, snaps, xy, strict=True):
         pos = [int(np.flatnonzero(s.steps == t)[0]) for t in common]
         with open_run(f) as run:

@@ -13,7 +13,9 @@ from dash import Patch
 
 from .. import figures as F
 from ..class_vectors import FREQ_NAMES, KIND_NAMES
+from ..figures.axes import apply_ticks
 from ..figures.compare import DASHES, overlay, share_ranges
+from ..figures.labels import pretty_key
 from ..figures.theme import template
 
 # key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
@@ -197,6 +199,83 @@ def manifold_ranges(runs: list[dict], shared: bool, idx: int | None = None) -> l
     return [F.common_ranges(p) for p in pick]
 
 
+# ---- equal plot areas ----------------------------------------------------------------
+
+COLORBAR_MARGIN = 110  # px right of the plot for a colour bar, its ticks and its title
+KEY_MARGIN = 150  # px right of the plot for a legend of line styles
+Y2_MARGIN = 60  # px for a right-hand axis (accuracy)
+ROW_PX, LEGEND_WIDTH = 24, 440  # a legend row; the narrowest plot width it must fit
+X_TITLE_PX = 46  # tick labels and the x-axis title, above a legend under the plot
+
+
+def _legend_entries(fig) -> list[str]:
+    """The names plotly shows in ``fig``'s legend (a heatmap shows none by default)."""
+    if fig.layout.showlegend is False:
+        return []
+    shown = [t for t in fig.data if t.name and (t.showlegend is True or (
+        t.showlegend is None and t.type != "heatmap"))]
+    if fig.layout.showlegend is None and len(fig.data) < 2:
+        return []
+    return [str(t.name) for t in shown]
+
+
+def _right_margin(fig) -> int:
+    need = 20
+    for t in fig.data:
+        marker = getattr(t, "marker", None)
+        if (t.type == "heatmap" and t.showscale is not False) or \
+                (marker is not None and getattr(marker, "showscale", None)):
+            need = max(need, COLORBAR_MARGIN)
+    if "yaxis2" in fig.layout and fig.layout["yaxis2"].overlaying:
+        need = max(need, Y2_MARGIN)
+    legend = fig.layout.legend
+    if legend.x is not None and legend.x >= 1 and _legend_entries(fig):
+        need = max(need, KEY_MARGIN)
+    return need
+
+
+def _rows_below(fig) -> int:
+    legend = fig.layout.legend
+    if legend.x is not None and legend.x >= 1:
+        return 0
+    names = _legend_entries(fig)
+    if not names or fig.layout.showlegend is False:
+        return 0
+    width = sum(62 + 7 * len(n) for n in names)  # a symbol, the name's text, a gap
+    return min(4, -(-width // LEGEND_WIDTH))
+
+
+def equal_plot_areas(figs: list) -> None:
+    """Give paired figures the same margins, fixed (``autoexpand`` off), so a colour bar or
+    a legend on one side only cannot shrink that side's plot: the same range is then drawn
+    at the same pixel scale with the same ticks. Colour bars and right-hand legends sit in
+    the reserved right margin, legends under the plot in the reserved bottom margin."""
+    if not figs:
+        return
+    left = max(max(int(f.layout.margin.l or 60), 64) for f in figs)
+    top = max(int(f.layout.margin.t or 44) for f in figs)
+    right = max(_right_margin(f) for f in figs)
+    rows = max(_rows_below(f) for f in figs)
+    bottom = max(max(int(f.layout.margin.b or 40) for f in figs), 40)
+    if rows:  # plotly lifts the x title above a legend at the bottom: room for both
+        bottom = max(bottom, X_TITLE_PX) + ROW_PX * rows + 4
+    for f in figs:
+        f.update_layout(margin={"l": left, "r": right, "t": top, "b": bottom,
+                                "autoexpand": False})
+        legend = f.layout.legend
+        if legend.x is not None and legend.x >= 1:
+            legend.update(x=1.0, xanchor="left", xref="paper")
+        else:  # under the x-axis title, at the figure's bottom: inside the margin
+            legend.update(orientation="h", x=0, xanchor="left", y=0, yref="container",
+                          yanchor="bottom")
+        for t in f.data:
+            marker = getattr(t, "marker", None)
+            if marker is not None and getattr(marker, "showscale", None):
+                marker.colorbar.update(x=1.0, xanchor="left", xref="paper", xpad=12)
+            elif t.type == "heatmap":
+                t.colorbar.update(x=1.0, xanchor="left", xref="paper", xpad=12)
+
+
 # ---- time panels ------------------------------------------------------------------------
 
 PANELS = {  # key: (title, y title, log y, y starts at 0)
@@ -247,6 +326,8 @@ def style_key(fig, names: list[str]) -> None:
     cannot say which line is which. On the right, one entry a row: under the plot it
     wrapped onto the x-axis title."""
     for j, name in enumerate(names):
+        # short enough for the key's margin: "hard samples, prediction H(q)" -> "hard H(q)"
+        name = name.replace(" samples,", "").replace("prediction ", "").replace("target ", "")
         words = [SHORT.get(w, w) for w in name.replace(".", " ").split()]
         fig.add_scatter(x=[None], y=[None], mode="lines", name=" ".join(words),
                         line={"color": "#555555", "dash": DASHES[j % len(DASHES)], "width": 2},
@@ -267,7 +348,9 @@ def panel_lines(ts: dict, key: str) -> dict | None:
             | {"total": d["total"]}
     if key == "entropy":
         e = ts["entropy"]
-        return {k: e[k] for k in ("easy.target", "easy.pred", "hard.target", "hard.pred")}
+        # hover and legend names in words ("hard samples, prediction H(q)"), not "hard.pred"
+        return {pretty_key(k): e[k] for k in ("easy.target", "easy.pred", "hard.target",
+                                              "hard.pred")}
     if key in ("anchor_gap", "true_logit"):
         if (ts["metric"] == "euclidean") != (key == "anchor_gap"):
             return None
@@ -299,6 +382,63 @@ def _names(present: list[tuple]) -> list[str]:
     return next((list(lines) for _, lines in present if lines), [])
 
 
+TITLE_CHARS = 56  # a panel title line that fits half a 1280 px screen at 14 px
+
+
+def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` on lines of at most ``width`` characters (``<br>`` between), broken at
+    spaces: a panel half a screen wide cut "…accuracy (right, dotte"."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
+def _titled(fig, text: str):
+    """Set the wrapped title; the top margin holds its lines and, under them, a note
+    written just above the plot (``y >= 1`` in paper units)."""
+    wrapped = wrap_title(text)
+    lines = wrapped.count("<br>") + 1
+    note = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
+    # just above the plot (and above the note); plotly anchors a title's first line, the
+    # others go below it: lift it by their height
+    fig.layout.title.update(text=wrapped, y=1, yref="paper", yanchor="bottom",
+                            pad={"b": 6 + 18 * (lines - 1) + (18 if note else 0)},
+                            font={"size": 14})
+    fig.layout.margin.t = max(int(fig.layout.margin.t or 44),
+                              14 + 18 * lines + (18 if note else 0))
+    return fig
+
+
+def message_panel(title: str, message: str, step: int):
+    """A panel a side has no data for: its title and one line saying why, and no axes (an
+    empty plot with full axes read as data). The step marker is kept, hidden, so slider
+    patches of ``shapes[0]`` apply to every panel alike."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 64, "r": 20, "t": 44, "b": 40}, showlegend=False,
+                      shapes=[{"type": "line", "x0": step, "x1": step, "y0": 0, "y1": 1,
+                               "xref": "x", "yref": "paper", "visible": False}])
+    fig.add_annotation(text=message, xref="paper", yref="paper", x=0.5, y=0.5,
+                       showarrow=False, font={"size": 13, "color": "#888"})
+    return _titled(fig, title)
+
+
+def _lacks(label: str, key: str, sides_metric: str | None) -> str:
+    """One line: why side ``label`` has nothing to draw in panel ``key``."""
+    if key in ("anchor_gap", "true_logit"):
+        other = "true-logit" if key == "anchor_gap" else "anchor-gap"
+        return f"{label} has {HEADS.get(sides_metric, 'another head')}: see the {other} panel"
+    if key in TOKEN_PANELS:
+        return f"{label} logged no language-model test probes (not a token run)"
+    return f"{label} logged none of this panel's series"
+
+
 def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
     """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
     (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
@@ -324,13 +464,19 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
         if mode == "overlay":
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
                           title, ytitle, log_y, step, y2, note, reference)
+            _titled(fig, title)
             share_ranges([fig], log_y, from0)
+            apply_ticks(fig, linear=False)  # >= 3 labels on log and single-value axes
             if key in STYLE_KEY:
                 style_key(fig, _names(present))
             out.append((key, "AB", fig))
             continue
         figs = []
         for s, lines in present:
+            if lines is None:  # one line why, no empty axes
+                figs.append(message_panel(f"{s['label']}: {title}", _lacks(
+                    s["label"], key, s["ts"][0].get("metric") if s["ts"] else None), step))
+                continue
             if key == "norm" and len(s["ts"]) == 1 and s["ts"][0]["norm_hist"] is not None \
                     and len(s["ts"][0]["norm_hist"].steps):
                 h, ts = s["ts"][0]["norm_hist"], s["ts"][0]
@@ -343,12 +489,15 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                               "" if lines else note, reference)
             if key in STYLE_KEY and lines:
                 style_key(fig, list(lines))
-            figs.append(fig)
+            figs.append(_titled(fig, f"{s['label']}: {title}"))
         if shared:
             share_ranges(figs, log_y, from0)
         else:
             for f in figs:
                 share_ranges([f], log_y, from0)
+        for f in figs:  # after sharing: one range gives one set of ticks on both sides
+            apply_ticks(f, linear=shared)
+        equal_plot_areas(figs)
         out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
     for _, _, f in out:
         f.update_layout(template=template())

@@ -167,6 +167,25 @@ def _overlaps(page):
         return bad; }}""")
 
 
+def _unequal_areas(page):
+    """Pairs (the two manifolds, each side-by-side time panel) whose plot areas (the main
+    drag rectangle) differ in width or height by more than a pixel."""
+    return page.evaluate("""() => { const area = el => { const r = el && el.querySelector(
+            '.nsewdrag[data-subplot="xy"]'); if (!r) return null;
+            const b = r.getBoundingClientRect(); return [b.width, b.height]; };
+        const pairs = {manifold: {left: area(document.querySelector('#compare-left-graph')),
+                                  right: area(document.querySelector('#compare-right-graph'))}};
+        for (const el of document.querySelectorAll('[id^="{"]')) {
+            const id = JSON.parse(el.id); if (id.side === 'AB') continue;
+            (pairs[id.panel] = pairs[id.panel] || {})[id.side] = area(el); }
+        const bad = [];
+        for (const [k, p] of Object.entries(pairs)) {
+            if (!p.left || !p.right) { bad.push(k + ': missing'); continue; }
+            if (Math.abs(p.left[0] - p.right[0]) > 1 || Math.abs(p.left[1] - p.right[1]) > 1)
+                bad.push(k + ': ' + p.left + ' vs ' + p.right); }
+        return bad; }""")
+
+
 def test_shared_ranges_titles_and_no_overlaps(server, browser):
     url, _ = server
     page = _open_compare(browser, url)
@@ -201,6 +220,17 @@ def test_shared_ranges_titles_and_no_overlaps(server, browser):
         page.wait_for_timeout(1200)  # plotly relayouts on resize
         assert _untitled_axes(page) == [], width
         assert _overlaps(page) == [], width
+    # a colour bar on one side only (CE has a true logit, TFSD an anchor gap): the paired
+    # plot areas stay equal, as do those of every side-by-side time panel
+    for coloring in ("true logit z_y (logit units)", "anchor gap s·‖x − c_y‖² (logit units)"):
+        page.click("#compare-color")
+        page.get_by_text(coloring).click()
+        page.wait_for_timeout(1500)
+        for width, height in ((1280, 800), (1920, 1080)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(1200)
+            assert _unequal_areas(page) == [], (coloring, width)
+            assert _overlaps(page) == [], (coloring, width)
     page.get_by_text("overlay time series").click()
     page.wait_for_timeout(1500)
     for width in (1280, 1920):

@@ -114,3 +114,31 @@ def test_runs_outside_the_runs_folder_are_refused_unread_and_a_bad_rate_is_a_mes
     assert getattr(page, "id", None) != "sweep-error"
     assert len(page.children[3].children.children[1].children) == len(CELLS) - 1
     assert "1 bad run entry left out" in capsys.readouterr().err
+
+
+def test_sweep_page_is_in_the_navigation_fills_the_width_and_labels_its_rates(tmp_path):
+    """Issue 24, defect 10: the navigation links /sweep; the plot follows the page width
+    (it was fixed at 800 px); the rate axis carries labelled ticks of its own (plotly's log
+    axis drew a stray minor "9"); the sweep links sit inside the page margin (CSS)."""
+    from pathlib import Path
+
+    from geomviz.dashboard import create_app
+
+    _sweep(tmp_path)
+    app = create_app(tmp_path)
+    assert "/sweep" in str(app.layout.children[0])  # the header's navigation
+    from geomviz.dashboard.pages import sweep
+
+    with app.server.test_request_context():
+        page = sweep.layout()
+    graph = page.children[2].figure
+    assert graph.layout.width is None and graph.layout.autosize is not False
+    for name in ("xaxis", "xaxis2"):
+        axis = graph.layout[name] if name in graph.layout else None
+        if axis is None or axis.type != "log":
+            continue
+        assert len(axis.tickvals) >= 3 and len(axis.ticktext) == len(axis.tickvals)
+        assert all(t in ("0.001", "0.01", "0.1") or "×" in t or t.startswith("0.")
+                   for t in axis.ticktext), axis.ticktext
+    css = (Path(__file__).resolve().parents[2] / "assets" / "geomviz.css").read_text()
+    assert "#sweep-list" in css

@@ -99,12 +99,14 @@ def test_time_panels_share_ranges_and_split_gap_from_logit():
         by.setdefault(key, {})[sid] = fig
     assert set(by) == {"norm", "radial", "decomp", "entropy", "anchor_gap", "true_logit", "loss"}
     for key, pair in by.items():
+        if key in ("anchor_gap", "true_logit"):
+            continue  # one side lacks it: a message panel (below)
         assert pair["left"].layout.yaxis.range == pair["right"].layout.yaxis.range, key
         assert pair["left"].layout.xaxis.range == pair["right"].layout.xaxis.range, key
         for f in pair.values():
             assert f.layout.xaxis.title.text and f.layout.yaxis.title.text
     assert by["radial"]["left"].layout.yaxis.range[1] >= 30.0  # covers CE's 10x values
-    assert "has the true logit" in by["anchor_gap"]["left"].layout.annotations[0].text
+    assert "true-logit panel" in by["anchor_gap"]["left"].layout.annotations[0].text
     band = [t for t in by["radial"]["right"].data if t.fill == "toself"]
     assert len(band) == 1  # two seeds: a min-max band under the mean
     mean = [t for t in by["radial"]["right"].data if t.fill != "toself" and t.x is not None
@@ -124,3 +126,81 @@ def test_slider_values_snap_to_snapshot_steps_in_the_direction_of_travel():
     assert V.snap_step(49, 50, steps) == 20  # arrow left from 50
     assert V.snap_step(21, 20, steps) == 50  # arrow right from 20
     assert V.snap_step(-3, 0, steps) == 0 and V.snap_step(99, 50, steps) == 50
+
+
+def _ranged(metric, lo, hi, steps=(0, 10, 20)):
+    """A run's series with values from ``lo`` to ``hi`` (one value when equal)."""
+    s = np.asarray(steps)
+    v = np.linspace(lo, hi, len(s))
+    t = _ts(metric, 1.0)
+    for k in ("loss", "radial_fraction", "p50", "p95"):
+        t[k] = (s, v.copy())
+    t["acc"] = (s, np.full(len(s), 0.5))
+    t["decomp"] = {k: (s, v.copy()) for k in t["decomp"]}
+    t["entropy"] = {k: (s, v.copy()) for k in t["entropy"]}
+    t["margins"] = {k: (s, v * 10.0) for k in t["margins"]}
+    return t
+
+
+@pytest.mark.parametrize("lo,hi,steps", [(11.4, 12.4, (0, 10, 20)),  # an LM's feature norms
+                                         (0.95, 1.05, (0, 10, 20)),  # within ±5%
+                                         (1e-3, 5e2, (0, 10, 20)),  # wide
+                                         (31.0, 31.0, (32,))])  # one value, one step
+def test_paired_time_panels_have_three_labelled_and_equal_ticks_at_any_range(lo, hi, steps):
+    """Issue 24, defects 1 and 3: every axis of a pair has >= 3 labelled ticks inside its
+    range, and both sides of a pair have the same ticks (one range, one scale)."""
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8",
+              "ts": [_ranged("euclidean", lo, hi, steps)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756",
+              "ts": [_ranged("euclidean", lo * 1.01, hi * 0.99, steps)]}]
+    by: dict = {}
+    for key, sid, fig in V.time_panels(sides, "side", shared=True, step=steps[-1]):
+        by.setdefault(key, {})[sid] = fig
+    for key, pair in by.items():
+        for ax in ("xaxis", "yaxis"):
+            ticks = []
+            for fig in pair.values():
+                a = fig.layout[ax]
+                rng = np.array(a.range, dtype=float)
+                if a.type == "log":
+                    rng = 10.0 ** rng
+                vals = np.asarray(a.tickvals, dtype=float)
+                inside = vals[(vals >= rng.min() * (1 - 1e-9)) & (vals <= rng.max() * (1 + 1e-9))]
+                assert len(inside) >= 3 and all(a.ticktext), (key, ax, a.range, a.tickvals)
+                ticks.append((tuple(a.tickvals), tuple(a.ticktext), tuple(a.range)))
+            assert ticks[0] == ticks[1], (key, ax)
+
+
+def test_overlay_off_titles_fit_and_a_lacking_side_is_one_line_without_axes():
+    """Issue 24, defect 4: side-by-side titles are wrapped to fit half a 1280 px screen
+    (they were cut: "…accuracy (right, dotte"), and a quantity a side's head lacks is a
+    one-line message with no axes (not an empty plot with jumbled log labels)."""
+    sides = [{"id": "left", "label": "demo-20261202-163955/ce-s0", "color": "#4C78A8",
+              "ts": [_ts("dot", 10.0)]},
+             {"id": "right", "label": "demo-20261202-163955/tfsd-s0", "color": "#E45756",
+              "ts": [_ts("euclidean", 1.0)]}]
+    panels = V.time_panels(sides, "side", shared=True, step=10)
+    for key, _sid, fig in panels:
+        lines = fig.layout.title.text.split("<br>")
+        assert all(len(line) <= V.TITLE_CHARS for line in lines), (key, lines)
+        assert fig.layout.margin.t >= 14 + 18 * len(lines)
+    empty = {(k, s): f for k, s, f in panels if not f.data}
+    assert set(empty) == {("anchor_gap", "left"), ("true_logit", "right")}
+    for fig in empty.values():
+        assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False
+        (note,) = fig.layout.annotations
+        assert "<br>" not in note.text and len(note.text) < 100
+        assert len(fig.layout.shapes) == 1  # the slider's marker patch still applies
+
+
+def test_entropy_hovers_name_samples_and_quantities_in_words():
+    """Issue 24, defect 10: the hover showed internal names ("hard.pred")."""
+    sides = [{"id": "left", "label": "ce", "color": "#4C78A8", "ts": [_ts("dot", 1.0)]},
+             {"id": "right", "label": "tfsd", "color": "#E45756", "ts": [_ts("dot", 2.0)]}]
+    for mode in ("overlay", "side"):
+        for key, _, fig in V.time_panels(sides, mode, shared=True, step=10):
+            if key != "entropy":
+                continue
+            names = " ".join(str(t.name) for t in fig.data)
+            assert "hard.pred" not in names and "easy.target" not in names
+            assert "hard samples, prediction H(q)" in names

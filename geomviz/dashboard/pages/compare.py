@@ -15,15 +15,17 @@ import dash
 from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 from flask import current_app
 
+from ...figures.labels import run_labels
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
-from ..data import PathError, resolve_run, run_table, time_series
+from ..data import PathError, resolve_run, run_table, seed_groups, time_series
 from ..guard import BadInput, choice, count, number, options, run_ids, side_list, step_list
 from ..jobs import start_job
 from ..views import (
     AXES,
     color_range,
     coloring_options,
+    equal_plot_areas,
     manifold_figure,
     manifold_patch,
     manifold_ranges,
@@ -33,7 +35,7 @@ from ..views import (
 from .compare_data import (
     cached,
     load_manifold,
-    run_objective,
+    run_brief,
     run_status,
     safe_error,
     snapshot_index,
@@ -70,26 +72,31 @@ def _marks(steps: list[int], labels: int = 12) -> dict:
 def _sides(root, a, b, ga, gb) -> list[dict]:
     """The two sides: ids, labels, objectives, member runs (one unless a seed group)."""
     if ga or gb:
-        rows = [r for r in run_table(root) if r["status"] != "unreadable"]
+        groups = {g["group"]: g for g in seed_groups(run_table(root))}
         sides = []
         for side, group in zip(SIDES, (ga, gb), strict=True):
             if not group or len(group) > 500:
                 raise PathError(f"no seed group {str(group)[:80]!r}")
-            members = sorted(r["run"] for r in rows
-                             if f"{r['run'].rsplit('/', 1)[0] if '/' in r['run'] else '.'}/"
-                                f"{r['objective']}" == group)
-            if not members:
+            if group not in groups:
                 raise PathError(f"no seed group {group[:80]!r} in the runs folder")
-            obj = next(r["objective"] for r in rows if r["run"] == members[0])
-            sides.append({"id": side, "label": f"{group} ({len(members)} seeds)",
-                          "objective": obj, "runs": members})
+            g = groups[group]
+            seeds = f"{g['n']} seed{'s' * (g['n'] > 1)}"
+            sides.append({"id": side, "label": f"{g['label']} ({seeds})",
+                          "title": f"{group} ({seeds})", "objective": g["objective"],
+                          "runs": g["members"]})
     else:
-        sides = []
+        sides, briefs = [], []
         for side, run in zip(SIDES, (a, b), strict=True):
             folder = resolve_run(root, run)
             time_series(folder)  # reads the store: a bad one fails here, with a message
-            sides.append({"id": side, "label": run, "runs": [run],
-                          "objective": run_objective(folder)})
+            brief = run_brief(folder)
+            briefs.append({**brief, "name": run})
+            sides.append({"id": side, "title": run, "runs": [run],
+                          "objective": brief["objective"]})
+        # legends and panel titles name the objective (plus the rate or seed where the two
+        # would read the same), never a full run id; the column header keeps the id
+        for s, label in zip(sides, run_labels(briefs), strict=True):
+            s["label"] = label
     objs = [s["objective"] for s in sides]
     colors = objective_colors(list(dict.fromkeys(objs)))
     sides[0]["color"] = colors[objs[0]]
@@ -113,6 +120,8 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         shown = [s["runs"][0] for s in sides]
         data = load_manifold(root, shown, "pca")
         live, notes = status_notes(root, sides)
+        if data.get("warning"):  # an MLP against a GPT: say so before anything is read
+            notes = [data["warning"], *notes]
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
@@ -153,7 +162,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
                              id="compare-step", updatemode="drag")], className="slider"),
         html.Div([html.P(n, className="note") for n in notes], id="compare-status"),
         html.Div(id="compare-message", className="message"),
-        html.Div([html.Div([html.H3(s["label"], style={"color": s["color"]}),
+        html.Div([html.Div([html.H3(s.get("title", s["label"]), style={"color": s["color"]}),
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
                            className="column") for s in sides], className="columns"),
         section(root, shown, sides),
@@ -301,10 +310,14 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
     figs, reasons = [], []
     for run, rg in zip(data["runs"], ranges, strict=True):
         cr = crange if shared else color_range([run], color)
-        fig, reason = manifold_figure(run, idx, color, step, rg, cr, method)
+        own = (("PC1 (this run's own basis, feature units)",
+                "PC2 (this run's own basis, feature units)")
+               if method == "pca" and data.get("joint") is False else None)
+        fig, reason = manifold_figure(run, idx, color, step, rg, cr, method, axis_titles=own)
         figs.append(fig)
         if reason:
             reasons.append(reason)
+    equal_plot_areas(figs)  # a colour bar on one side only must not shrink that plot
     message = " · ".join([m for m in (message, *reasons) if m])
     return figs[0], figs[1], message, polling
 
@@ -321,8 +334,10 @@ def _live(_n, runs, steps, sides):
     root = current_app.config["GEOMVIZ_RUNS"]
     runs, steps, sides = run_ids(runs), step_list(steps), side_list(sides)
     live, notes = status_notes(root, sides)
-    lines = [html.P(n, className="note") for n in notes]
-    new = load_manifold(root, runs, "pca")["steps"]
+    data = load_manifold(root, runs, "pca")
+    lines = [html.P(n, className="note") for n in ([data["warning"]] if data.get("warning")
+                                                   else []) + notes]
+    new = data["steps"]
     if new == steps:
         return no_update, no_update, no_update, no_update, not live, lines
     return new, new[-1], _marks(new), new[-1], not live, lines

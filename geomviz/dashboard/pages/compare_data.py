@@ -75,6 +75,15 @@ def status_notes(root, sides: list[dict]) -> tuple[bool, list[str]]:
     return any(st == "running" for st, _ in states), [n for _, n in states if n]
 
 
+def run_brief(folder) -> dict:
+    """What a legend label is made of: objective, seed, learning rate (None if unknown)."""
+    with open_run(folder) as run:
+        meta = run.meta
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    return {"objective": meta.get("objective", "?"), "seed": meta.get("seed"),
+            "lr": config.get("lr") if isinstance(config.get("lr"), int | float) else None}
+
+
 def run_objective(folder) -> str:
     with open_run(folder) as run:
         return run.meta.get("objective", "?")

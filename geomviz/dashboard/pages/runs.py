@@ -8,6 +8,7 @@ import dash
 from dash import Input, Output, callback, dcc, html
 from flask import current_app
 
+from ...figures.labels import fmt_rate
 from ..data import run_table, seed_groups
 
 
@@ -34,12 +35,14 @@ def _default_pair(rows: list[dict]) -> list[str]:
 
 def _table(rows: list[dict]):
     kl = any(r.get("kl") is not None for r in rows)  # token runs on a known law
-    head = html.Tr([html.Th(c) for c in ("run", "objective", "dataset", "seed", "status",
+    head = html.Tr([html.Th(c) for c in ("run", "objective", "dataset", "seed",
+                                         "learning rate", "status",
                                          "steps", "test acc", "AUROC (MSP)",
                                          *(["KL to true law (nats/token)"] if kl else []),
                                          "")])
     body = [html.Tr([html.Td(r["run"]), html.Td(r["objective"]), html.Td(r["dataset"]),
                      html.Td("" if r["seed"] is None else r["seed"]),
+                     html.Td("" if r.get("lr") is None else fmt_rate(r["lr"])),
                      html.Td(r["status"], className=f"status-{r['status']}"),
                      html.Td(r["steps"]), html.Td(_fmt(r["acc"])), html.Td(_fmt(r["auroc"])),
                      *([html.Td(_fmt(r.get("kl")))] if kl else []),
@@ -52,6 +55,7 @@ def _groups(rows: list[dict]):
     def ms(v):
         return "" if v is None else f"{v[0]:.3f} ± {v[1]:.3f} (n={v[2]})"
 
+    # runs equal in everything but the seed; a group of one run is no group
     groups = [g for g in seed_groups(rows) if g["n"] > 1]
     if not groups:
         return html.Div()
@@ -60,12 +64,13 @@ def _groups(rows: list[dict]):
 
     def links(g):  # against every other group of the same folder and dataset
         parent = g["group"].rsplit("/", 1)[0]
-        return [dcc.Link(f"vs {o['group'].rsplit('/', 1)[1]}", className="group-link",
+        return [dcc.Link(f"vs {o['label']}", className="group-link",
                          href="/compare?" + urlencode({"ga": g["group"], "gb": o["group"]}))
                 for o in groups if o is not g and o["dataset"] == g["dataset"]
                 and o["group"].rsplit("/", 1)[0] == parent]
 
-    body = [html.Tr([html.Td(g["group"]), html.Td(g["dataset"]), html.Td(g["n"]),
+    body = [html.Tr([html.Td(g["group"], title="\n".join(g["members"])),
+                     html.Td(g["dataset"]), html.Td(g["n"]),
                      html.Td(ms(g["acc"])), html.Td(ms(g["auroc"])), html.Td(links(g))])
             for g in groups]
     return html.Div([html.H3("Seed groups (mean ± sd)"),

@@ -16,10 +16,11 @@ import dash
 from dash import Input, Output, callback, dcc, html, no_update
 from flask import current_app
 
+from ...figures.axes import apply_ticks
 from ...figures.sweep import lr_sensitivity
 from ...figures.theme import objective_colors
-from ...study.sweep import MANIFEST
 from ...store import confined, list_runs, store_problem
+from ...study.sweep import MANIFEST
 from ...study.sweep_results import collect_root
 from ..data import PathError, resolve_run
 
@@ -74,6 +75,11 @@ def _figure(root: Path, results):
                         hovertemplate=f"{r.folder.name} ({r.status})<br>lr %{{x:.3g}}<br>"
                                       "final NLL %{y:.4f} nats<extra>click: compare</extra>",
                         row=1, col=qks.index(r.cell.qk) + 1)
+    # the page's width, not a fixed 800 px; labelled rate ticks (plotly's log axis put a
+    # stray minor "9" between the decades)
+    fig.update_layout(width=None, autosize=True)
+    fig.update_xaxes(tickmode=None, tickvals=None, ticktext=None, minor=None)
+    apply_ticks(fig, linear=False)
     return fig
 
 
@@ -131,7 +137,8 @@ def layout(s: str | None = None, **_):
                         id="sweep-empty")
     return html.Div([
         html.H2(f"Sweep {chosen}"), html.Div(links, id="sweep-list"),
-        dcc.Graph(id="sweep-graph", figure=graph),
+        dcc.Graph(id="sweep-graph", figure=graph, className="sweep-graph",
+                  config={"responsive": True}),
         html.Div(table, id="sweep-table-box"),
         dcc.Location(id="sweep-url", refresh=True), note,
     ])
