@@ -126,7 +126,7 @@ def _cases(root: Path, good: Path) -> list[tuple[list[str], str]]:
         (["compare", "--objectives", "ce", "--dataset", "gaussians", "--lr", "1e39",
           "--runs-dir", str(root / "r7c")], "lr 1e+39 is not a finite float32"),
         (["sweep", "--dataset", "gaussians", "--lrs", "1e-300,1e300", "--out", str(root / "r7s")],
-         "lr 1e-300 is below float32's smallest normal"),
+         "--lrs 1e-300 is below float32's smallest normal"),
         *[(["train", "--dataset", "synonyms", *size, "--out", str(root / "r7m")],
            "memory (estimated before allocating") for size in (
             ["--train-tokens", "1e15"], ["--test-tokens", "1000000000000000"],

@@ -114,15 +114,20 @@ def test_report_embeds_only_the_files_written_with_it(tiny_study, tmp_path):
 
     out, _ = tiny_study
     figs = build_figures(find_runs([out / "runs"]), ["gradient_split"])
-    path = write_report(out / "other.md", "gaussians", preset_config("gaussians"), figs,
-                        out / "figures", "geomviz study", files=[])
-    text = path.read_text()
-    assert "### gradient_split" in text and "](figures/" not in text  # stale files: unlinked
-    path = write_report(out / "other.md", "gaussians", preset_config("gaussians"), figs,
-                        out / "figures", "geomviz study",
-                        files=[out / "figures" / "gradient_split.html"])
-    assert "[interactive](figures/gradient_split.html)" in path.read_text()
-    assert "![gradient_split]" not in path.read_text()
+    # written beside the shared study's report, and removed after: a file no grid wrote
+    # makes a rerun of the study refuse the folder (tests/study/test_runner.py)
+    try:
+        path = write_report(out / "other.md", "gaussians", preset_config("gaussians"), figs,
+                            out / "figures", "geomviz study", files=[])
+        text = path.read_text()
+        assert "### gradient_split" in text and "](figures/" not in text  # stale: unlinked
+        path = write_report(out / "other.md", "gaussians", preset_config("gaussians"), figs,
+                            out / "figures", "geomviz study",
+                            files=[out / "figures" / "gradient_split.html"])
+        assert "[interactive](figures/gradient_split.html)" in path.read_text()
+        assert "![gradient_split]" not in path.read_text()
+    finally:
+        (out / "other.md").unlink(missing_ok=True)
 
 
 def test_verdict_follows_the_numbers():
