@@ -123,16 +123,20 @@ def _writer_pid(run: Path) -> int | None:
 def test_ctrl_c_stops_every_worker_and_the_next_call_resumes(tmp_path):
     out = tmp_path / "sweep"
     runs = [out / "runs" / f"{o}-lr0.01-qkoff-s0" for o in ("ce", "tfsd")]
-    proc = _grid(tmp_path, out, 12, [1e-2])
+    # 120 epochs of ~60 ms each on an idle core: the interrupt lands mid-run (12 epochs
+    # could end before the poll saw the first one, and the test then found nothing to stop)
+    epochs = 120
+    proc = _grid(tmp_path, out, epochs, [1e-2])
     _wait_for(lambda: all(_epochs_done(r) >= 1 for r in runs))
+    assert proc.poll() is None, "the grid ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     for r in runs:
         RunLock(r).release()  # no writer left alive
         with open_run(r) as run:
-            assert run.meta["status"] == "crashed" and run.meta["epochs_done"] < 12
-    proc = _grid(tmp_path, out, 12, [1e-2])
+            assert run.meta["status"] == "crashed" and run.meta["epochs_done"] < epochs
+    proc = _grid(tmp_path, out, epochs, [1e-2])
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert stdout.count("(resumed): started") == 2 and "failed: 0" in stdout
@@ -144,8 +148,10 @@ def test_ctrl_c_stops_every_worker_and_the_next_call_resumes(tmp_path):
 def test_a_killed_worker_costs_only_its_run_which_resumes(tmp_path):
     out = tmp_path / "sweep"
     victim = out / "runs" / "ce-lr0.01-qkoff-s0"
-    proc = _grid(tmp_path, out, 6, [1e-2, 3e-2])
+    epochs = 60  # ~60 ms each on an idle core: the kill lands mid-run (as in the test above)
+    proc = _grid(tmp_path, out, epochs, [1e-2, 3e-2])
     _wait_for(lambda: _epochs_done(victim) >= 1 and _writer_pid(victim) is not None)
+    assert _epochs_done(victim) < epochs, "the run ended before it could be killed"
     os.kill(_writer_pid(victim), signal.SIGKILL)
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "failed: 1" in stdout, err
@@ -158,7 +164,7 @@ def test_a_killed_worker_costs_only_its_run_which_resumes(tmp_path):
     report = (out / "report.md").read_text()
     assert "1 more raised" in report and "`runs/ce-lr0.01-qkoff-s0`: worker process killed " \
         "by SIGKILL" in report
-    proc = _grid(tmp_path, out, 6, [1e-2, 3e-2])
+    proc = _grid(tmp_path, out, epochs, [1e-2, 3e-2])
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "== ce-lr0.01-qkoff-s0 (resumed): started" in stdout and "reused: 3" in stdout
