@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Job", "Outcome", "run_job", "data_key"]
+__all__ = ["Job", "Outcome", "run_job", "data_key", "limit_blas"]
 
 # the fields that do not change the data a run loads (a worker reuses a loaded bundle
 # across them); everything else, seed included, is part of the key
@@ -56,6 +56,18 @@ def data_key(config: dict) -> str:
                       default=str)
 
 
+def limit_blas(threads: int) -> None:
+    """Cap numpy/scipy's BLAS (and any OpenMP pool) at ``threads``, as torch is capped.
+
+    OpenBLAS starts one thread per core. Two workers on two cores then run four BLAS
+    threads that spin-wait on each other: a 128×128 ``pinv`` in the evaluation's
+    neural-collapse metric took 0.4–0.8 s in a worker against 1 ms at one thread, and
+    made a worker's run 3× slower than a serial one (issue 23)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)  # process-wide, for the worker's lifetime
+
+
 def _one_line(e: BaseException) -> str:
     text = (str(e).splitlines() or [""])[0].strip()[:200]
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -74,6 +86,7 @@ def run_job(job: Job, device: str | None = None, threads: int | None = None,
 
     if threads:
         torch.set_num_threads(threads)
+        limit_blas(threads)
     values = {**job.config, "resume": job.resume, "progress": False}
     if device:
         values["device"] = device
