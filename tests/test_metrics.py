@@ -83,6 +83,19 @@ def test_neural_collapse_against_the_literal_definition():
     assert ours["nc2_equinorm"] == pytest.approx(norms.std() / norms.mean(), rel=1e-9)
 
 
+def test_neural_collapse_at_a_wide_feature_size_equals_pinv_of_the_full_scatter():
+    # D >> C: Σ_B is 256×256 of rank 10; the metric works in its row space instead
+    g = np.random.default_rng(1)
+    c, d, n = 10, 256, 2000
+    y = g.integers(0, c, n)
+    h = g.standard_normal((c, d))[y] * 0.5 + g.standard_normal((n, d))
+    mu = np.stack([h[y == k].mean(0) for k in range(c)])
+    cen, m = h - mu[y], mu - h.mean(0)
+    want = np.trace((cen.T @ cen / n) @ np.linalg.pinv(m.T @ m / c)) / c
+    got = M.neural_collapse(torch.tensor(h), torch.tensor(y), c)["nc1"]
+    assert got == pytest.approx(want, rel=1e-9)
+
+
 def test_neural_collapse_is_zero_on_a_simplex_etf():
     c = 5
     etf = np.eye(c) - 1.0 / c  # centred simplex: equal norms, cosines -1/(C-1)
