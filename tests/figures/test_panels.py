@@ -105,6 +105,25 @@ def test_ood_roc_area_matches_the_metric():
     assert area == pytest.approx(ood_metrics(cid, cood)["auroc"], abs=1e-9)
 
 
+def test_a_long_roc_curve_is_thinned_to_what_a_screen_shows():
+    """Issue 24 defect 8: 8,192 ID and OOD scores gave a 16,000-point ROC curve, 170 KB of
+    the page's 1 MB per side. Thinned to the points entering a new 0.001 cell: at most
+    2,000 + 1 of them, the ends kept, every point an original one, the area within 0.002."""
+    g = np.random.default_rng(3)
+    cid, cood = g.normal(1.0, 1.0, 8192), g.normal(0.0, 1.0, 8192)
+    fig = F.ood_scores(cid, cood, "msp")
+    fpr, tpr = np.asarray(fig.data[2].x), np.asarray(fig.data[2].y)
+    from geomviz.metrics import roc_curve
+
+    full_x, full_y = roc_curve(cid, cood)
+    assert len(full_x) > 10_000 and len(fpr) <= 2001
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    pairs = set(zip(full_x.tolist(), full_y.tolist(), strict=True))
+    assert all((x, y) in pairs for x, y in zip(fpr.tolist(), tpr.tolist(), strict=True))
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert area == pytest.approx(ood_metrics(cid, cood)["auroc"], abs=2e-3)
+
+
 def test_loss_accuracy_marks_spikes():
     steps = np.arange(5) * 50
     fig = F.loss_accuracy(steps, np.array([2, 1, 5, 0.8, 0.7]),
