@@ -133,3 +133,36 @@ def test_the_fast_aligned_view_starts_after_the_first_draw(app_root, monkeypatch
         app, "compare-prefetch.disabled", {**values, "compare-prefetch.n_intervals": 1},
         ["compare-prefetch.n_intervals"]))
     assert r.status_code == 200 and len(started) == 1
+
+
+def test_panels_below_the_fold_wait_for_the_manifolds(app_root):
+    """The browser fires every initial callback at once and the time panels (a dozen
+    figures) and OOD histograms held up the manifolds' first draw: they are now asked for
+    only when the manifolds' first full draw sets ``compare-below`` (a slider move does not
+    set it again)."""
+    app, _ = app_root
+    deps = app.server.test_client().get("/_dash-dependencies").get_json()
+
+    def dep(output: str) -> dict:
+        return next(d for d in deps if output in d["output"])
+
+    for output in ("compare-panels.children", "compare-left-ood.children"):
+        d = dep(output)
+        assert d["prevent_initial_call"] is True, output
+        assert {"id": "compare-below", "property": "data"} in d["inputs"], output
+    assert "compare-below.data" in dep("compare-left-graph.figure")["output"]
+    from geomviz.dashboard.drive import callback_body
+
+    values, first = _open(app)
+    assert first["compare-left-graph.figure"]["response"]["compare-below"]["data"] == 1
+    client = app.server.test_client()
+    moved = {**values, "compare-below.data": 1,
+             "compare-shown.data": values["compare-steps.data"][0]}
+    r = client.post("/_dash-update-component", json=callback_body(
+        app, "compare-left-graph.figure", moved, ["compare-shown.data"])).get_json()
+    assert "compare-below" not in r["response"]
+    r = client.post("/_dash-update-component", json=callback_body(
+        app, "compare-left-graph.figure", {**values, "compare-below.data": 1,
+                                           "compare-color.value": "norm"},
+        ["compare-color.value"])).get_json()
+    assert "compare-below" not in r["response"]  # the panels are not asked for again

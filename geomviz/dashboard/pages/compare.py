@@ -174,6 +174,8 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
                            className="column") for s in sides], className="columns"),
         section(root, shown, sides),
+        # below the fold: drawn once the manifolds are (compare-below), not with them
+        dcc.Store(id="compare-below", data=None),
         html.Div(id="compare-panels"),
         html.H3("OOD detection (last evaluation)"),
         dcc.RadioItems(["msp", "max_logit", "energy", "min_distance"], "msp",
@@ -234,9 +236,12 @@ def _snap(value, shown, steps):
 
 
 @callback(Output("compare-panels", "children"), Input("compare-options", "value"),
-          Input("compare-steps", "data"), State("compare-sides", "data"),
-          State("compare-shown", "data"))
-def _panels(ticked, steps, sides, step):
+          Input("compare-steps", "data"), Input("compare-below", "data"),
+          State("compare-sides", "data"), State("compare-shown", "data"),
+          prevent_initial_call=True)
+def _panels(ticked, steps, _below, sides, step):
+    """The time panels, below the fold: the page asks for them once the manifolds are drawn
+    (``compare-below``), so their figures do not hold up the first draw."""
     steps = step_list(steps)
     return _panel_graphs(side_list(sides), options(ticked), step if step in steps else steps[-1])
 
@@ -268,14 +273,16 @@ def _seeds(left, right, runs):
 
 @callback(Output("compare-left-graph", "figure"), Output("compare-right-graph", "figure"),
           Output("compare-message", "children"), Output("compare-jobs", "disabled"),
+          Output("compare-below", "data"),
           Input("compare-projection", "value"), Input("compare-color", "value"),
           Input("compare-shown", "data"), Input("compare-left-graph", "hoverData"),
           Input("compare-right-graph", "hoverData"), Input("compare-left-graph", "selectedData"),
           Input("compare-right-graph", "selectedData"), Input("compare-runs", "data"),
           Input("compare-steps", "data"), Input("compare-umap-ready", "data"),
-          Input("compare-options", "value"), Input("compare-focus", "value"))
+          Input("compare-options", "value"), Input("compare-focus", "value"),
+          State("compare-below", "data"))
 def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right, runs, steps,
-               _ready, ticked, focus):
+               _ready, ticked, focus, below):
     from .compare_jobs import aligned_or_pca
 
     root = current_app.config["GEOMVIZ_RUNS"]
@@ -294,7 +301,7 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
         ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
         p = [manifold_patch(r, idx, color, step, rg, focus)
              for r, rg in zip(data["runs"], ranges, strict=True)]
-        return p[0], p[1], no_update, polling
+        return p[0], p[1], no_update, polling, no_update
     if trig in ("compare-left-graph", "compare-right-graph"):  # ring the same examples
         left = trig == "compare-left-graph"
         prop = ctx.triggered[0]["prop_id"].rsplit(".", 1)[-1]
@@ -317,7 +324,7 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
             p["data"][-1]["y"] = xy[ids_ok, 1].tolist()
             p["data"][-1]["customdata"] = ids_ok
             patches.append(p)
-        return patches[0], patches[1], no_update, polling
+        return patches[0], patches[1], no_update, polling, no_update
     # the same view of the same data (keyed like the data: by the runs' snapshot steps) is
     # drawn once per app: a page opened again costs no figure building
     stamp = tuple(tuple(snapshot_index(resolve_run(root, r))) for r in runs)
@@ -325,7 +332,8 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
                             idx, focus), lambda: _manifold_figures(data, method, color, idx,
                                                                    step, shared, fit, focus))
     message = " · ".join([m for m in (message, *reasons) if m])
-    return figs[0], figs[1], message, polling
+    # the first full draw lets the panels below the fold load (once)
+    return figs[0], figs[1], message, polling, no_update if below else 1
 
 
 def _manifold_figures(data: dict, method: str, color: str, idx: int, step: int, shared: bool,

@@ -60,8 +60,11 @@ def share_ood_scales(figs: list, bins: int = 40) -> None:
 
 
 @callback(Output("compare-left-ood", "children"), Output("compare-right-ood", "children"),
-          Input("compare-ood-score", "value"), Input("compare-runs", "data"))
-def _ood(score, runs):
+          Input("compare-ood-score", "value"), Input("compare-runs", "data"),
+          Input("compare-below", "data"), prevent_initial_call=True)
+def _ood(score, runs, _below):
+    """ID vs OOD histograms of both runs on one scale; below the fold, asked for once the
+    manifolds are drawn (``compare-below``)."""
     root = current_app.config["GEOMVIZ_RUNS"]
     score, runs = choice(score, SCORES, "OOD score"), run_ids(runs)
     state = tuple(_state(root, r) for r in runs)
