@@ -8,6 +8,7 @@ to it (:mod:`geomviz.dashboard.guard`).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 __all__ = ["create_app"]
@@ -73,4 +74,25 @@ def create_app(runs_dir: str | Path):
     # tabs, or a burst of callbacks, at start) raced in it ("dictionary changed size during
     # iteration", a 500). Do it here, once, before the server takes any request.
     app.server.test_client().get("/_dash-layout")
+    threading.Thread(target=warm_up, name="geomviz-warm-up", daemon=True).start()
     return app
+
+
+def warm_up() -> None:
+    """Pay the process's one-time costs before the first page asks: plotly loads its
+    property validators (a JSON file, about 0.8 s) at the first figure it builds, and
+    torch initialises LAPACK (0.4-1.5 s) at the first eigendecomposition (the PCA)."""
+    import numpy as np
+    import plotly.graph_objects as go
+    import torch
+
+    from ..figures.theme import template
+
+    fig = go.Figure(layout={"template": template()})
+    for trace in (go.Scattergl, go.Scatter, go.Histogram, go.Heatmap):
+        fig.add_trace(trace())
+    fig.update_layout(title={"text": "warm"}, margin={"l": 1}, legend={"x": 0},
+                      xaxis={"range": [0, 1]}, yaxis2={"overlaying": "y"}, shapes=[{}])
+    fig.to_json()
+    torch.linalg.eigh(torch.eye(2, dtype=torch.float64))
+    np.linalg.svd(np.eye(2))

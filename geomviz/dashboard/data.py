@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from ..class_vectors import (
+    STATIC_ARRAYS,
     decode_contexts,
     load_class_vectors,
     project_class_vectors,
-    token_static,
 )
 from ..figures.labels import group_key, run_labels
 from ..projection import CACHE_DIR, load_snapshots, project
 from ..store import StoreError, list_runs, open_run
+from .steps import align_steps
 
 __all__ = ["resolve_run", "check_cache", "run_table", "seed_groups", "time_series", "manifold_data",
            "ood_data", "class_vector_data", "PathError", "TOKEN_SCALARS"]
@@ -180,28 +181,33 @@ def ood_data(folder: Path, score: str) -> dict | None:
 def time_series(folder: Path) -> dict:
     """Everything the time panels need, as numpy arrays."""
     with open_run(folder) as run:
-        def s(name, split="train"):
-            d = run.scalars(name, split=split)
-            return d["step"], d["value"]
+        return read_series(run)
 
-        out = {"loss": s("loss"), "acc": s("acc"), "spike": s("health.spike.loss", "spike"),
-               "radial_fraction": s("grad.radial_fraction"),
-               "p50": s("penultimate.norm.p50"), "p95": s("penultimate.norm.p95"),
-               "decomp": {k: s(f"decomp.{k}") for k in ("radial", "angular", "weight", "bias",
-                                                         "total")},
-               "entropy": {f"{g}.{k}": s(f"entropy.{g}.{k}") for g in ("easy", "hard")
-                           for k in ("target", "pred")},
-               "metric": (run.meta.get("probes") or {}).get("metric", "dot")}
-        first, second = (("head.anchor_gap", "head.nearest_negative")
-                         if out["metric"] == "euclidean" else
-                         ("head.logit_true", "head.logit_top_negative"))
-        out["tokens"] = {name: s(name, "test") for name in TOKEN_SCALARS}
-        out["margins"] = {f"{name.split('.', 1)[1]} {q}": s(f"{name}.{q}")
-                          for name in (first, second) for q in ("p5", "p50", "p95")}
-        try:
-            out["norm_hist"] = run.histograms("penultimate.norm", split="train")
-        except KeyError:
-            out["norm_hist"] = None
+
+def read_series(run) -> dict:
+    """:func:`time_series` of an open run (read along with other things in one open)."""
+    def s(name, split="train"):
+        d = run.scalars(name, split=split)
+        return d["step"], d["value"]
+
+    out = {"loss": s("loss"), "acc": s("acc"), "spike": s("health.spike.loss", "spike"),
+           "radial_fraction": s("grad.radial_fraction"),
+           "p50": s("penultimate.norm.p50"), "p95": s("penultimate.norm.p95"),
+           "decomp": {k: s(f"decomp.{k}") for k in ("radial", "angular", "weight", "bias",
+                                                     "total")},
+           "entropy": {f"{g}.{k}": s(f"entropy.{g}.{k}") for g in ("easy", "hard")
+                       for k in ("target", "pred")},
+           "metric": (run.meta.get("probes") or {}).get("metric", "dot")}
+    first, second = (("head.anchor_gap", "head.nearest_negative")
+                     if out["metric"] == "euclidean" else
+                     ("head.logit_true", "head.logit_top_negative"))
+    out["tokens"] = {name: s(name, "test") for name in TOKEN_SCALARS}
+    out["margins"] = {f"{name.split('.', 1)[1]} {q}": s(f"{name}.{q}")
+                      for name in (first, second) for q in ("p5", "p50", "p95")}
+    try:
+        out["norm_hist"] = run.histograms("penultimate.norm", split="train")
+    except KeyError:
+        out["norm_hist"] = None
     return out
 
 
@@ -218,11 +224,26 @@ def pair_check(folders: list[Path]) -> tuple[str, bool]:
     """``(warning, joint)``: one line when the runs' datasets or feature sizes differ (an
     MLP against a GPT), and whether one joint projection of their features means anything
     (only when every run's features have one size)."""
-    datasets, sizes = [], []
-    for f in folders:
-        with open_run(f) as run:
-            datasets.append(str(run.meta.get("dataset", "?")))
-            sizes.append(_feature_size(run))
+    return _pair_warning([_run_info(f, static=False) for f in folders])
+
+
+def _run_info(folder: Path, static: bool = True) -> dict:
+    """A run's metadata, feature size and (token runs) per-position arrays stored once
+    (:data:`STATIC_ARRAYS`), read in one store open."""
+    with open_run(folder) as run:
+        meta = run.meta
+        info = {"meta": meta, "feature_size": _feature_size(run), "static": {}}
+        if static and meta.get("kind") == "tokens":
+            for name in STATIC_ARRAYS:
+                a = run.arrays(f"snapshot.{name}").get(0)
+                if a is not None:
+                    info["static"][name] = np.asarray(a)
+    return info
+
+
+def _pair_warning(infos: list[dict]) -> tuple[str, bool]:
+    datasets = [str(i["meta"].get("dataset", "?")) for i in infos]
+    sizes = [i["feature_size"] for i in infos]
     parts = []
     if len(set(datasets)) > 1:
         parts.append(f"datasets differ ({' vs '.join(datasets)})")
@@ -234,13 +255,22 @@ def pair_check(folders: list[Path]) -> tuple[str, bool]:
 
 
 def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
-    """Cached projections of the runs' snapshots on their common steps, plus labels/colours.
+    """Cached projections of the runs' snapshots at the slider's steps (:func:`align_steps`:
+    by step, or by fraction of training when the runs' steps differ), plus labels/colours;
+    each run's ``steps`` are its own step at each slider stop.
     ``warning`` says when the runs' datasets or feature sizes differ; ``joint`` is False when
     the PCA was fitted per run (feature sizes differ: no joint basis exists)."""
     check_cache(root)
     snaps = [load_snapshots(f, features=False) for f in folders]
-    common = sorted(set.intersection(*(set(s.steps.tolist()) for s in snaps)))
-    warning, joint = pair_check(folders) if len(folders) > 1 else ("", True)
+    infos = [_run_info(f) for f in folders]  # one open each: metadata, sizes, token arrays
+    slider, positions, mapping = align_steps(
+        [s.steps for s in snaps], [_number(i["meta"].get("total_steps")) for i in infos])
+    warning, joint = _pair_warning(infos) if len(folders) > 1 else ("", True)
+    if mapping == "fraction":
+        lasts = " vs ".join(str(int(s.steps[-1])) for s in snaps)
+        warning = " · ".join(w for w in (warning, (
+            f"Snapshot steps differ (last {lasts}): each side shows its own step, matched "
+            "by fraction of training")) if w)
     if method == "pca" and not joint:  # no joint basis for features of different sizes
         xy = [project([f], "pca", cache_root=root)[0] for f in folders]
     elif method == "aligned_umap":  # too slow for a request: only ever read from the cache
@@ -250,14 +280,13 @@ def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
         xy = project(folders, method, cache_root=root, cached_only=True)
     else:  # PCA (one SVD) and the polar view are available at once, then cached
         xy = project(folders, method, cache_root=root)
-    out = {"steps": common, "runs": [], "warning": warning, "joint": joint}
-    for f, s, arr in zip(folders, snaps, xy, strict=True):
-        pos = [int(np.flatnonzero(s.steps == t)[0]) for t in common]
-        with open_run(f) as run:
-            meta = run.meta
-        static = token_static(f) if meta.get("kind") == "tokens" else {}
+    out = {"steps": slider, "runs": [], "warning": warning, "joint": joint,
+           "mapping": mapping}
+    for f, s, arr, info, pos in zip(folders, snaps, xy, infos, positions, strict=True):
+        meta, static = info["meta"], dict(info["static"])
         context = static.pop("context", None)
         out["runs"].append({"xy": arr[pos], "labels": s.labels,
+                            "steps": [int(s.steps[i]) for i in pos],  # its own, per stop
                             "extra": {k: v[pos] for k, v in s.extra.items()},
                             "static": {k: v for k, v in static.items()
                                        if len(v) == len(s.labels)},

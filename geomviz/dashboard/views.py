@@ -1,6 +1,7 @@
 """What the compare page draws, as pure functions of the data: colourings (and why a run
-lacks one), shared colour and axis ranges, manifold figures and their slider patches, and
-the time panels of two sides (one run or a group of seeds each), overlaid or paired.
+lacks one), shared colour and axis ranges, manifold figures and their slider patches. The
+time panels (:mod:`.time_views`) and equal plot areas (:mod:`.plot_areas`) are re-exported
+here.
 
 Generic over the snapshot arrays: any per-sample array a run stores beyond the known ones
 is offered as a continuous colouring under its own name.
@@ -13,10 +14,31 @@ from dash import Patch
 
 from .. import figures as F
 from ..class_vectors import FREQ_NAMES, KIND_NAMES
-from ..figures.axes import apply_ticks
-from ..figures.compare import DASHES, overlay, share_ranges
-from ..figures.labels import pretty_key
+from ..figures.panels import MAX_LEGEND_CLASSES
 from ..figures.theme import template
+from .plot_areas import equal_plot_areas
+from .time_views import (
+    HEADS,
+    PANELS,
+    SHORT,
+    STYLE_KEY,
+    TITLE_CHARS,
+    TOKEN_PANELS,
+    message_panel,
+    panel_keys,
+    panel_lines,
+    style_key,
+    time_panels,
+    wrap_title,
+)
+
+__all__ = [  # with the time panels and plot areas, re-exported from their modules
+    "COLORINGS", "AXES", "coloring_options", "focus_options", "focus_value", "color_values",
+    "color_range", "own_step", "manifold_figure", "ood_template", "manifold_patch",
+    "snap_step", "manifold_ranges", "equal_plot_areas", "HEADS", "PANELS", "SHORT",
+    "STYLE_KEY", "TITLE_CHARS", "TOKEN_PANELS", "message_panel", "panel_keys", "panel_lines",
+    "style_key", "time_panels", "wrap_title",
+]
 
 # key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
 COLORINGS: dict[str, tuple[str, str, str | None, str | None]] = {
@@ -44,7 +66,6 @@ AXES = {"pca": ("PC1 (joint basis, feature units)", "PC2 (joint basis, feature u
         "aligned_umap": ("UMAP 1 (arbitrary units)", "UMAP 2 (arbitrary units)"),
         "fast_umap": ("UMAP 1 (arbitrary units)", "UMAP 2 (arbitrary units)"),
         "polar": ("radius ‖x‖ (feature units)", "angle θ_y to the true class (rad)")}
-HEADS = {"euclidean": "a Euclidean (distance) head", "dot": "a linear head"}
 
 
 def coloring_options(runs: list[dict]) -> list[dict]:
@@ -53,6 +74,50 @@ def coloring_options(runs: list[dict]) -> list[dict]:
             if v[1] != "codes" or any(k in r.get("static", {}) for r in runs)]
     extra = sorted({k for r in runs for k in r["extra"]} - KNOWN_ARRAYS)
     return opts + [{"label": k, "value": k} for k in extra]
+
+
+def focus_options(runs: list[dict], key: str) -> list[dict]:
+    """The codes of colouring ``key`` that are too many to tell apart by colour (a token
+    run's 256 tokens or 96 synonym sets): one entry each to pick and draw on top, a set
+    named with its tokens. Empty when the colouring has few codes (a legend names them)."""
+    run = runs[0]
+    labels = np.asarray(run["labels"])
+    names = run.get("class_names") or []
+
+    def token(t: int) -> str:
+        return str(names[t]) if 0 <= t < len(names) else str(t)
+
+    if key == "class":
+        ids = np.unique(labels[labels >= 0])
+        if len(ids) <= MAX_LEGEND_CLASSES:
+            return []
+        return [{"label": f"token {token(int(t))}", "value": int(t)} for t in ids]
+    if COLORINGS.get(key, ("", ""))[1] != "codes" or key not in run.get("static", {}):
+        return []
+    codes = np.asarray(run["static"][key])
+    cats = _code_names(key, codes)
+    if len(cats) <= MAX_LEGEND_CLASSES:
+        return []
+    out = []
+    for g, cat in enumerate(cats):
+        members = np.unique(labels[(codes == g) & (labels >= 0)])
+        if not len(members):
+            continue
+        words = " ".join(token(int(t)) for t in members[:6]) + (" …" if len(members) > 6 else "")
+        out.append({"label": f"{cat}: {words}", "value": g})
+    return out
+
+
+def focus_value(value) -> int | None:
+    """The picked code: None, or an integer >= 0 (anything else is :class:`BadInput`)."""
+    from .guard import BadInput
+
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 10**6:
+        raise BadInput(f"the highlighted set {str(value)[:40]!r} is not a set's or token's "
+                       "number")
+    return value
 
 
 def color_values(run: dict, idx: int, key: str):
@@ -120,11 +185,22 @@ def _hover(run: dict, idx: int) -> dict:
         label: run["extra"][k][idx] for label, k in HOVER.items() if k in run["extra"]}
 
 
+def own_step(run: dict, idx: int, step: int) -> int:
+    """The run's own step at slider stop ``idx`` (runs whose steps differ are matched by
+    fraction of training), else the slider's ``step``."""
+    steps = run.get("steps")
+    return int(steps[idx]) if steps is not None and 0 <= idx < len(steps) else step
+
+
 TEXT_LABEL = "tokens"  # hover label of a token run's last context tokens → target
 
 
 def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, method: str,
-                    highlight=(), axis_titles: tuple[str, str] | None = None):
+                    highlight=(), axis_titles: tuple[str, str] | None = None,
+                    focus: int | None = None):
+    """One side's manifold at snapshot ``idx`` coloured by ``key`` (``focus``: the one
+    token or synonym set drawn on top when there are too many to tell apart)."""
+    step = own_step(run, idx, step)
     values, cats, reason = color_values(run, idx, key)
     label = COLORINGS.get(key, (key,))[0]
     fig = F.manifold(_round(run["xy"][idx]), run["labels"], values, label,
@@ -132,10 +208,10 @@ def manifold_figure(run: dict, idx: int, key: str, step: int, ranges, crange, me
                      highlight=np.asarray(highlight, dtype=int), ranges=ranges,
                      categories=cats, crange=crange,
                      axis_titles=axis_titles or AXES.get(method, ("x", "y")),
-                     step=step, text=run.get("tokens"), text_label=TEXT_LABEL)
+                     step=step, text=run.get("tokens"), text_label=TEXT_LABEL, focus=focus)
     fig.update_layout(template=template())
     kind = "class" if values is None else ("category" if cats else "color")
-    for i, (tkind, _, _) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
+    for i, (tkind, _, _) in enumerate(F.trace_masks(run["labels"], kind, values, cats, focus)):
         if tkind == "ood":
             fig.data[i].hovertemplate = ood_template(fig.data[i].hovertemplate)
     return fig, reason
@@ -153,8 +229,10 @@ def ood_template(template: str | None) -> str | None:
     return template
 
 
-def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Patch:
+def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None,
+                   focus: int | None = None) -> Patch:
     """A slider move: x/y, hover rows (and colours) of every trace, no full figure."""
+    step = own_step(run, idx, step)
     values, cats, _ = color_values(run, idx, key)
     kind = "class" if values is None else ("category" if cats else "color")
     xy = _round(run["xy"][idx])
@@ -162,7 +240,7 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None) -> Pat
     template = F.hover_template(hover, step,
                                 None if run.get("tokens") is None else TEXT_LABEL)
     p = Patch()
-    for i, (tkind, _, m) in enumerate(F.trace_masks(run["labels"], kind, values, cats)):
+    for i, (tkind, _, m) in enumerate(F.trace_masks(run["labels"], kind, values, cats, focus)):
         p["data"][i]["x"] = xy[m, 0].tolist()
         p["data"][i]["y"] = xy[m, 1].tolist()
         p["data"][i]["customdata"] = F.hover_rows(m, run["labels"], run.get("class_names"), hover)
@@ -197,313 +275,3 @@ def manifold_ranges(runs: list[dict], shared: bool, idx: int | None = None) -> l
     if shared:
         return [F.common_ranges(*pick)] * len(runs)
     return [F.common_ranges(p) for p in pick]
-
-
-# ---- equal plot areas ----------------------------------------------------------------
-
-COLORBAR_MARGIN = 110  # px right of the plot for a colour bar, its ticks and its title
-KEY_MARGIN = 150  # px right of the plot for a legend of line styles
-Y2_MARGIN = 60  # px for a right-hand axis (accuracy)
-ROW_PX, LEGEND_WIDTH = 24, 440  # a legend row; the narrowest plot width it must fit
-X_TITLE_PX = 46  # tick labels and the x-axis title, above a legend under the plot
-
-
-def _legend_entries(fig) -> list[str]:
-    """The names plotly shows in ``fig``'s legend (a heatmap shows none by default)."""
-    if fig.layout.showlegend is False:
-        return []
-    shown = [t for t in fig.data if t.name and (t.showlegend is True or (
-        t.showlegend is None and t.type != "heatmap"))]
-    if fig.layout.showlegend is None and len(fig.data) < 2:
-        return []
-    return [str(t.name) for t in shown]
-
-
-def _right_margin(fig) -> int:
-    need = 20
-    for t in fig.data:
-        marker = getattr(t, "marker", None)
-        if (t.type == "heatmap" and t.showscale is not False) or \
-                (marker is not None and getattr(marker, "showscale", None)):
-            need = max(need, COLORBAR_MARGIN)
-    if "yaxis2" in fig.layout and fig.layout["yaxis2"].overlaying:
-        need = max(need, Y2_MARGIN)
-    legend = fig.layout.legend
-    if legend.x is not None and legend.x >= 1 and _legend_entries(fig):
-        need = max(need, KEY_MARGIN)
-    return need
-
-
-def _rows_below(fig) -> int:
-    legend = fig.layout.legend
-    if legend.x is not None and legend.x >= 1:
-        return 0
-    names = _legend_entries(fig)
-    if not names or fig.layout.showlegend is False:
-        return 0
-    width = sum(62 + 7 * len(n) for n in names)  # a symbol, the name's text, a gap
-    return min(4, -(-width // LEGEND_WIDTH))
-
-
-def equal_plot_areas(figs: list) -> None:
-    """Give paired figures the same margins, fixed (``autoexpand`` off), so a colour bar or
-    a legend on one side only cannot shrink that side's plot: the same range is then drawn
-    at the same pixel scale with the same ticks. Colour bars and right-hand legends sit in
-    the reserved right margin, legends under the plot in the reserved bottom margin."""
-    if not figs:
-        return
-    left = max(max(int(f.layout.margin.l or 60), 64) for f in figs)
-    top = max(int(f.layout.margin.t or 44) for f in figs)
-    right = max(_right_margin(f) for f in figs)
-    rows = max(_rows_below(f) for f in figs)
-    bottom = max(max(int(f.layout.margin.b or 40) for f in figs), 40)
-    if rows:  # plotly lifts the x title above a legend at the bottom: room for both
-        bottom = max(bottom, X_TITLE_PX) + ROW_PX * rows + 4
-    for f in figs:
-        f.update_layout(margin={"l": left, "r": right, "t": top, "b": bottom,
-                                "autoexpand": False})
-        legend = f.layout.legend
-        if legend.x is not None and legend.x >= 1:
-            legend.update(x=1.0, xanchor="left", xref="paper")
-        else:  # under the x-axis title, at the figure's bottom: inside the margin
-            legend.update(orientation="h", x=0, xanchor="left", y=0, yref="container",
-                          yanchor="bottom")
-        for t in f.data:
-            marker = getattr(t, "marker", None)
-            if marker is not None and getattr(marker, "showscale", None):
-                marker.colorbar.update(x=1.0, xanchor="left", xref="paper", xpad=12)
-            elif t.type == "heatmap":
-                t.colorbar.update(x=1.0, xanchor="left", xref="paper", xpad=12)
-
-
-# ---- time panels ------------------------------------------------------------------------
-
-PANELS = {  # key: (title, y title, log y, y starts at 0)
-    "norm": ("feature norm ‖x‖: p50 solid, p95 dotted", "‖x‖ (feature units, log)", True,
-             False),
-    "radial": ("radial share of ‖∂ℓ/∂x‖²", "radial share (fraction, 0–1)", False, True),
-    "decomp": ("Δ mean true logit: radial, angular, weight, bias, total",
-               "Δ z_y per interval (logit units)", False, False),
-    "entropy": ("entropy: easy H(p), easy H(q), hard H(p), hard H(q)", "entropy (nats)",
-                False, True),
-    "anchor_gap": ("anchor gap s·‖x − c_y‖² vs nearest negative (p5, p50, p95)",
-                   "s·d² (logit units, log)", True, False),
-    "true_logit": ("true logit z_y vs top negative (p5, p50, p95)", "logit (logit units)",
-                   False, False),
-    # each objective trains on its own loss: TFSD's is a KL to its target, not an NLL
-    "loss": ("own training loss (TFSD's is a KL) and accuracy (right, dotted)",
-             "training loss (nats)", False, True),
-    # language-model runs (test positions, each evaluation)
-    "truth_kl": ("distance to the true next-token law KL(true ‖ q)", "KL (nats per token)",
-                 False, True),
-    "synonym_entropy": ("synonym positions: H(q) solid, H(p) dotted, H(true) grey dashed",
-                        "entropy (nats)", False, True),
-    "single_entropy": ("determined positions: H(q) solid, H(p) dotted, H(true) grey dashed",
-                       "entropy (nats)", False, True),
-    "tearing": ("class vectors: within / between synonym-set distance",
-                "distance ratio (unitless)", False, True),
-}
-TOKEN_PANELS = {"truth_kl": {"KL": "truth.kl"},
-                "synonym_entropy": {"H(q)": "entropy.synonym.pred",
-                                    "H(p)": "entropy.synonym.target",
-                                    "H(true)": "entropy.synonym.truth"},
-                "single_entropy": {"H(q)": "entropy.single.pred", "H(p)": "entropy.single.target",
-                                   "H(true)": "entropy.single.truth"},
-                "tearing": {"ratio": "classes.ratio"}}
-REFERENCE = "H(true)"  # a property of the data: one grey line, not one per side
-
-
-STYLE_KEY = {"decomp", "entropy", "anchor_gap", "true_logit"}  # titles name no line style
-
-
-SHORT = {"anchor_gap": "anchor", "nearest_negative": "nearest neg.", "logit_true": "true",
-         "logit_top_negative": "top neg.", "target": "H(p)", "pred": "H(q)"}
-
-
-def style_key(fig, names: list[str]) -> None:
-    """A legend on the right naming, in grey, the line each dash style draws (line j of
-    every side is ``DASHES[j]``): with four to six lines a side, the title's list of names
-    cannot say which line is which. On the right, one entry a row: under the plot it
-    wrapped onto the x-axis title."""
-    for j, name in enumerate(names):
-        # short enough for the key's margin: "hard samples, prediction H(q)" -> "hard H(q)"
-        name = name.replace(" samples,", "").replace("prediction ", "").replace("target ", "")
-        words = [SHORT.get(w, w) for w in name.replace(".", " ").split()]
-        fig.add_scatter(x=[None], y=[None], mode="lines", name=" ".join(words),
-                        line={"color": "#555555", "dash": DASHES[j % len(DASHES)], "width": 2},
-                        legendgroup="line styles", showlegend=True, hoverinfo="skip")
-    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0,
-                              "yanchor": "top", "traceorder": "normal"})
-
-
-def panel_lines(ts: dict, key: str) -> dict | None:
-    """``{line: (steps, values)}`` of panel ``key`` for one run, None if it lacks it."""
-    if key == "norm":
-        return {"p50": ts["p50"], "p95": ts["p95"]}
-    if key == "radial":
-        return {"radial share": ts["radial_fraction"]}
-    if key == "decomp":
-        d = ts["decomp"]
-        return {k: (d["total"][0], d[k][1]) for k in ("radial", "angular", "weight", "bias")} \
-            | {"total": d["total"]}
-    if key == "entropy":
-        e = ts["entropy"]
-        # hover and legend names in words ("hard samples, prediction H(q)"), not "hard.pred"
-        return {pretty_key(k): e[k] for k in ("easy.target", "easy.pred", "hard.target",
-                                              "hard.pred")}
-    if key in ("anchor_gap", "true_logit"):
-        if (ts["metric"] == "euclidean") != (key == "anchor_gap"):
-            return None
-        return dict(ts["margins"])
-    if key == "loss":
-        return {"loss": ts["loss"]}
-    if key in TOKEN_PANELS:
-        tokens = ts.get("tokens") or {}
-        lines = {line: tokens[name] for line, name in TOKEN_PANELS[key].items()
-                 if name in tokens and len(tokens[name][0])}
-        return lines or None
-    raise KeyError(key)
-
-
-def panel_keys(sides: list[dict]) -> list[str]:
-    """Every panel at least one side has (anchor gap and true logit are never mixed)."""
-    return [k for k in PANELS
-            if any(panel_lines(ts, k) is not None for s in sides for ts in s["ts"])]
-
-
-def _side_lines(side: dict, key: str) -> dict | None:
-    per_seed = [panel_lines(ts, key) for ts in side["ts"]]
-    if any(p is None for p in per_seed):
-        return None
-    return {name: [p[name] for p in per_seed] for name in per_seed[0]}
-
-
-def _names(present: list[tuple]) -> list[str]:
-    return next((list(lines) for _, lines in present if lines), [])
-
-
-TITLE_CHARS = 56  # a panel title line that fits half a 1280 px screen at 14 px
-
-
-def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
-    """``text`` on lines of at most ``width`` characters (``<br>`` between), broken at
-    spaces: a panel half a screen wide cut "…accuracy (right, dotte"."""
-    lines, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return "<br>".join([*lines, line])
-
-
-def _titled(fig, text: str):
-    """Set the wrapped title; the top margin holds its lines and, under them, a note
-    written just above the plot (``y >= 1`` in paper units)."""
-    wrapped = wrap_title(text)
-    lines = wrapped.count("<br>") + 1
-    note = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
-    # just above the plot (and above the note); plotly anchors a title's first line, the
-    # others go below it: lift it by their height
-    fig.layout.title.update(text=wrapped, y=1, yref="paper", yanchor="bottom",
-                            pad={"b": 6 + 18 * (lines - 1) + (18 if note else 0)},
-                            font={"size": 14})
-    fig.layout.margin.t = max(int(fig.layout.margin.t or 44),
-                              14 + 18 * lines + (18 if note else 0))
-    return fig
-
-
-def message_panel(title: str, message: str, step: int):
-    """A panel a side has no data for: its title and one line saying why, and no axes (an
-    empty plot with full axes read as data). The step marker is kept, hidden, so slider
-    patches of ``shapes[0]`` apply to every panel alike."""
-    import plotly.graph_objects as go
-    fig = go.Figure()
-    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False},
-                      margin={"l": 64, "r": 20, "t": 44, "b": 40}, showlegend=False,
-                      shapes=[{"type": "line", "x0": step, "x1": step, "y0": 0, "y1": 1,
-                               "xref": "x", "yref": "paper", "visible": False}])
-    fig.add_annotation(text=message, xref="paper", yref="paper", x=0.5, y=0.5,
-                       showarrow=False, font={"size": 13, "color": "#888"})
-    return _titled(fig, title)
-
-
-def _lacks(label: str, key: str, sides_metric: str | None) -> str:
-    """One line: why side ``label`` has nothing to draw in panel ``key``."""
-    if key in ("anchor_gap", "true_logit"):
-        other = "true-logit" if key == "anchor_gap" else "anchor-gap"
-        return f"{label} has {HEADS.get(sides_metric, 'another head')}: see the {other} panel"
-    if key in TOKEN_PANELS:
-        return f"{label} logged no language-model test probes (not a token run)"
-    return f"{label} logged none of this panel's series"
-
-
-def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
-    """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
-    (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
-    A ``side`` is ``{"label", "color", "ts": [time_series per seed]}``."""
-    out = []
-    for key in panel_keys(sides):
-        title, ytitle, log_y, from0 = PANELS[key]
-        present = [(s, _side_lines(s, key)) for s in sides]
-        missing = [s["label"] for s, lines in present if lines is None]
-        note = ""
-        if missing:
-            other = "true logit" if key == "anchor_gap" else "anchor gap"
-            note = (f"{', '.join(missing)}: not shown, its head has the {other} instead"
-                    if key in ("anchor_gap", "true_logit") else f"{', '.join(missing)}: none")
-        y2 = ({s["label"]: ("accuracy (fraction)", {"accuracy": [ts["acc"] for ts in s["ts"]]})
-               for s in sides} if key == "loss" else None)
-        reference = None
-        for _, lines in present:  # H(true) once, from the first side that has it
-            if lines and REFERENCE in lines:
-                reference = reference or {REFERENCE: lines[REFERENCE]}
-        present = [(s, None if lines is None else
-                    {k: v for k, v in lines.items() if k != REFERENCE}) for s, lines in present]
-        if mode == "overlay":
-            fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
-                          title, ytitle, log_y, step, y2, note, reference)
-            _titled(fig, title)
-            share_ranges([fig], log_y, from0)
-            apply_ticks(fig, linear=False)  # >= 3 labels on log and single-value axes
-            if key in STYLE_KEY:
-                style_key(fig, _names(present))
-            out.append((key, "AB", fig))
-            continue
-        figs = []
-        for s, lines in present:
-            if lines is None:  # one line why, no empty axes
-                figs.append(message_panel(f"{s['label']}: {title}", _lacks(
-                    s["label"], key, s["ts"][0].get("metric") if s["ts"] else None), step))
-                continue
-            if key == "norm" and len(s["ts"]) == 1 and s["ts"][0]["norm_hist"] is not None \
-                    and len(s["ts"][0]["norm_hist"].steps):
-                h, ts = s["ts"][0]["norm_hist"], s["ts"][0]
-                fig = F.norm_heatmap(h.steps, h.edges, h.counts, ts["p50"][1], ts["p95"][1],
-                                     step, title=f"{s['label']}: {title}")
-            else:
-                fig = overlay([(s["label"], s["color"], lines)] if lines else [],
-                              f"{s['label']}: {title}", ytitle, log_y, step,
-                              {s["label"]: y2[s["label"]]} if y2 else None,
-                              "" if lines else note, reference)
-            if key in STYLE_KEY and lines:
-                style_key(fig, list(lines))
-            figs.append(_titled(fig, f"{s['label']}: {title}"))
-        if shared:
-            share_ranges(figs, log_y, from0)
-        else:
-            for f in figs:
-                share_ranges([f], log_y, from0)
-        for f in figs:  # after sharing: one range gives one set of ticks on both sides
-            apply_ticks(f, linear=shared)
-        equal_plot_areas(figs)
-        out.extend((key, s["id"], f) for s, f in zip(sides, figs, strict=True))
-    for _, _, f in out:
-        f.update_layout(template=template())
-        for t in f.data:  # a series of one value (one probe log so far) is a marker: as a
-            # line it draws nothing, and the panel looked empty
-            if t.type == "scatter" and t.mode == "lines" and t.x is not None \
-                    and len(t.x) == 1 and t.x[0] is not None:
-                t.mode = "lines+markers"
-    return out

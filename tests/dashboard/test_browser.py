@@ -196,9 +196,10 @@ def test_shared_ranges_titles_and_no_overlaps(server, browser):
     assert left == right
     page.click("#compare-color")
     page.get_by_text("target entropy H(p) (nats)").click()
-    page.wait_for_function(f"() => {GD.format(side='right')}._fullData[0].marker.cmin === 0",
+    # trace 0 is the OOD crosses, drawn first (under the rest); trace 1 the coloured points
+    page.wait_for_function(f"() => {GD.format(side='right')}._fullData[1].marker.cmin === 0",
                            timeout=30_000)
-    cl, cr = (_data(page, s, "[gd._fullData[0].marker.cmin, gd._fullData[0].marker.cmax]")
+    cl, cr = (_data(page, s, "[gd._fullData[1].marker.cmin, gd._fullData[1].marker.cmax]")
               for s in ("left", "right"))
     assert cl == cr and cl[0] == 0 and cl[1] > 0  # CE's zero entropy is not "-0.5…0.5"
     # overlay (default): A and B on one axis per panel, in their objective colours
@@ -394,7 +395,7 @@ def test_lm_hover_shows_tokens_and_class_vectors_follow_the_slider(lm_server, br
                                    timeout=60_000)
     # hover the first point of the left manifold with the mouse: the label shows tokens
     pos = page.evaluate(f"""() => {{ const gd = {GD.format(side='left')};
-        const t = gd._fullData.findIndex(d => (d.x || []).length > 0);
+        const t = gd._fullData.findIndex(d => d.name !== 'OOD' && (d.x || []).length > 0);
         const L = gd._fullLayout, r = gd.getBoundingClientRect(), d = gd._fullData[t];
         return [r.left + L._size.l + L.xaxis.l2p(d.x[0]),
                 r.top + L._size.t + L.yaxis.l2p(d.y[0])]; }}""")
@@ -436,4 +437,20 @@ def test_lm_hover_shows_tokens_and_class_vectors_follow_the_slider(lm_server, br
     assert {"truth_kl", "synonym_entropy", "single_entropy", "tearing"} <= set(panels)
     for panel in ("truth_kl", "synonym_entropy", "tearing"):
         assert panels[panel]["left"] == panels[panel]["right"], panel
+    # 96 synonym sets: pick one, it is drawn on top and named in the legend on both
+    # manifolds and the class vectors, the OOD crosses stay under the rest
+    import re
+
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.click("#compare-color")
+    page.get_by_text("synonym set / concept of the target token").click()
+    page.wait_for_selector("#compare-focus", state="visible", timeout=30_000)
+    page.click("#compare-focus")
+    page.get_by_text(re.compile(r"^set \d+: ")).first.click()
+    for sel in (GD, CV):
+        page.wait_for_function(f"() => {sel.format(side='right')}._fullData.some("
+                               "t => /^set \\d+$/.test(t.name) && t.showlegend)",
+                               timeout=30_000)
+    names = page.evaluate(f"() => {GD.format(side='left')}._fullData.map(t => t.name)")
+    assert names[0] == "OOD" and re.fullmatch(r"set \d+", names[-2]), names
     page.close()

@@ -74,7 +74,7 @@ def test_manifold_hover_shows_tokens_and_colours_by_synonym_set(app_root):
     values["compare-color.value"] = "group"
     out = _post(app, "compare-left-graph.figure", values, ["compare-color.value"])
     fig = out["compare-left-graph"]["figure"]
-    data = [t for t in fig["data"] if t.get("customdata")]
+    data = [t for t in fig["data"] if t.get("customdata") and t["name"] != "OOD"]
     assert "tokens %{text}" in data[0]["hovertemplate"]
     row, text = data[0]["customdata"][0], data[0]["text"][0]
     assert " → " in text and text.split(" → ")[1] == row[1]  # the target is the class
@@ -85,14 +85,62 @@ def test_manifold_hover_shows_tokens_and_colours_by_synonym_set(app_root):
     assert not any(op["location"][0] == "data" and op["location"][-1] == "text" for op in ops)
     assert any(op["location"][-1] == "hovertemplate" and "tokens %{text}" in
                op["params"]["value"] for op in ops)
-    # 96 synonym sets: one trace in ten repeating colours (no legend; a slider patch stays
-    # small), then OOD and the selection ring
-    assert [t["name"] for t in fig["data"]] == [V.COLORINGS["group"][0], "OOD", "selected"]
-    sets = fig["data"][0]
+    # 96 synonym sets: OOD first (drawn under the rest), then one trace with a colour of its
+    # own per set (no legend; a slider patch stays small), then the selection ring
+    assert [t["name"] for t in fig["data"]] == ["OOD", V.COLORINGS["group"][0], "selected"]
+    sets = fig["data"][1]
     with open_run(app_root[1] / "lm" / "ce-s0") as r:
         group, labels = r.arrays("snapshot.group")[0], r.arrays("snapshot.labels")[0]
-    assert _arr(sets["marker"]["color"]) == (group[labels >= 0] % 10).tolist()
+    # issue 24 defect 10: set 13 was drawn in set 3's colour (ten colours repeating)
+    assert _arr(sets["marker"]["color"]) == group[labels >= 0].tolist()
+    assert sets["marker"]["cmax"] == 96 - 0.5 and sets["marker"]["colorscale"]
     assert sets["showlegend"] is False
+
+
+def test_one_synonym_set_is_picked_and_drawn_on_top(app_root):
+    """Issue 24 defect 10: 96 sets cannot be told apart by colour; the picker lists each
+    set with its tokens, and the one picked is its own trace, in the legend, the rest grey
+    (on both manifolds and on the class vectors), through slider moves too."""
+    from geomviz.dashboard.drive import layout_values
+
+    app, root, page = app_root
+    values = layout_values(page)
+    out = _post(app, "compare-focus.options", {**values, "compare-color.value": "group"},
+                ["compare-color.value"])["compare-focus"]
+    assert out["style"]["display"] == "block" and out["value"] is None
+    with open_run(root / "lm" / "ce-s0") as r:
+        group, labels = r.arrays("snapshot.group")[0], r.arrays("snapshot.labels")[0]
+        names = r.meta["class_names"]
+    g = int(np.bincount(group[labels >= 0]).argmax())  # the set with the most positions
+    entry = next(o for o in out["options"] if o["value"] == g)
+    members = sorted({names[t] for t in labels[(group == g) & (labels >= 0)]})
+    assert entry["label"].startswith(f"set {g}: ") and members[0] in entry["label"]
+    picked = {**values, "compare-color.value": "group", "compare-focus.value": g}
+    fig = _post(app, "compare-left-graph.figure", picked,
+                ["compare-focus.value"])["compare-left-graph"]["figure"]
+    by_name = {t["name"]: t for t in fig["data"]}
+    focus = by_name[f"set {g}"]
+    assert focus["showlegend"] is True
+    chosen = [row[0] for row in focus["customdata"]]
+    assert sorted(chosen) == np.flatnonzero((group == g) & (labels >= 0)).tolist()
+    rest = by_name[V.COLORINGS["group"][0]]
+    assert "rgba(160,160,160" in rest["marker"]["color"] and len(_arr(rest["x"])) == \
+        int(((group != g) & (labels >= 0)).sum())
+    cv = _post(app, "compare-left-classes.figure", picked,
+               ["compare-focus.value"])["compare-left-classes"]["figure"]
+    assert f"set {g}" in [t["name"] for t in cv["data"]]
+    moved = _post(app, "compare-left-graph.figure",
+                  {**picked, "compare-shown.data": values["compare-steps.data"][0]},
+                  ["compare-shown.data"])["compare-left-graph"]["figure"]
+    ops = {tuple(op["location"]): op["params"]["value"] for op in moved["operations"]}
+    assert len(ops[("data", 2, "x")]) == len(chosen)  # OOD, the rest, the set, the ring
+    # tokens when coloured by class (256 of them); nothing to pick for MNIST-like colourings
+    out = _post(app, "compare-focus.options", {**values, "compare-color.value": "class"},
+                ["compare-color.value"])["compare-focus"]
+    assert out["options"][0]["label"].startswith("token ")
+    out = _post(app, "compare-focus.options", {**values, "compare-color.value": "norm"},
+                ["compare-color.value"])["compare-focus"]
+    assert out["options"] == [] and out["style"]["display"] == "none"
 
 
 def test_class_vector_manifold_follows_the_slider(app_root):

@@ -42,7 +42,8 @@ def test_entropy_colour_starts_at_zero_even_when_constant():
     assert V.color_range([a], "entropy_target")[0] == 0.0
     assert V.color_range([a], "entropy_target")[1] > 0.0
     fig, _ = V.manifold_figure(a, 1, "entropy_target", 10, None, (0.0, 2.0), "pca")
-    assert fig.data[0].marker.cmin == 0.0 and fig.data[0].marker.cmax == 2.0
+    assert fig.data[0].name == "OOD"  # drawn first, under the rest
+    assert fig.data[1].marker.cmin == 0.0 and fig.data[1].marker.cmax == 2.0
 
 
 def test_anchor_gap_and_true_logit_are_refused_with_the_reason():
@@ -57,14 +58,14 @@ def test_anchor_gap_and_true_logit_are_refused_with_the_reason():
 def test_hover_names_class_step_and_rounded_values():
     a = _run("ce", "dot", 1.0)
     fig, _ = V.manifold_figure(a, 2, "class", 700, None, None, "polar")
-    tmpl = fig.data[0].hovertemplate
+    tmpl = fig.data[1].hovertemplate  # data[0]: the OOD points, drawn first
     assert "step 700" in tmpl and "‖x‖" in tmpl and "H(p) nats" in tmpl and "cos θ_y" in tmpl
-    row = fig.data[0].customdata[0]
+    row = fig.data[1].customdata[0]
     assert row[1] == "zero" and row[2] == round(float(a["extra"]["norm"][2, row[0]]), 4)
     assert fig.layout.xaxis.title.text.startswith("radius ‖x‖")
     a["extra"]["entropy_target"][:] = -0.0  # a one-hot target: H(p) is 0, never "-0"
     fig0, _ = V.manifold_figure(a, 2, "class", 700, None, None, "polar")
-    assert all(str(row[4]) == "0.0" for row in fig0.data[0].customdata)
+    assert all(str(row[4]) == "0.0" for row in fig0.data[1].customdata)
     ood = [t for t in fig.data if t.name == "OOD"][0]
     assert ood.customdata[0][1] == "OOD"
 
@@ -73,9 +74,10 @@ def test_slider_patch_moves_points_and_hover():
     a = _run("ce", "dot", 1.0)
     p = V.manifold_patch(a, 1, "norm", 40, ranges=((0, 1), (0, 2))).to_plotly_json()
     ops = {tuple(o["location"]): o["params"]["value"] for o in p["operations"]}
-    assert ("data", 0, "marker", "color") in ops and ops[("layout", "xaxis", "range")] == [0, 1]
+    assert ("data", 1, "marker", "color") in ops and ops[("layout", "xaxis", "range")] == [0, 1]
+    assert ("data", 0, "marker", "color") not in ops  # the OOD crosses keep their colour
     assert ops[("layout", "title", "text")].endswith("step 40")
-    assert "step 40" in ops[("data", 0, "hovertemplate")]
+    assert "step 40" in ops[("data", 1, "hovertemplate")]
 
 
 def _ts(metric, scale):

@@ -18,14 +18,14 @@ from flask import current_app
 from ...figures.labels import run_labels
 from ...figures.theme import objective_colors
 from ...study.figureset import FIGURES
-from ..data import PathError, resolve_run, run_table, seed_groups, time_series
+from ..data import PathError, resolve_run, run_table, seed_groups
 from ..guard import BadInput, choice, count, number, options, run_ids, side_list, step_list
-from ..jobs import start_job
 from ..views import (
     AXES,
     color_range,
     coloring_options,
     equal_plot_areas,
+    focus_value,
     manifold_figure,
     manifold_patch,
     manifold_ranges,
@@ -36,14 +36,19 @@ from .compare_data import (
     cached,
     load_manifold,
     run_brief,
-    run_status,
     safe_error,
+    series,
     snapshot_index,
     status_notes,
+    store_state,
 )
-from .compare_tokens import section  # the class-vector view of token runs, and its callback
+from .compare_tokens import (  # the class-vector view of token runs, and its callbacks
+    focus_picker,
+    section,
+)
 
 SIDES = ("left", "right")
+PREFETCH_MS = 4000  # after the page's first draw: start the fast aligned view then
 PROJECTIONS = [{"label": " PCA (joint)", "value": "pca"},
                {"label": " aligned UMAP (fast)", "value": "fast_umap"},
                {"label": " AlignedUMAP", "value": "aligned_umap"},
@@ -88,7 +93,7 @@ def _sides(root, a, b, ga, gb) -> list[dict]:
         sides, briefs = [], []
         for side, run in zip(SIDES, (a, b), strict=True):
             folder = resolve_run(root, run)
-            time_series(folder)  # reads the store: a bad one fails here, with a message
+            series(folder)  # reads the store: a bad one fails here, with a message
             brief = run_brief(folder)
             briefs.append({**brief, "name": run})
             sides.append({"id": side, "title": run, "runs": [run],
@@ -125,10 +130,10 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
     except Exception as e:  # noqa: BLE001 - any bad store or id is a message, never a 500
         return html.Div([html.H2("Cannot compare"), html.P(safe_error(e), id="compare-error"),
                          dcc.Link("back to the runs", href="/")])
-    if not live and importlib.util.find_spec("umap") is not None:  # finished runs: start the
-        # fast aligned view now, in the background, so it is ready when asked for
-        start_job(current_app._get_current_object(), root,
-                  [resolve_run(root, r) for r in shown], "fast_umap")
+    # finished runs: the fast aligned view is started in the background once the page has
+    # drawn (its worker's start and compile took a core from the first draw), so it is
+    # ready when asked for
+    prefetch = not live and importlib.util.find_spec("umap") is not None
     steps = data["steps"]
     pickers = []
     if ga or gb:
@@ -146,10 +151,13 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         dcc.Interval(id="compare-live", interval=5000, disabled=not live),
         dcc.Interval(id="compare-jobs", interval=2000, disabled=True),
         dcc.Store(id="compare-umap-ready", data=0),
+        dcc.Interval(id="compare-prefetch", interval=PREFETCH_MS, max_intervals=1,
+                     disabled=not prefetch),
         html.Div([
             dcc.RadioItems(PROJECTIONS, "pca", id="compare-projection", inline=True),
             dcc.Dropdown(coloring_options(data["runs"]), "class", id="compare-color",
                          clearable=False, style={"width": "300px"}),
+            focus_picker(data["runs"], "class"),
             html.Button("play", id="compare-play", n_clicks=0),
             dcc.Interval(id="compare-ticker", interval=700, disabled=True),
         ], className="controls"),
@@ -166,6 +174,8 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
                            className="column") for s in sides], className="columns"),
         section(root, shown, sides),
+        # below the fold: drawn once the manifolds are (compare-below), not with them
+        dcc.Store(id="compare-below", data=None),
         html.Div(id="compare-panels"),
         html.H3("OOD detection (last evaluation)"),
         dcc.RadioItems(["msp", "max_logit", "energy", "min_distance"], "msp",
@@ -191,10 +201,15 @@ dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
 def _panel_graphs(sides, options, step):
     """The time panels: one overlaid figure per row, or a pair with shared ranges."""
     root = current_app.config["GEOMVIZ_RUNS"]
+    folders = [resolve_run(root, r) for s in sides for r in s["runs"]]
+    key = ("panels", repr(sides), tuple(options or []), step,
+           tuple(store_state(f) for f in folders))
+    return cached(key, lambda: _build_panels(root, sides, options, step))
+
+
+def _build_panels(root, sides, options, step):
     for s in sides:
-        s["ts"] = [cached(("ts", r, run_status(resolve_run(root, r)) == "running",
-                           tuple(snapshot_index(resolve_run(root, r)))),
-                          lambda r=r: time_series(resolve_run(root, r))) for r in s["runs"]]
+        s["ts"] = [series(resolve_run(root, r)) for r in s["runs"]]
     mode = "overlay" if "overlay" in (options or []) else "side"
     rows: dict[str, list] = {}
     for key, side, fig in time_panels(sides, mode, "shared" in (options or []), step):
@@ -221,9 +236,12 @@ def _snap(value, shown, steps):
 
 
 @callback(Output("compare-panels", "children"), Input("compare-options", "value"),
-          Input("compare-steps", "data"), State("compare-sides", "data"),
-          State("compare-shown", "data"))
-def _panels(ticked, steps, sides, step):
+          Input("compare-steps", "data"), Input("compare-below", "data"),
+          State("compare-sides", "data"), State("compare-shown", "data"),
+          prevent_initial_call=True)
+def _panels(ticked, steps, _below, sides, step):
+    """The time panels, below the fold: the page asks for them once the manifolds are drawn
+    (``compare-below``), so their figures do not hold up the first draw."""
     steps = step_list(steps)
     return _panel_graphs(side_list(sides), options(ticked), step if step in steps else steps[-1])
 
@@ -255,21 +273,23 @@ def _seeds(left, right, runs):
 
 @callback(Output("compare-left-graph", "figure"), Output("compare-right-graph", "figure"),
           Output("compare-message", "children"), Output("compare-jobs", "disabled"),
+          Output("compare-below", "data"),
           Input("compare-projection", "value"), Input("compare-color", "value"),
           Input("compare-shown", "data"), Input("compare-left-graph", "hoverData"),
           Input("compare-right-graph", "hoverData"), Input("compare-left-graph", "selectedData"),
           Input("compare-right-graph", "selectedData"), Input("compare-runs", "data"),
           Input("compare-steps", "data"), Input("compare-umap-ready", "data"),
-          Input("compare-options", "value"))
+          Input("compare-options", "value"), Input("compare-focus", "value"),
+          State("compare-below", "data"))
 def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right, runs, steps,
-               _ready, ticked):
+               _ready, ticked, focus, below):
     from .compare_jobs import aligned_or_pca
 
     root = current_app.config["GEOMVIZ_RUNS"]
     method = choice(method, AXES, "projection")
     if not isinstance(color, str) or len(color) > 100:
         raise BadInput(f"colouring {str(color)[:60]!r} is not a colouring's name")
-    runs, options_ = run_ids(runs), options(ticked)
+    runs, options_, focus = run_ids(runs), options(ticked), focus_value(focus)
     step_list(steps)
     step = number(step, "the step shown", default=-1)
     data, method, message, polling = aligned_or_pca(root, runs, method)
@@ -279,9 +299,9 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
     trig = ctx.triggered_id
     if trig == "compare-shown":  # x/y, hover rows and colours only
         ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
-        p = [manifold_patch(r, idx, color, step, rg)
+        p = [manifold_patch(r, idx, color, step, rg, focus)
              for r, rg in zip(data["runs"], ranges, strict=True)]
-        return p[0], p[1], no_update, polling
+        return p[0], p[1], no_update, polling, no_update
     if trig in ("compare-left-graph", "compare-right-graph"):  # ring the same examples
         left = trig == "compare-left-graph"
         prop = ctx.triggered[0]["prop_id"].rsplit(".", 1)[-1]
@@ -304,7 +324,21 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
             p["data"][-1]["y"] = xy[ids_ok, 1].tolist()
             p["data"][-1]["customdata"] = ids_ok
             patches.append(p)
-        return patches[0], patches[1], no_update, polling
+        return patches[0], patches[1], no_update, polling, no_update
+    # the same view of the same data (keyed like the data: by the runs' snapshot steps) is
+    # drawn once per app: a page opened again costs no figure building
+    stamp = tuple(tuple(snapshot_index(resolve_run(root, r))) for r in runs)
+    figs, reasons = cached(("manifold figures", tuple(runs), method, stamp, color, shared, fit,
+                            idx, focus), lambda: _manifold_figures(data, method, color, idx,
+                                                                   step, shared, fit, focus))
+    message = " · ".join([m for m in (message, *reasons) if m])
+    # the first full draw lets the panels below the fold load (once)
+    return figs[0], figs[1], message, polling, no_update if below else 1
+
+
+def _manifold_figures(data: dict, method: str, color: str, idx: int, step: int, shared: bool,
+                      fit: bool, focus: int | None) -> tuple[list, list[str]]:
+    """Both sides' manifold figures and the reasons a side lacks the colouring."""
     ranges = manifold_ranges(data["runs"], shared, idx if fit else None)
     crange = color_range(data["runs"], color) if shared else None
     figs, reasons = [], []
@@ -313,13 +347,13 @@ def _manifolds(method, color, step, hover_left, hover_right, sel_left, sel_right
         own = (("PC1 (this run's own basis, feature units)",
                 "PC2 (this run's own basis, feature units)")
                if method == "pca" and data.get("joint") is False else None)
-        fig, reason = manifold_figure(run, idx, color, step, rg, cr, method, axis_titles=own)
+        fig, reason = manifold_figure(run, idx, color, step, rg, cr, method, axis_titles=own,
+                                      focus=focus)
         figs.append(fig)
         if reason:
             reasons.append(reason)
     equal_plot_areas(figs)  # a colour bar on one side only must not shrink that plot
-    message = " · ".join([m for m in (message, *reasons) if m])
-    return figs[0], figs[1], message, polling
+    return figs, reasons
 
 
 @callback(Output("compare-steps", "data"), Output("compare-step", "max"),

@@ -1,15 +1,23 @@
-"""The compare page's reads: a per-app LRU whose concurrent misses are computed once, the
-manifold data of two runs, a run's status and snapshot steps, and one-line error messages."""
+"""The compare page's reads: a per-app LRU whose concurrent misses are computed once, one
+summary per run store (read in one open, kept while the store's file is unchanged), the
+manifold data of two runs, and one-line error messages."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import OrderedDict
+from pathlib import Path
 
 from flask import current_app
 
-from ...store import StoreError, open_run
-from ..data import PathError, manifold_data, resolve_run
+from ...store import STORE_FILE, StoreError, open_run
+from ..data import PathError, _feature_size, manifold_data, read_series, resolve_run
+
+CACHE_SIZE = 64  # entries per app: figures of a few pages, their data and store summaries
+LIVE_TTL = 2.0  # s a running run's summary is kept: its status turns "crashed" when its
+# heartbeat goes stale, while its file stays unchanged
 
 _LOCK = threading.Lock()  # guards the per-app cache dict and its per-key locks
 
@@ -32,20 +40,65 @@ def cached(key, build):
         value = build()
         with _LOCK:
             store[key] = value
-            while len(store) > 16:
+            while len(store) > CACHE_SIZE:
                 store.popitem(last=False)
             locks.pop(key, None)
     return value
 
 
-def snapshot_index(folder) -> list[int]:
+def forget(key) -> None:
+    """Drop ``key`` from the per-app cache (a stale entry)."""
+    with _LOCK:
+        current_app.extensions.get("geomviz_cache", {}).pop(key, None)
+
+
+def store_state(folder) -> tuple:
+    """Size and modification time of a run's store and its write-ahead log: what every
+    write changes, read without opening the store."""
+    out = []
+    for name in (STORE_FILE, STORE_FILE + "-wal"):
+        try:
+            st = os.stat(Path(folder) / name)
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _read_summary(folder) -> dict:
     with open_run(folder) as run:
-        return run.array_steps("snapshot.features")
+        meta, steps = run.meta, run.steps()
+        return {"meta": meta, "series": read_series(run), "status": meta.get("status", "unknown"),
+                "last_step": int(steps[-1]) if len(steps) else None,
+                "snap_steps": run.array_steps("snapshot.features"),
+                "cv_steps": run.array_steps("snapshot.class_vectors"),
+                "feature_size": _feature_size(run), "read_at": time.monotonic()}
+
+
+def summary(folder) -> dict:
+    """What the page needs of a run besides its arrays (metadata, status, last step, time
+    series, snapshot and class-vector steps, feature size), read in one store open and kept, per
+    app, while the store's file is unchanged; a running run's is re-read after LIVE_TTL."""
+    key = ("summary", str(folder), store_state(folder))
+    out = cached(key, lambda: _read_summary(folder))
+    if out["status"] == "running" and time.monotonic() - out["read_at"] > LIVE_TTL:
+        forget(key)
+        out = cached(key, lambda: _read_summary(folder))
+    return out
+
+
+def snapshot_index(folder) -> list[int]:
+    return summary(folder)["snap_steps"]
 
 
 def run_status(folder) -> str:
-    with open_run(folder) as run:
-        return run.meta.get("status", "unknown")
+    return summary(folder)["status"]
+
+
+def series(folder) -> dict:
+    """The run's time series (:func:`geomviz.dashboard.data.time_series`), read with its
+    summary."""
+    return summary(folder)["series"]
 
 
 STATE = {"running": ("is still training", "the page polls every 5 s"),
@@ -57,13 +110,13 @@ STATE = {"running": ("is still training", "the page polls every 5 s"),
 def status_note(run_id: str, folder) -> tuple[str, str]:
     """A run's status and one line on it when it is not ``finished`` (its status, last step
     and why), else ""."""
-    with open_run(folder) as run:
-        meta, steps = run.meta, run.steps()
-    status = meta.get("status", "unknown")
+    info = summary(folder)
+    meta, status = info["meta"], info["status"]
     if status == "finished":
         return status, ""
     head, why = STATE.get(status, (f"has status {status!r}", "not a finished run"))
-    last = f" at step {int(steps[-1])}" if len(steps) else " before its first step"
+    last = f" at step {info['last_step']}" if info["last_step"] is not None else \
+        " before its first step"
     detail = f" ({meta['message']})" if meta.get("message") else ""
     return status, f"{run_id} {head}{last}: {why}{detail}"
 
@@ -77,16 +130,10 @@ def status_notes(root, sides: list[dict]) -> tuple[bool, list[str]]:
 
 def run_brief(folder) -> dict:
     """What a legend label is made of: objective, seed, learning rate (None if unknown)."""
-    with open_run(folder) as run:
-        meta = run.meta
+    meta = summary(folder)["meta"]
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     return {"objective": meta.get("objective", "?"), "seed": meta.get("seed"),
             "lr": config.get("lr") if isinstance(config.get("lr"), int | float) else None}
-
-
-def run_objective(folder) -> str:
-    with open_run(folder) as run:
-        return run.meta.get("objective", "?")
 
 
 def load_manifold(root, runs: list[str], method: str) -> dict:

@@ -11,8 +11,8 @@ from ... import figures as F
 from ...figures.theme import template
 from ..data import ood_data, resolve_run
 from ..guard import BadInput, choice, count, run_ids
-from ..jobs import SLOW, job_status
-from .compare_data import safe_error
+from ..jobs import SLOW, job_status, start_job
+from .compare_data import cached, safe_error, store_state
 from .compare_jobs import job_message
 
 SCORES = ("msp", "max_logit", "energy", "min_distance")
@@ -30,6 +30,13 @@ def _ood_side(root, run, score):
         why = NO_SCORE.get(score, "the run has no OOD split or did not log this score")
         return None, html.P(f"{run}: no {score} score — {why}", className="note")
     return data, None
+
+
+def _state(root, run: str):
+    try:
+        return store_state(resolve_run(root, run))
+    except Exception:  # noqa: BLE001 - _ood_side says what is wrong with it
+        return None
 
 
 def share_ood_scales(figs: list, bins: int = 40) -> None:
@@ -53,10 +60,18 @@ def share_ood_scales(figs: list, bins: int = 40) -> None:
 
 
 @callback(Output("compare-left-ood", "children"), Output("compare-right-ood", "children"),
-          Input("compare-ood-score", "value"), Input("compare-runs", "data"))
-def _ood(score, runs):
+          Input("compare-ood-score", "value"), Input("compare-runs", "data"),
+          Input("compare-below", "data"), prevent_initial_call=True)
+def _ood(score, runs, _below):
+    """ID vs OOD histograms of both runs on one scale; below the fold, asked for once the
+    manifolds are drawn (``compare-below``)."""
     root = current_app.config["GEOMVIZ_RUNS"]
     score, runs = choice(score, SCORES, "OOD score"), run_ids(runs)
+    state = tuple(_state(root, r) for r in runs)
+    return cached(("ood", tuple(runs), score, state), lambda: _ood_children(root, runs, score))
+
+
+def _ood_children(root, runs: list[str], score: str):
     sides = [_ood_side(root, r, score) for r in runs]
     figs = [F.ood_scores(d["id"], d["ood"], score) if d else None for d, _ in sides]
     drawn = [f for f in figs if f is not None]
@@ -121,3 +136,15 @@ def _jobs(_n, runs, method, ready):
         return job_message(status), no_update, False
     # done (the manifolds re-render from the cache) or failed (say so and stop polling)
     return job_message(status), (ready or 0) + 1, True
+
+
+@callback(Output("compare-prefetch", "disabled"), Input("compare-prefetch", "n_intervals"),
+          State("compare-runs", "data"), prevent_initial_call=True)
+def _prefetch(_n, runs):
+    """The fast aligned view of finished runs, started in the background after the page's
+    first draw (not during it: its worker's start and numba's compile take a core)."""
+    count(_n, "the prefetch timer's ticks")
+    root = current_app.config["GEOMVIZ_RUNS"]
+    start_job(current_app._get_current_object(), root,
+              [resolve_run(root, r) for r in run_ids(runs)], "fast_umap")
+    return True

@@ -8,14 +8,14 @@ move sends x/y patches only.
 
 from __future__ import annotations
 
-from dash import Input, Output, callback, ctx, dcc, html, no_update
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from flask import current_app
 
 from ..data import class_vector_data, resolve_run
-from ..guard import number
+from ..guard import BadInput, number, run_ids
 from ..guard import options as opts
-from ..views import manifold_figure, manifold_patch, manifold_ranges
-from .compare_data import cached, safe_error
+from ..views import focus_options, focus_value, manifold_figure, manifold_patch, manifold_ranges
+from .compare_data import cached, load_manifold, safe_error, summary
 
 SIDES = ("left", "right")
 AXES = ("PC1 of the class vectors (joint basis, vector units)",
@@ -23,10 +23,7 @@ AXES = ("PC1 of the class vectors (joint basis, vector units)",
 
 
 def _stamp(folder) -> tuple[int, ...]:
-    from ...store import open_run
-
-    with open_run(folder) as run:
-        return tuple(run.array_steps("snapshot.class_vectors"))
+    return tuple(summary(folder)["cv_steps"])
 
 
 def load_class_vectors(root, runs: list[str]) -> dict | None:
@@ -60,6 +57,28 @@ def section(root, runs: list[str], sides: list[dict]) -> html.Div:
     ], id="compare-classes")
 
 
+def focus_picker(runs: list[dict], color: str) -> dcc.Dropdown:
+    """Pick one token or synonym set to draw on top (the others grey): with 256 tokens or
+    96 sets, colours alone cannot tell one apart. Hidden where the colouring has a legend."""
+    choices = focus_options(runs, color)
+    return dcc.Dropdown(choices, None, id="compare-focus", clearable=True,
+                        placeholder="highlight one token or synonym set",
+                        style={"width": "340px", "display": "block" if choices else "none"})
+
+
+@callback(Output("compare-focus", "options"), Output("compare-focus", "value"),
+          Output("compare-focus", "style"), Input("compare-color", "value"),
+          State("compare-runs", "data"), prevent_initial_call=True)
+def _focus_choices(color, runs):
+    """The picker follows the colouring: sets for the synonym-set colouring, tokens for the
+    class colouring of a token run, hidden otherwise."""
+    if not isinstance(color, str) or len(color) > 100:
+        raise BadInput(f"colouring {str(color)[:60]!r} is not a colouring's name")
+    data = load_manifold(current_app.config["GEOMVIZ_RUNS"], run_ids(runs), "pca")
+    choices = focus_options(data["runs"], color)
+    return choices, None, {"width": "340px", "display": "block" if choices else "none"}
+
+
 def _index(steps: list[int], step) -> int:
     """The class-vector snapshot at ``step``, or the last one before it."""
     if step in steps:
@@ -70,8 +89,9 @@ def _index(steps: list[int], step) -> int:
 
 @callback(Output("compare-left-classes", "figure"), Output("compare-right-classes", "figure"),
           Input("compare-shown", "data"), Input("compare-runs", "data"),
-          Input("compare-options", "value"))
-def _classes(step, runs, options):
+          Input("compare-options", "value"), Input("compare-focus", "value"),
+          State("compare-color", "value"))
+def _classes(step, runs, options, focus, color):
     root = current_app.config["GEOMVIZ_RUNS"]
     try:
         data = load_class_vectors(root, runs)
@@ -81,16 +101,24 @@ def _classes(step, runs, options):
         return no_update, no_update
     step = number(step, "the step shown", default=data["steps"][-1])
     key = "group" if "group" in data["runs"][0]["static"] else "freq_bucket"
+    # a picked synonym set is drawn on top here too (the points are tokens, by set)
+    focus = focus_value(focus) if color == key == "group" else None
     idx = _index(data["steps"], step)
     shown = data["steps"][idx]
     ticked = opts(options)
     shared, fit = "shared" in ticked, "fit" in ticked
     if ctx.triggered_id == "compare-shown":  # a slider move: x/y and hover rows only
         ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
-        p = [manifold_patch(r, idx, key, shown, rg)
+        p = [manifold_patch(r, idx, key, shown, rg, focus)
              for r, rg in zip(data["runs"], ranges, strict=True)]
         return p[0], p[1]
-    ranges = manifold_ranges(data["runs"], shared, idx if fit else None)
-    figs = [manifold_figure(r, idx, key, shown, rg, None, "pca", axis_titles=AXES)[0]
-            for r, rg in zip(data["runs"], ranges, strict=True)]
+    stamp = tuple(_stamp(resolve_run(root, r)) for r in runs)
+
+    def build() -> list:
+        ranges = manifold_ranges(data["runs"], shared, idx if fit else None)
+        return [manifold_figure(r, idx, key, shown, rg, None, "pca", axis_titles=AXES,
+                                focus=focus)[0]
+                for r, rg in zip(data["runs"], ranges, strict=True)]
+
+    figs = cached(("class figures", tuple(runs), stamp, idx, shared, fit, focus), build)
     return figs[0], figs[1]
