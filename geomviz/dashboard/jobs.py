@@ -63,8 +63,9 @@ def start_job(app, root: str | Path, folders: list[Path], method: str, *,
     jobs = _jobs(app)
     lock = app.extensions.setdefault("geomviz_jobs_lock", threading.Lock())
     with lock:
-        if key in jobs and jobs[key]["state"] in ("running", "done"):
-            return jobs[key]
+        state = jobs[key]["state"] if key in jobs else None
+        if state == "running" or (state == "done" and not confirmed):
+            return jobs[key]  # a confirmed start recomputes: the cache may have been removed
         groups = [folders] if method == "fast_umap" else [[f] for f in folders]
         now = time.time()
         status = {"state": "running", "done": 0, "total": len(groups), "error": None,

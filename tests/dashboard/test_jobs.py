@@ -40,8 +40,7 @@ def _half_write(root, group, method) -> None:
     projection is computed instantly, and the file write hangs after a few bytes."""
     import geomviz.projection as P
 
-    P._compute = lambda m, snaps, params: [np.zeros((len(s.steps), 2, 2), np.float32)
-                                           for s in snaps]
+    P._compute = _zeros
 
     def stuck(f, **arrays) -> None:
         f.write(b"PK\x03\x04 half a file")
@@ -49,6 +48,19 @@ def _half_write(root, group, method) -> None:
         time.sleep(120)
 
     P.np.savez = stuck
+    J._confined_project(root, group, method)
+
+
+def _zeros(method, snaps, params) -> list[np.ndarray]:
+    """An instant stand-in for the projection's computation."""
+    return [np.zeros((len(s.steps), len(s.labels), 2), np.float32) for s in snaps]
+
+
+def _instant(root, group, method) -> None:
+    """The real job with an instant computation (runs in the worker)."""
+    import geomviz.projection as P
+
+    P._compute = _zeros
     J._confined_project(root, group, method)
 
 
@@ -214,6 +226,28 @@ def test_switching_view_cancels_the_job_unless_kept(app_runs, keep):
     else:
         assert status["state"] == "cancelled" and "switched to pca" in status["reason"]
     assert not _alive(status["pid"])
+
+
+def test_a_finished_job_is_drawn_and_a_cached_run_is_not_estimated(app_runs):
+    from geomviz.projection import CACHE_DIR
+
+    app, root = app_runs
+    status = J.start_job(app.server, root, _folders(root), "aligned_umap", confirmed=True,
+                         lease=60, work=_instant)
+    assert _wait(lambda: status["state"] != "running", 60) and status["state"] == "done", status
+    values = {**_values(app), "compare-umap-ready.data": 3}
+    line = _post(app, "compare-job-text.children", values, "compare-jobs.n_intervals")
+    assert line["compare-umap-ready"]["data"] == 4  # the manifolds redraw from the cache
+    shown = _post(app, "compare-left-graph.figure", values, "compare-umap-ready.data")
+    assert shown["compare-message"]["children"] == ""
+    assert shown["compare-left-graph"]["figure"]["layout"]["xaxis"]["title"]["text"] \
+        .startswith("UMAP")
+    for f in (Path(root) / CACHE_DIR).glob("aligned_umap-*.npz"):
+        f.unlink()  # one run's cache goes: only that run is left to compute
+        break
+    app.server.extensions.pop("geomviz_cache", None)  # the page's memory of the data too
+    line = _post(app, "compare-job-text.children", values, "compare-projection.value")
+    assert f"(1 run × {T} steps × {P} points" in line["compare-job-text"]["children"]
 
 
 PARENT = """

@@ -133,6 +133,14 @@ def _job_line(method, runs, confirms, cancels, _n, keep, ready):
     return _render(root, app, runs, folders, method, ready)
 
 
+def _cached(root, runs: list[str], method: str) -> bool:
+    try:
+        load_manifold(root, runs, method)
+        return True
+    except LookupError:
+        return False
+
+
 def _render(root, app, runs, folders, method, ready):
     """(text, line style, start label, start style, keep style, cancel style, ready, poll
     disabled) for the view chosen and the jobs of these runs."""
@@ -140,26 +148,23 @@ def _render(root, app, runs, folders, method, ready):
     if status is not None and status["state"] == "running":
         return (job_message(status), SHOWN, no_update, HIDDEN,
                 SHOWN if method in CONFIRM else HIDDEN, SHOWN, no_update, False)
-    if status is not None and status["state"] == "done":  # the manifolds read the cache now
-        return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, ready + 1, True
+    if method in SLOW and _cached(root, runs, method):  # a job just done: redraw from it
+        done = status is not None and status["state"] == "done"
+        return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, ready + 1 if done else no_update, \
+            True
     kept = job_status(app, folders, "aligned_umap")
     if method not in CONFIRM and kept is not None and kept["state"] == "running":
         return (job_message(kept).replace("showing PCA meanwhile", "kept while you look at "
                                           "another view"), SHOWN, no_update, HIDDEN, HIDDEN,
                 SHOWN, no_update, False)
     if method in CONFIRM:
-        try:
-            load_manifold(root, runs, method)
-            return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, no_update, True
-        except LookupError:
-            pass
         text, _ = _estimate_line(root, folders)
-        before = f"{job_message(status)}. " if status is not None else ""
-        return (f"{before}{NAMES[method]} is not computed for these runs: {text}. It runs in "
-                "the background; switching view cancels it unless kept.", SHOWN,
-                f"start {NAMES[method]} ({text.split(' on ')[0]})", SHOWN, SHOWN, HIDDEN,
-                no_update, True)
-    if kept is not None and kept["state"] == "done":
+        before = job_message(status) if status is not None else ""
+        return (f"{before + '. ' if before else ''}{NAMES[method]} is not computed for these "
+                f"runs: {text}. It runs in the background; switching view cancels it unless "
+                "kept.", SHOWN, f"start {NAMES[method]} ({text.split(' on ')[0]})", SHOWN,
+                SHOWN, HIDDEN, no_update, True)
+    if kept is not None and kept["state"] == "done" and _cached(root, runs, "aligned_umap"):
         return ("AlignedUMAP is ready: choose it above", SHOWN, no_update, HIDDEN, HIDDEN,
                 HIDDEN, no_update, True)
     return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, no_update, no_update
