@@ -122,12 +122,14 @@ def _job_line(method, runs, confirms, cancels, _n, keep, ready):
         if method != "aligned_umap" and not aligned["keep"]:
             cancel_job(app, folders, "aligned_umap", f"you switched to {method}")
     if trig == "compare-job-confirm" and method in CONFIRM and count(confirms, "") > 0:
-        text, secs = _estimate_line(root, folders)
+        _, secs = _estimate_line(root, folders)
         start_job(app, root, folders, method, confirmed=True, lease=LEASE_S, keep=keep,
                   estimate=secs)
-    if trig == "compare-job-cancel" and count(cancels, "") > 0:
-        for m in SLOW:
-            cancel_job(app, folders, m, "you cancelled it")
+    if trig == "compare-job-cancel" and count(cancels, "") > 0:  # the job the line shows:
+        shown = job_status(app, folders, method) if method in SLOW else None  # this view's,
+        target = method if shown is not None and shown["state"] == "running" else \
+            "aligned_umap"  # else the AlignedUMAP kept while another view is shown
+        cancel_job(app, folders, target, "you cancelled it")
     for m in SLOW:  # the poll: whatever still runs for these runs is still wanted
         renew(app, folders, m)
     return _render(root, app, runs, folders, method, ready)
