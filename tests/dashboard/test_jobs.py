@@ -222,6 +222,8 @@ def test_switching_view_cancels_the_job_unless_kept(app_runs, keep):
         assert status["state"] == "running" and _alive(status["pid"])
         assert "kept" in line["compare-job-text"]["children"]
         assert line["compare-jobs"]["disabled"] is False  # still polled: its lease renewed
+        shown = _post(app, "compare-left-graph.figure", values, "compare-projection.value")
+        assert "compare-jobs" not in shown  # the PCA redraw leaves the poll alone (it raced)
         J.cancel_job(app.server, _folders(root), "aligned_umap")
     else:
         assert status["state"] == "cancelled" and "switched to pca" in status["reason"]

@@ -59,28 +59,27 @@ def job_message(status: dict) -> str:
 
 def aligned_or_pca(root, runs: list[str], method: str):
     """``(data, method drawn, message, polling)``: a slow method not cached yet is drawn as
-    PCA meanwhile; the fast view's job starts here, AlignedUMAP's only on a confirm
-    (``polling`` False turns the progress poll on)."""
+    PCA meanwhile; the fast view's job starts here, AlignedUMAP's only on a confirm.
+    ``polling`` is always ``no_update``: the job line (``_job_line``) alone turns the poll on
+    and off, as two writers raced (a kept job's poll was turned off by a redraw)."""
     try:
-        return load_manifold(root, runs, method), method, "", True
+        return load_manifold(root, runs, method), method, "", no_update
     except LookupError:
         if method not in SLOW:
             raise
         folders = [resolve_run(root, r) for r in runs]
         app = current_app._get_current_object()
-        if method in CONFIRM:
-            status = job_status(app, folders, method)
-            if status is None or status["state"] != "running":
-                return (load_manifold(root, runs, "pca"), "pca",
-                        f"showing PCA: {NAMES[method]} is not computed for these runs yet "
-                        "(start it below)", True)
-        else:
-            status = start_job(app, root, folders, method)
-        if status["state"] != "running":
-            return load_manifold(root, runs, "pca"), "pca", job_message(status), True
-        return (load_manifold(root, runs, "pca"), "pca",
-                f"{NAMES[method]} is being computed in the background; showing PCA until it "
-                "is ready", False)
+        status = job_status(app, folders, method) if method in CONFIRM else \
+            start_job(app, root, folders, method)
+        pca = load_manifold(root, runs, "pca")
+        if status is None or status["state"] != "running":
+            why = job_message(status) + ". " if status is not None and status["state"] in (
+                "failed", "cancelled") else ""
+            return pca, "pca", (f"{why}showing PCA: {NAMES[method]} is not computed for these "
+                                "runs yet" + (" (start it below)" if method in CONFIRM else "")),\
+                no_update
+        return (pca, "pca", f"{NAMES[method]} is being computed in the background; showing "
+                "PCA until it is ready", no_update)
 
 
 def _estimate_line(root, folders) -> tuple[str, float]:
@@ -159,6 +158,10 @@ def _render(root, app, runs, folders, method, ready):
         return (job_message(kept).replace("showing PCA meanwhile", "kept while you look at "
                                           "another view"), SHOWN, no_update, HIDDEN, HIDDEN,
                 SHOWN, no_update, False)
+    if method in SLOW and method not in CONFIRM:  # the fast view: the redraw starts it
+        if status is None:
+            return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, no_update, False
+        return job_message(status), SHOWN, no_update, HIDDEN, HIDDEN, HIDDEN, no_update, True
     if method in CONFIRM:
         text, _ = _estimate_line(root, folders)
         before = job_message(status) if status is not None else ""
@@ -169,4 +172,4 @@ def _render(root, app, runs, folders, method, ready):
     if kept is not None and kept["state"] == "done" and _cached(root, runs, "aligned_umap"):
         return ("AlignedUMAP is ready: choose it above", SHOWN, no_update, HIDDEN, HIDDEN,
                 HIDDEN, no_update, True)
-    return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, no_update, no_update
+    return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, no_update, True
