@@ -9,8 +9,18 @@ for a run of ``T`` snapshot steps of ``P`` points and ``E`` = n_epochs. AlignedU
 single-threaded (umap forces ``n_jobs=1`` when a seed is set), so on a machine busier than
 its cores the figure is scaled by the share of a core the job can get (``load_factor``).
 
-Calibrated by ``flock /work/measure.lock python benchmarks/umap_cost.py`` (commit 8f0d866,
-2 cores, load 1.9-2.6 from other jobs during the run): CALIBRATION below.
+Calibrated by ``flock /work/measure.lock python benchmarks/umap_cost.py --run
+RUNS/demo-.../ce-s0 --repeat 2`` (commit 016a9b1, the script as in 656cf12; a fresh
+``geomviz demo`` run's snapshots, 37 steps x 1,000 points x 128 features, subsets of steps
+and points; CPU seconds, the fastest of 2; 2 cores, load 4.2 from other jobs at the start,
+1.4 at the end): 7.0 s for 4 steps x 1,000 points x 50 epochs, 17.1 s (8 x 1,000 x 50), 24.4
+s (8 x 1,000 x 100), 22.8 s (16 x 1,000 x 25), 12.6 s (8 x 500 x 100), 14.9 s (16 x 500 x
+50); first call in the process 14.7 s (umap's import 1.4 s). Held out of the fit, one whole
+demo run at n_epochs 100: 116.9 s measured, 112.5 s predicted. Other checks
+(tests/dashboard/test_estimate.py): the README's 708.6 s for both demo runs at n_epochs 100,
+load 6.1, is predicted as 852 s; the environment notes' 233 s for both at n_epochs 200 on
+idle cores as 400 s (that machine, or that demo, was faster: the model errs on the long side
+there).
 """
 
 from __future__ import annotations
@@ -21,10 +31,10 @@ from pathlib import Path
 
 __all__ = ["Estimate", "estimate", "run_sizes", "seconds", "load_factor", "duration"]
 
-STARTUP_S = 20.0  # a new process: import umap and numba's compilation
-PER_RUN_S = 0.5
-C_GRAPH = 1.0e-4  # s per point-step: kNN graph, fuzzy set, spectral start
-C_EPOCH = 1.5e-5  # s per point-step-epoch: the joint layout optimisation
+STARTUP_S = 15.4  # a new process: import umap and numba's compilation
+PER_RUN_S = 0.21
+C_GRAPH = 8.72e-4  # s per point-step: each step's own UMAP fit (graph, spectral start)
+C_EPOCH = 2.16e-5  # s per point-step-epoch: the layout optimisations
 
 
 def seconds(sizes: list[tuple[int, int]], n_epochs: int, startup: bool = True) -> float:
