@@ -116,7 +116,6 @@ def test_the_fast_aligned_view_starts_after_the_first_draw(app_root, monkeypatch
     """Its worker's start and numba's compile took a core from the page's first draw on a
     2-core machine: the layout starts nothing, a one-shot timer starts it later."""
     pytest.importorskip("umap")
-    from geomviz.dashboard.pages import compare
 
     started = []
     monkeypatch.setattr("geomviz.dashboard.jobs.start_job", lambda *a, **k: started.append(a))

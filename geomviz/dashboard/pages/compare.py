@@ -42,6 +42,7 @@ from .compare_data import (
     status_notes,
     store_state,
 )
+from .compare_jobs import controls as job_controls
 from .compare_tokens import (  # the class-vector view of token runs, and its callbacks
     focus_picker,
     section,
@@ -170,6 +171,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
                              id="compare-step", updatemode="drag")], className="slider"),
         html.Div([html.P(n, className="note") for n in notes], id="compare-status"),
         html.Div(id="compare-message", className="message"),
+        job_controls(),  # AlignedUMAP's estimate, start, keep and cancel
         html.Div([html.Div([html.H3(s.get("title", s["label"]), style={"color": s["color"]}),
                             dcc.Graph(id=f"compare-{s['id']}-graph", className="manifold")],
                            className="column") for s in sides], className="columns"),
@@ -393,4 +395,4 @@ def _tick(_n, step, steps):
     return steps[(i + 1) % len(steps)]
 
 
-from . import compare_extras  # noqa: E402,F401 - OOD, download and job callbacks
+from . import compare_extras  # noqa: E402,F401 - OOD and download callbacks

@@ -1,5 +1,5 @@
 """The compare page's secondary callbacks: OOD histograms (one scale for both sides),
-figure download, and the progress poll of background projections."""
+and figure download (the background jobs' poll is in ``compare_jobs``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from ... import figures as F
 from ...figures.theme import template
 from ..data import ood_data, resolve_run
 from ..guard import BadInput, choice, count, run_ids
-from ..jobs import SLOW, job_status, start_job
+from ..jobs import start_job
 from .compare_data import cached, safe_error, store_state
-from .compare_jobs import job_message
 
 SCORES = ("msp", "max_logit", "energy", "min_distance")
 FORMATS = ("png", "svg", "pdf", "html")
@@ -115,27 +114,6 @@ def _download(_n, figure, formats, runs):
     data, message = figure_zip(root, folders, None if figure == "all" else [figure], formats)
     name = f"geomviz-{'-vs-'.join(f.name for f in folders)}-{figure}.zip"
     return dcc.send_bytes(data, name), message
-
-
-@callback(Output("compare-message", "children", allow_duplicate=True),
-          Output("compare-umap-ready", "data"), Output("compare-jobs", "disabled",
-                                                       allow_duplicate=True),
-          Input("compare-jobs", "n_intervals"), State("compare-runs", "data"),
-          State("compare-projection", "value"), State("compare-umap-ready", "data"),
-          prevent_initial_call=True)
-def _jobs(_n, runs, method, ready):
-    root = current_app.config["GEOMVIZ_RUNS"]
-    if not isinstance(method, str) or method not in SLOW:
-        return no_update, no_update, True
-    runs, ready = run_ids(runs), count(ready, "the projections ready")
-    status = job_status(current_app._get_current_object(),
-                        [resolve_run(root, r) for r in runs], method)
-    if status is None:
-        return no_update, no_update, True
-    if status["state"] == "running":
-        return job_message(status), no_update, False
-    # done (the manifolds re-render from the cache) or failed (say so and stop polling)
-    return job_message(status), (ready or 0) + 1, True
 
 
 @callback(Output("compare-prefetch", "disabled"), Input("compare-prefetch", "n_intervals"),
