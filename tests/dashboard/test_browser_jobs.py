@@ -27,10 +27,11 @@ def served(tmp_path_factory):
     for seed, name in enumerate(("ce-s0", "tfsd-s0")):
         _make_run(root / "w" / name, seed)
     app = create_app(root)
-    from geomviz.dashboard.pages import compare  # registered by the app
+    from geomviz.dashboard.pages import compare_extras  # registered by the app
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(compare, "start_job", lambda *a, **k: None)  # the fast view is not under test
+    # the fast view (started by the page's prefetch timer) is not under test
+    mp.setattr(compare_extras, "start_job", lambda *a, **k: None)
     srv = make_server("127.0.0.1", 0, app.server, threaded=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_port}", app
