@@ -88,10 +88,12 @@ def make(out: Path = GENERATED, readme: Path | None = None) -> list[Path]:
                     str(Path(tmp) / "profile"), executable_path=CHROMIUM, headless=True,
                     args=FLAGS, viewport={"width": 1400, "height": 1000})
                 page = ctx.new_page()
+                page.set_viewport_size({"width": 1000, "height": 600})  # a narrow table
                 page.goto(url)
                 page.wait_for_selector("#runs-groups a", timeout=60_000)
                 shots.append(out / "runs.png")
                 page.screenshot(path=str(shots[-1]), full_page=True)
+                page.set_viewport_size({"width": 1400, "height": 1000})
                 page.goto(f"{url}/compare?a=cmp/ce-s0&b=cmp/tfsd-s0")
                 _drawn(page)
                 shots.append(out / "compare.png")
