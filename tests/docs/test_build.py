@@ -1,6 +1,6 @@
 """`mkdocs build --strict` passes (after tests/docs/screenshots.py has made the dashboard
 screenshots the guide shows), and fails on what it must catch: a broken link, a page missing
-from the navigation, an API reference to a name that does not exist."""
+from the navigation, an API reference to a name that does not exist, a missing include."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def copy(tmp_path):
     root.mkdir()
     shutil.copy(ROOT / "mkdocs.yml", root)
     shutil.copytree(ROOT / "docs", root / "docs", ignore=shutil.ignore_patterns("generated"))
-    (root / "geomviz").symlink_to(ROOT / "geomviz")
+    for name in ("geomviz", "examples"):  # the API's source, the included examples
+        (root / name).symlink_to(ROOT / name)
     (root / "docs/generated").mkdir()
     for name in ("runs", "compare", "groups"):
         (root / "docs/generated" / f"{name}.png").write_bytes(b"")
@@ -69,7 +70,8 @@ def test_the_scratch_copy_builds_as_it_is(copy, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-@pytest.mark.parametrize("breakage", ["link", "anchor", "page", "api", "screenshot"])
+@pytest.mark.parametrize("breakage", ["link", "anchor", "page", "api", "include",
+                                      "screenshot"])
 def test_the_strict_build_fails_on(copy, tmp_path, breakage):
     if breakage == "link":
         _append(copy / "docs/index.md", "\n[gone](reference/nope.md)\n")
@@ -79,6 +81,8 @@ def test_the_strict_build_fails_on(copy, tmp_path, breakage):
         (copy / "docs/orphan.md").write_text("# Not in the navigation\n")
     elif breakage == "api":
         _append(copy / "docs/reference/api.md", "\n::: geomviz.no_such_function\n")
+    elif breakage == "include":
+        _append(copy / "docs/index.md", '\n```python\n--8<-- "examples/nope.py"\n```\n')
     else:
         (copy / "docs/generated/compare.png").unlink()
     assert _build(copy, tmp_path / "site").returncode != 0
