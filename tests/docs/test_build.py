@@ -4,6 +4,7 @@ from the navigation, an API reference to a name that does not exist, a missing i
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def _build(root: Path, site: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
                            "-f", str(root / "mkdocs.yml"), "-d", str(site)], cwd=root,
                           capture_output=True, text=True, timeout=300,
-                          env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="the dashboard guide's screenshots need Chromium "
@@ -32,7 +33,7 @@ def test_the_site_builds_strictly_with_fresh_screenshots(tmp_path):
     pytest.importorskip("playwright")
     res = subprocess.run([sys.executable, str(ROOT / "tests/docs/screenshots.py")], cwd=ROOT,
                          capture_output=True, text=True, timeout=600,
-                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0, res.stderr[-3000:]
     for name in ("runs", "compare", "groups"):
         assert (ROOT / "docs/generated" / f"{name}.png").stat().st_size > 10_000
