@@ -9,7 +9,7 @@ Public API::
 
 Store keys are stable dotted names, e.g. ``penultimate.norm.mean``,
 ``head.cos_true.mean``, ``grad.radial_fraction``, ``entropy.hard.target``,
-``decomp.radial``; see README.md for the full list.
+``decomp.radial``; see docs/reference/probes.md for the full list.
 """
 
 from .session import ProbeSession, attach, resolve_head, target_kind

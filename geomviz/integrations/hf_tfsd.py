@@ -32,9 +32,9 @@ gradient reaches the input embeddings. To train untied centres, build the model 
 true class by about ``s·D`` nats: ``ln V`` here, so the target gives it about half its
 mass whatever ``V``. The classifier default ``1/D`` (``tfsd_scaled``) lifts it by 1 nat,
 i.e. a target weight of ``e/(e + V - 1)`` (8e-5 at ``V = 32768``), where loss and
-gradient nearly vanish (see the README's measurements). Either way the TFSD loss is not
-monotone in accuracy early on: it is small while the logits are near-uniform and grows as
-they spread, before it falls.
+gradient nearly vanish (see the measurements in docs/reference/large-vocab.md). Either way
+the TFSD loss is not monotone in accuracy early on: it is small while the logits are
+near-uniform and grows as they spread, before it falls.
 """
 
 from __future__ import annotations

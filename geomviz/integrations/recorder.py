@@ -321,6 +321,7 @@ class Recorder:
         return {"session": self.session.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved, so a resumed run's series continue exactly."""
         self.session.load_state_dict(state["session"])
 
     def close(self, status: str | None = None, message: str | None = None) -> None:

@@ -100,6 +100,7 @@ class Head(nn.Module):
 
     @property
     def scale(self) -> float:
+        """The logit scale s (1 for dot heads); the probes report s·d, not d."""
         return 1.0
 
     def _check_features(self, x: Tensor) -> None:
@@ -140,6 +141,7 @@ class LinearHead(Head):
 
     @property
     def class_vectors(self) -> Tensor:
+        """``[C, D]``: the weight rows w_c."""
         return self.weight
 
     def forward(self, x: Tensor) -> Tensor:
@@ -176,10 +178,12 @@ class EuclideanHead(Head):
 
     @property
     def class_vectors(self) -> Tensor:
+        """``[C, D]``: the centres c_c."""
         return self.centers
 
     @property
     def scale(self) -> float:
+        """The logit scale s in z_j = -s·‖x - c_j‖²."""
         return self._scale
 
     def distances(self, x: Tensor) -> Tensor:

@@ -54,12 +54,15 @@ class Objective(nn.Module):
 
     @property
     def metric(self) -> str:
+        """The head's geometry, "dot" or "euclidean": what the probes and OOD scores use."""
         return self.head.metric
 
     def logits(self, features: Tensor) -> Tensor:
+        """``features[*, D] -> logits[*, C]``, the head alone (evaluation and probes)."""
         return self.head(features)
 
     def forward(self, features: Tensor, target: Tensor) -> Tensor:
+        """The training loss of ``features[*, D]`` against ``target[*]`` (-100 ignored)."""
         return self.loss(self.head(features), target)
 
     def extra_repr(self) -> str:
@@ -173,10 +176,15 @@ def is_builtin(name: str) -> bool:
 
 
 def list_objectives() -> list[str]:
+    """The names of every registered objective, built-in or a user's once registered,
+    sorted: what ``create_objective`` and ``--objective`` accept."""
     return sorted(_REGISTRY)
 
 
 def objective_info(name: str) -> ObjectiveInfo:
+    """The registry entry of ``name``: its head kind, formula, description and
+    hyperparameters with their defaults (what ``geomviz objectives`` prints). An unknown
+    name is one ``ValueError`` listing the known ones."""
     try:
         return _REGISTRY[name]
     except KeyError:

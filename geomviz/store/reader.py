@@ -118,9 +118,11 @@ class Run:
 
     @property
     def status(self) -> str:
+        """``running``, ``finished``, ``crashed`` (also a stale heartbeat) or ``diverged``."""
         return self.meta["status"]
 
     def scalar_names(self) -> list[str]:
+        """Every stored scalar name, sorted (the probes reference defines each)."""
         return [r[0] for r in self._q("SELECT DISTINCT name FROM scalars ORDER BY name")]
 
     def scalars(self, name: str, split: str | None = None, frame: bool = False):
@@ -139,6 +141,8 @@ class Run:
         return out
 
     def histograms(self, name: str, split: str | None = None) -> Histograms:
+        """Histogram series ``name`` on its fixed bins: steps, epochs, splits, ``edges[B+1]``
+        and ``counts[T, B]``; ``KeyError`` when the run has none of that name."""
         edges = self._q("SELECT edges FROM hist_edges WHERE name = ?", (name,))
         if not edges:
             raise KeyError(f"no histogram {name!r} in {self.path}")
@@ -168,10 +172,12 @@ class Run:
                                       "ORDER BY step", (name,))]
 
     def steps(self) -> np.ndarray:
+        """Every step with a stored scalar, ascending."""
         return np.array([r[0] for r in self._q("SELECT DISTINCT step FROM scalars ORDER BY step")],
                         dtype=np.int64)
 
     def close(self) -> None:
+        """Close the read-only connection (``with open_run(...)`` does it for you)."""
         self._con.close()
 
     def __enter__(self) -> Run:
