@@ -43,9 +43,9 @@ SWEEP_OBJECTIVES = ("ce", "ce_zloss", "tfsd", "metric_ce")
 MANIFEST = "sweep.json"
 
 # The CPU preset is sized to train its 40 runs (128 updates each, 10% warmup, then cosine
-# decay), then report and figures, in under 20 minutes on 2 cores (measured: README); its
-# top rate, 0.3, is past where Wortsman et al. see small Transformers without qk-layernorm
-# break. The GPU one is a larger proxy.
+# decay), then report and figures, in under 20 minutes on 2 cores (measured: docs/claims/
+# c4.md and docs/guide/grids.md); its top rate, 0.3, is past where Wortsman et al. see
+# small Transformers without qk-layernorm break. The GPU one is a larger proxy.
 SWEEP_PRESETS: dict[str, dict] = {
     "lm-spikes": {
         "config": {"dataset": "synonyms", "model": "gpt", "gpt_size": "tiny",
