@@ -73,7 +73,11 @@ def test_workers_give_runs_bit_identical_to_serial_ones(serial_1thread, tmp_path
 
 
 _SCRIPT = """
-import json, sys
+import json, signal, sys
+# Ctrl-C as from a terminal: a shell that starts pytest in the background (`cmd &`, as a
+# CI wrapper may) passes SIGINT down ignored, and Python then never raises
+# KeyboardInterrupt; the grid ran to its end and this test failed on a clean clone
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from geomviz.grid import Execution
 from geomviz.study.sweep import sweep_config
 from geomviz.study.sweep_report import run_sweep
