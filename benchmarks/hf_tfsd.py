@@ -12,8 +12,9 @@ One training step (forward + backward, labels given) of a one-layer tiny Llama w
 
 Time: the median of ``--reps`` steps per variant, variants interleaved, in this process.
 Memory: on CPU, the peak RSS above the process's RSS just before the step (``VmHWM`` after
-``5 > /proc/self/clear_refs``), in a fresh child process per variant, with a fixed glibc
-mmap threshold so that RSS follows live tensors (as benchmarks/objectives.py measures);
+``5 > /proc/self/clear_refs``), in a fresh child process per variant pinned to one CPU
+(the kernel's per-CPU RSS counters then lag by at most one batch, printed as the
+resolution), with a fixed glibc mmap threshold so that RSS follows live tensors;
 on CUDA, the caching allocator's peak above what was allocated before the step.
 The parameters' gradients are allocated inside the step, alike for every variant.
 
@@ -42,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 VARIANTS = ("hf_ce", "tfsd_logits", "tfsd_fused", "trunk")
 PRESETS = {"default": dict(batch=8, seq=256, d=256, v=32768, reps=5, device="cpu",
                            dtype="float32"),
-           "smoke": dict(batch=2, seq=16, d=32, v=512, reps=1, device="cpu", dtype="float32"),
+           # big enough that the CE's [N, V] logits (4 MiB) dwarf the RSS counters' lag
+           "smoke": dict(batch=4, seq=64, d=32, v=4096, reps=1, device="cpu", dtype="float32"),
            "gpu": dict(batch=8, seq=1024, d=1024, v=128256, reps=5, device="cuda",
                        dtype="bfloat16")}
 
@@ -87,8 +89,24 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def rss_resolution_b() -> int:
+    """How far the kernel's RSS counters may lag, for a process on one CPU, in bytes.
+
+    Since Linux 6.2 ``VmRSS`` and ``VmHWM`` read per-CPU counters without folding in each
+    CPU's pending delta, which is below the counter's batch: max(32, 2 × CPUs) pages per
+    CPU the process ran on. The child is pinned to one CPU, so one batch bounds the error.
+    """
+    return max(32, 2 * (os.cpu_count() or 1)) * os.sysconf("SC_PAGE_SIZE")
+
+
 def child(args) -> None:
-    """Fresh process: peak RSS of one step above the RSS just before it."""
+    """Fresh process, pinned to one CPU: peak RSS of one step above the RSS just before it.
+
+    A reading below zero is counter lag, not memory: it is reported as 0 (the parent
+    prints the resolution next to the numbers).
+    """
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one CPU's pending delta only
+    torch.set_num_threads(1)  # no timing here; one thread on the one CPU
     model = build(args.child, args.d, args.v, chunk=args.chunk)
     step(args.child, model, inputs(1, 8, args.v))  # lazy imports and one-off allocations
     model.zero_grad(set_to_none=True)
@@ -98,7 +116,7 @@ def child(args) -> None:
         f.write("5")
     rss0 = _status_bytes("VmRSS")
     step(args.child, model, ids)
-    print(json.dumps({"extra": _status_bytes("VmHWM") - rss0}))
+    print(json.dumps({"extra": max(0, _status_bytes("VmHWM") - rss0)}))
 
 
 def cuda_peak_extras(args) -> dict[str, int]:
@@ -194,7 +212,8 @@ def main(argv=None) -> int:
     info = dict(commit=_commit(), n=n, d=args.d, v=args.v, threads=torch.get_num_threads(),
                 load=[round(x, 2) for x in load], reps=args.reps, time_s=t, peak_extra_b=mem,
                 loss=losses, logits_b=n * args.v * 4, device=args.device, dtype=args.dtype,
-                chunk=args.chunk)
+                chunk=args.chunk,
+                peak_resolution_b=0 if args.device == "cuda" else rss_resolution_b())
     if args.json:
         print(json.dumps(info))
         return 0
@@ -202,7 +221,8 @@ def main(argv=None) -> int:
     print(f"hf_tfsd: one-layer Llama train step, N={n} ({args.batch}x{args.seq}), D={args.d}, "
           f"V={args.v}, {args.dtype}, fused chunk {args.chunk or 'auto'}, {hw}, "
           f"load {load[0]:.2f}, commit {info['commit']}; one fp32 [N, V] tensor is "
-          f"{mib(info['logits_b'])}")
+          f"{mib(info['logits_b'])}" + (f"; peaks read to ±{mib(info['peak_resolution_b'])}"
+                                        if info["peak_resolution_b"] else ""))
     print(f"{'variant':12s} {'step s':>8s} {'x hf_ce':>8s} {'peak extra':>11s} {'x hf_ce':>8s}"
           f" {'loss':>9s}")
     for v in VARIANTS:

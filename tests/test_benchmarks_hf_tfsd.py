@@ -30,7 +30,8 @@ def test_hf_tfsd_benchmark_smoke(tmp_path):
     assert set(out["time_s"]) == set(out["peak_extra_b"]) == set(out["loss"]) == variants
     assert all(t > 0 for t in out["time_s"].values())
     assert all(isinstance(b, int) and b >= 0 for b in out["peak_extra_b"].values())
-    assert out["peak_extra_b"]["hf_ce"] > 0
+    # the stock CE holds at least its [N, V] fp32 logits; the RSS counters lag by far less
+    assert out["peak_resolution_b"] < out["logits_b"] <= out["peak_extra_b"]["hf_ce"]
     loss = out["loss"]
     assert math.isclose(loss["tfsd_fused"], loss["tfsd_logits"], rel_tol=1e-4)
     assert abs(loss["hf_ce"] - math.log(out["v"])) < 0.5  # random init: CE ~ log V

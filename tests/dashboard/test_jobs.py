@@ -196,18 +196,19 @@ def test_cancel_mid_write_leaves_no_cache_and_no_temporary(app_runs):
 def test_a_lease_nobody_renews_cancels_the_job(app_runs):
     app, root = app_runs
     kept, lapsed = _folders(root)[:1], _folders(root)[1:]
-    a = J.start_job(app.server, root, kept, "aligned_umap", confirmed=True, lease=1.5,
+    a = J.start_job(app.server, root, kept, "aligned_umap", confirmed=True, lease=4,
                     work=_sleepy)
     b = J.start_job(app.server, root, lapsed, "aligned_umap", confirmed=True, lease=1.5,
                     work=_sleepy)
-    t0 = time.time()
-    while time.time() - t0 < 4:  # a page polling the first job only
+    # a page polls the first job only: for longer than its lease, and until the second lapses
+    t0, deadline = time.time(), time.time() + 30
+    while (b["state"] == "running" or time.time() - t0 < 6) and time.time() < deadline:
         J.renew(app.server, kept, "aligned_umap")
         time.sleep(0.3)
     assert a["state"] == "running" and _alive(a["pid"])
     assert b["state"] == "cancelled" and "no page asked" in b["reason"]
     assert not _alive(b["pid"])
-    assert _wait(lambda: a["state"] == "cancelled", 10)  # the page closes: polls stop
+    assert _wait(lambda: a["state"] == "cancelled", 20)  # the page closes: polls stop
     assert not _alive(a["pid"])
 
 
