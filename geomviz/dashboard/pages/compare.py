@@ -10,6 +10,7 @@ cache (``geomviz project``); PCA and the polar view are computed once at first u
 from __future__ import annotations
 
 import importlib.util
+import uuid
 
 import dash
 from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
@@ -145,6 +146,8 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
     else:
         pickers = [dcc.Store(id=f"compare-{s}-seed", data=None) for s in SIDES]
     return html.Div([
+        # this page's own token: a background job knows which open pages still want it
+        dcc.Store(id="compare-page", data=uuid.uuid4().hex),
         dcc.Store(id="compare-runs", data=shown),
         dcc.Store(id="compare-sides", data=sides),
         dcc.Store(id="compare-steps", data=steps),
