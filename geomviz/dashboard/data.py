@@ -22,7 +22,7 @@ from ..store import StoreError, list_runs, open_run
 from .steps import align_steps
 
 __all__ = ["resolve_run", "check_cache", "run_table", "seed_groups", "time_series", "manifold_data",
-           "ood_data", "class_vector_data", "PathError", "TOKEN_SCALARS"]
+           "ood_data", "class_vector_data", "class_vector_index", "PathError", "TOKEN_SCALARS"]
 
 # a language-model run's test-split probes (geomviz.training.evaluate_tokens)
 TOKEN_SCALARS = ("truth.kl", "classes.ratio") + tuple(
@@ -300,25 +300,33 @@ def manifold_data(root: Path, folders: list[Path], method: str) -> dict:
     return out
 
 
+def class_vector_index(steps: list[int], step: int) -> int:
+    """The class-vector snapshot shown beside a run's own feature step ``step``: the last one
+    at or before it (vectors are stored on their own schedule), else the first."""
+    before = [i for i, s in enumerate(steps) if s <= step]
+    return before[-1] if before else 0
+
+
 def class_vector_data(root: Path, folders: list[Path]) -> dict | None:
-    """The runs' class vectors on one joint PCA basis (cached), on their common steps, as
-    manifold runs (points are tokens, coloured by synonym set, or by frequency bucket where
-    the data has no synonym sets); None unless every run stores them (a token run)."""
+    """The runs' class vectors on one joint PCA basis (cached), every stored step of each run
+    (points are tokens, coloured by synonym set, or by frequency bucket where the data has no
+    synonym sets); each run's ``steps`` are its own (two runs of different lengths keep all
+    of theirs: :func:`class_vector_index` picks the one to show). None unless every run
+    stores them (a token run)."""
     check_cache(root)
     try:
         cvs = [load_class_vectors(f) for f in folders]
     except ValueError:
         return None
-    common = sorted(set.intersection(*(set(c.steps.tolist()) for c in cvs)))
-    if not common:
+    if any(len(c.steps) == 0 for c in cvs):
         return None
     xy = project_class_vectors(cvs, root)
     base = Path(root).resolve()
-    out = {"steps": common, "runs": []}
+    out = {"runs": []}
     for f, cv, arr in zip(folders, cvs, xy, strict=True):
-        pos = [int(np.flatnonzero(cv.steps == t)[0]) for t in common]
         name = str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name
-        out["runs"].append({"xy": arr[pos], "labels": cv.ids, "extra": {},
+        out["runs"].append({"xy": arr, "labels": cv.ids, "extra": {},
+                            "steps": [int(t) for t in cv.steps],
                             "static": {"group": cv.groups} if (cv.groups >= 0).any() else
                             {"freq_bucket": cv.freq} if (cv.freq >= 0).any() else {},
                             "hover": {"synonym set": cv.groups} if (cv.groups >= 0).any()

@@ -173,10 +173,26 @@ def _lacks(label: str, key: str, sides_metric: str | None) -> str:
     return f"{label} logged none of this panel's series"
 
 
-def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[tuple]:
+def side_markers(fig, marks: list[tuple[str, int]]) -> None:
+    """One step marker per side, in the side's colour: ``shapes[i]`` is side i's (the runs'
+    steps differ, so one slider step is a different step of each)."""
+    line = {"width": 1.5, "dash": "dot"}
+    fig.layout.shapes = fig.layout.shapes[:1]
+    for i, (color, step) in enumerate(marks):
+        if i == 0:
+            fig.layout.shapes[0].update(x0=step, x1=step, line={**line, "color": color})
+        else:
+            fig.add_vline(x=step, line={**line, "color": color})
+
+
+def time_panels(sides: list[dict], mode: str, shared: bool,
+                step: int | dict[str, int]) -> list[tuple]:
     """``[(panel key, side id, figure)]``: overlay mode draws A and B on one axis per panel
     (side id "AB"); side-by-side mode draws a pair with one range each when ``shared``.
-    A ``side`` is ``{"label", "color", "ts": [time_series per seed]}``."""
+    A ``side`` is ``{"label", "color", "ts": [time_series per seed]}``. ``step`` is the
+    step marked, or each side's own (``{side id: step}``, runs whose steps differ): an
+    overlaid panel then has one marker per side, ``shapes[i]`` for side i."""
+    own = step if isinstance(step, dict) else {s["id"]: step for s in sides}
     out = []
     for key in panel_keys(sides):
         title, ytitle, log_y, from0 = PANELS[key]
@@ -197,7 +213,9 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
                     {k: v for k, v in lines.items() if k != REFERENCE}) for s, lines in present]
         if mode == "overlay":
             fig = overlay([(s["label"], s["color"], lines) for s, lines in present if lines],
-                          title, ytitle, log_y, step, y2, note, reference)
+                          title, ytitle, log_y, own[sides[0]["id"]], y2, note, reference)
+            if isinstance(step, dict):
+                side_markers(fig, [(s["color"], own[s["id"]]) for s in sides])
             _titled(fig, title)
             share_ranges([fig], log_y, from0)
             apply_ticks(fig, linear=False)  # >= 3 labels on log and single-value axes
@@ -209,16 +227,17 @@ def time_panels(sides: list[dict], mode: str, shared: bool, step: int) -> list[t
         for s, lines in present:
             if lines is None:  # one line why, no empty axes
                 figs.append(message_panel(f"{s['label']}: {title}", _lacks(
-                    s["label"], key, s["ts"][0].get("metric") if s["ts"] else None), step))
+                    s["label"], key, s["ts"][0].get("metric") if s["ts"] else None),
+                    own[s["id"]]))
                 continue
             if key == "norm" and len(s["ts"]) == 1 and s["ts"][0]["norm_hist"] is not None \
                     and len(s["ts"][0]["norm_hist"].steps):
                 h, ts = s["ts"][0]["norm_hist"], s["ts"][0]
                 fig = F.norm_heatmap(h.steps, h.edges, h.counts, ts["p50"][1], ts["p95"][1],
-                                     step, title=f"{s['label']}: {title}")
+                                     own[s["id"]], title=f"{s['label']}: {title}")
             else:
                 fig = overlay([(s["label"], s["color"], lines)] if lines else [],
-                              f"{s['label']}: {title}", ytitle, log_y, step,
+                              f"{s['label']}: {title}", ytitle, log_y, own[s["id"]],
                               {s["label"]: y2[s["label"]]} if y2 else None,
                               "" if lines else note, reference)
             if key in STYLE_KEY and lines:

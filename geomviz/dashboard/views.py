@@ -268,10 +268,11 @@ def snap_step(value, shown, steps: list[int]) -> int:
     return int(arr[min(max(i, 0), len(arr) - 1)])
 
 
-def manifold_ranges(runs: list[dict], shared: bool, idx: int | None = None) -> list:
-    """Axis ranges of each run's manifold: over every step (or only step ``idx``: "fit to
-    current step"), over both runs when ``shared``."""
-    pick = [r["xy"] if idx is None else r["xy"][idx] for r in runs]
+def manifold_ranges(runs: list[dict], shared: bool, idx: int | list[int] | None = None) -> list:
+    """Axis ranges of each run's manifold: over every step (or only snapshot ``idx``, one per
+    run when a list: "fit to current step"), over both runs when ``shared``."""
+    idxs = idx if isinstance(idx, list) else [idx] * len(runs)
+    pick = [r["xy"] if i is None else r["xy"][i] for r, i in zip(runs, idxs, strict=True)]
     if shared:
         return [F.common_ranges(*pick)] * len(runs)
     return [F.common_ranges(p) for p in pick]

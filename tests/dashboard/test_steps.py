@@ -49,14 +49,21 @@ def test_a_run_stopped_early_stays_on_its_last_snapshot():
     assert [int(a[i]) for i in pos[0]] == [0, 100, 140, 140, 140, 140]  # by step, then stays
 
 
-def _make_run(folder, seed: int, steps: list[int], total: int) -> None:
+def _make_run(folder, seed: int, steps: list[int], total: int, vectors: bool = False) -> None:
+    """A run with snapshots at ``steps`` (``vectors``: a token run's class vectors too, 6
+    tokens 4 wide, at the same steps)."""
     from geomviz.store import RunWriter
 
     g = np.random.default_rng(seed)
-    w = RunWriter(folder, {"objective": "ce" if seed == 0 else "tfsd"})
+    w = RunWriter(folder, {"objective": "ce" if seed == 0 else "tfsd",
+                           "data_info": {"freq_bucket": [0, 1, 1, 2, 2, 2]}})
     w.array(0, "snapshot.labels", g.integers(0, 3, 40))
+    if vectors:
+        w.array(0, "snapshot.class_ids", np.arange(6))
     for t in steps:
         w.array(t, "snapshot.features", g.standard_normal((40, 6)).astype(np.float16))
+        if vectors:
+            w.array(t, "snapshot.class_vectors", g.standard_normal((6, 4)).astype(np.float16))
         w.scalars(t, {"loss": 1.0})
         w.flush()
     w.close()
@@ -92,4 +99,103 @@ def test_the_page_gives_each_side_its_own_step(tmp_path):
     titles = [next(op["params"]["value"] for op in out[f"compare-{side}-graph"]["figure"][
         "operations"] if op["location"] == ["layout", "title", "text"])
         for side in ("left", "right")]
+    assert titles[0].endswith("step 70") and titles[1].endswith("step 250")
+
+
+def _panel_figures(children) -> dict[tuple[str, str], dict]:
+    """``{(panel, side): figure}`` of the time panels' graphs in a response's children."""
+    out = {}
+
+    def walk(n):
+        if isinstance(n, list):
+            for c in n:
+                walk(c)
+        elif isinstance(n, dict):
+            props = n.get("props", {})
+            cid = props.get("id")
+            if isinstance(cid, dict) and cid.get("type") == "compare-panel":
+                out[(cid["panel"], cid["side"])] = props["figure"]
+            walk(props.get("children"))
+    walk(children)
+    return out
+
+
+@pytest.mark.parametrize("overlay", [True, False])
+def test_the_time_panels_mark_each_sides_own_step(tmp_path, overlay):
+    """The time panels' step marker on a mismatched pair: at each side's own step (140 and
+    500 at the end; 70 and 250 half way), not at the slider's step on both."""
+    pytest.importorskip("dash")
+    from geomviz.dashboard import create_app
+    from geomviz.dashboard.drive import callback_body, layout_values
+
+    _make_run(tmp_path / "short", 0, [0, 20, 40, 70, 140], 140)
+    _make_run(tmp_path / "long", 1, list(range(0, 501, 50)), 500)
+    app = create_app(tmp_path)
+    from geomviz.dashboard.pages import compare  # after the app: it registers the page
+    with app.server.test_request_context():
+        page = compare.layout(a="short", b="long")
+    values = layout_values(page)
+    values["compare-options.value"] = ["shared", "overlay"] if overlay else ["shared"]
+    values["compare-below.data"] = 1
+    client = app.server.test_client()
+    r = client.post("/_dash-update-component", json=callback_body(
+        app, "compare-panels.children", values, ["compare-below.data"]))
+    figs = _panel_figures(r.get_json()["response"]["compare-panels"]["children"])
+    colors = [s["color"] for s in values["compare-sides.data"]]
+    assert figs
+    for (_, side), fig in figs.items():
+        xs = [sh["x0"] for sh in fig["layout"]["shapes"]]
+        if side == "AB":  # one marker per side, in its colour
+            assert xs[:2] == [140, 500]
+            assert [sh["line"]["color"] for sh in fig["layout"]["shapes"][:2]] == colors
+        else:
+            assert xs[0] == {"left": 140, "right": 500}[side]
+    # a slider move half way: each marker to its side's own step
+    key = next(k for k in app.callback_map if "compare-panel" in k and "figure" in k)
+    body = {"output": key, "outputs": [{"id": {"type": "compare-panel", "panel": p, "side": s},
+                                        "property": "figure"} for p, s in figs],
+            "inputs": [{"id": "compare-shown", "property": "data", "value": 250}],
+            "state": [{"id": "compare-runs", "property": "data",
+                       "value": values["compare-runs.data"]}],
+            "changedPropIds": ["compare-shown.data"]}
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    patches = r.get_json()["response"]
+    for pid, patch in patches.items():
+        side = json.loads(pid)["side"]
+        ops = {tuple(op["location"]): op["params"]["value"] for op in patch["figure"]["operations"]}
+        want = {"AB": {0: 70, 1: 250}, "left": {0: 70}, "right": {0: 250}}[side]
+        assert {loc[2]: v for loc, v in ops.items() if loc[-1] == "x0"} == want
+
+
+def test_the_class_vectors_show_each_sides_own_step(tmp_path):
+    """A mismatched token pair: the class-vector view shows each side's own step (it stuck
+    at the runs' only common step, 0, for both)."""
+    pytest.importorskip("dash")
+    from geomviz.dashboard import create_app
+    from geomviz.dashboard.drive import callback_body, layout_values
+
+    short, long = [0, 20, 40, 70, 140], list(range(0, 501, 50))
+    _make_run(tmp_path / "short", 0, short, 140, vectors=True)
+    _make_run(tmp_path / "long", 1, long, 500, vectors=True)
+    app = create_app(tmp_path)
+    from geomviz.dashboard.pages import compare  # after the app: it registers the page
+
+    with app.server.test_request_context():
+        page = compare.layout(a="short", b="long")
+    assert "compare-left-classes" in str(page)
+    values = layout_values(page)
+    client = app.server.test_client()
+    r = client.post("/_dash-update-component", json=callback_body(
+        app, "compare-left-classes.figure", values, ["compare-runs.data"]))
+    out = r.get_json()["response"]
+    titles = [out[f"compare-{s}-classes"]["figure"]["layout"]["title"]["text"]
+              for s in ("left", "right")]
+    assert titles[0].endswith("step 140") and titles[1].endswith("step 500")
+    r = client.post("/_dash-update-component", json=callback_body(
+        app, "compare-left-classes.figure", {**values, "compare-shown.data": 250},
+        ["compare-shown.data"]))
+    out = r.get_json()["response"]
+    titles = [next(op["params"]["value"] for op in out[f"compare-{s}-classes"]["figure"][
+        "operations"] if op["location"] == ["layout", "title", "text"]) for s in ("left", "right")]
     assert titles[0].endswith("step 70") and titles[1].endswith("step 250")

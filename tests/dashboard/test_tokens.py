@@ -222,7 +222,7 @@ def test_class_vectors_without_synonym_sets_are_coloured_by_frequency(tmp_path):
     _token_store(tmp_path / "b", {s: v[::-1] * 2 for s, v in vecs.items()},
                  {"freq_bucket": [0, 1, 1, 2, 2, 2, 1, 0]})
     data = class_vector_data(tmp_path, [tmp_path / "a", tmp_path / "b"])
-    assert data["steps"] == [0, 5]
+    assert [r["steps"] for r in data["runs"]] == [[0, 5], [0, 5]]
     run = data["runs"][0]
     assert run["static"] == {"freq_bucket": run["static"]["freq_bucket"]} and not run["hover"]
     np.testing.assert_array_equal(run["static"]["freq_bucket"], [0, 1, 1, 2, 2, 2])

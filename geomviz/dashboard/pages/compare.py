@@ -39,6 +39,7 @@ from .compare_data import (
     run_brief,
     safe_error,
     series,
+    shown_steps,
     snapshot_index,
     status_notes,
     store_state,
@@ -204,10 +205,11 @@ dash.register_page(__name__, path="/compare", name="Compare", layout=layout)
 
 
 def _panel_graphs(sides, options, step):
-    """The time panels: one overlaid figure per row, or a pair with shared ranges."""
+    """The time panels: one overlaid figure per row, or a pair with shared ranges. ``step``:
+    the step marked, or ``{side id: step}`` when the runs' steps differ."""
     root = current_app.config["GEOMVIZ_RUNS"]
     folders = [resolve_run(root, r) for s in sides for r in s["runs"]]
-    key = ("panels", repr(sides), tuple(options or []), step,
+    key = ("panels", repr(sides), tuple(options or []), repr(step),
            tuple(store_state(f) for f in folders))
     return cached(key, lambda: _build_panels(root, sides, options, step))
 
@@ -240,26 +242,42 @@ def _snap(value, shown, steps):
     return (no_update if step == shown else step), (no_update if step == value else step)
 
 
+def _marked(runs: list[str], step) -> tuple[int | dict[str, int], list[int], str]:
+    """What the time panels mark at slider step ``step``: the step, or each side's own when
+    the runs' steps differ; plus the own steps and the mapping."""
+    own, mapping = shown_steps(current_app.config["GEOMVIZ_RUNS"], runs, step)
+    return (step if mapping == "step" else dict(zip(SIDES, own, strict=True))), own, mapping
+
+
 @callback(Output("compare-panels", "children"), Input("compare-options", "value"),
           Input("compare-steps", "data"), Input("compare-below", "data"),
           State("compare-sides", "data"), State("compare-shown", "data"),
-          prevent_initial_call=True)
-def _panels(ticked, steps, _below, sides, step):
+          State("compare-runs", "data"), prevent_initial_call=True)
+def _panels(ticked, steps, _below, sides, step, runs):
     """The time panels, below the fold: the page asks for them once the manifolds are drawn
     (``compare-below``), so their figures do not hold up the first draw."""
     steps = step_list(steps)
-    return _panel_graphs(side_list(sides), options(ticked), step if step in steps else steps[-1])
+    marked, _, _ = _marked(run_ids(runs), step if step in steps else steps[-1])
+    return _panel_graphs(side_list(sides), options(ticked), marked)
 
 
 @callback(Output({"type": "compare-panel", "panel": ALL, "side": ALL}, "figure"),
-          Input("compare-shown", "data"), prevent_initial_call=True)
-def _markers(step):
+          Input("compare-shown", "data"), State("compare-runs", "data"),
+          prevent_initial_call=True)
+def _markers(step, runs):
+    """A slider move: each panel's marker goes to its side's own step (an overlaid panel of
+    runs whose steps differ has one marker per side, ``shapes[0]`` and ``shapes[1]``)."""
     step = number(step, "the step shown")
+    _, own, mapping = _marked(run_ids(runs), step)
     out = []
-    for _ in ctx.outputs_list:
+    for o in ctx.outputs_list:
+        side = o["id"]["side"] if isinstance(o.get("id"), dict) else "AB"
+        marks = (enumerate(own) if side == "AB" and mapping == "fraction" else
+                 [(0, own[SIDES.index(side)] if side in SIDES else step)])
         p = Patch()
-        p["layout"]["shapes"][0]["x0"] = step
-        p["layout"]["shapes"][0]["x1"] = step
+        for i, x in marks:
+            p["layout"]["shapes"][i]["x0"] = x
+            p["layout"]["shapes"][i]["x1"] = x
         out.append(p)
     return out
 

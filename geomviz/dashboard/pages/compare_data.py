@@ -145,6 +145,14 @@ def load_manifold(root, runs: list[str], method: str) -> dict:
                   lambda: manifold_data(current_app.config["GEOMVIZ_RUNS"], folders, method))
 
 
+def shown_steps(root, runs: list[str], step: int) -> tuple[list[int], str]:
+    """Each run's own step on screen at slider step ``step`` (its snapshot matched by step,
+    or by fraction of training when the runs' steps differ) and that ``mapping``."""
+    data = load_manifold(root, runs, "pca")
+    idx = data["steps"].index(step) if step in data["steps"] else len(data["steps"]) - 1
+    return [int(r["steps"][idx]) for r in data["runs"]], data["mapping"]
+
+
 def safe_error(e: BaseException) -> str:
     """One short line for the page: what went wrong, never a traceback."""
     if isinstance(e, PathError | StoreError | ValueError | LookupError):

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from flask import current_app
 
-from ..data import class_vector_data, resolve_run
+from ..data import class_vector_data, class_vector_index, resolve_run
 from ..guard import BadInput, number, run_ids
 from ..guard import options as opts
 from ..views import focus_options, focus_value, manifold_figure, manifold_patch, manifold_ranges
-from .compare_data import cached, load_manifold, safe_error, summary
+from .compare_data import cached, load_manifold, safe_error, shown_steps, summary
 
 SIDES = ("left", "right")
 AXES = ("PC1 of the class vectors (joint basis, vector units)",
@@ -79,46 +79,40 @@ def _focus_choices(color, runs):
     return choices, None, {"width": "340px", "display": "block" if choices else "none"}
 
 
-def _index(steps: list[int], step) -> int:
-    """The class-vector snapshot at ``step``, or the last one before it."""
-    if step in steps:
-        return steps.index(step)
-    before = [i for i, s in enumerate(steps) if step is not None and s <= step]
-    return before[-1] if before else len(steps) - 1
-
-
 @callback(Output("compare-left-classes", "figure"), Output("compare-right-classes", "figure"),
           Input("compare-shown", "data"), Input("compare-runs", "data"),
           Input("compare-options", "value"), Input("compare-focus", "value"),
           State("compare-color", "value"))
 def _classes(step, runs, options, focus, color):
+    """Each side shows the class vectors of its own step on screen (the manifolds' step:
+    by fraction of training when the runs' lengths differ)."""
     root = current_app.config["GEOMVIZ_RUNS"]
+    runs, step = run_ids(runs), number(step, "the step shown", default=-1)
     try:
         data = load_class_vectors(root, runs)
+        own = None if data is None else shown_steps(root, runs, step)[0]
     except Exception:  # noqa: BLE001 - the manifolds' callback reports a bad store
         return no_update, no_update
     if data is None:
         return no_update, no_update
-    step = number(step, "the step shown", default=data["steps"][-1])
+    idxs = [class_vector_index(r["steps"], s) for r, s in zip(data["runs"], own, strict=True)]
     key = "group" if "group" in data["runs"][0]["static"] else "freq_bucket"
     # a picked synonym set is drawn on top here too (the points are tokens, by set)
     focus = focus_value(focus) if color == key == "group" else None
-    idx = _index(data["steps"], step)
-    shown = data["steps"][idx]
     ticked = opts(options)
     shared, fit = "shared" in ticked, "fit" in ticked
     if ctx.triggered_id == "compare-shown":  # a slider move: x/y and hover rows only
-        ranges = manifold_ranges(data["runs"], shared, idx) if fit else [None, None]
-        p = [manifold_patch(r, idx, key, shown, rg, focus)
-             for r, rg in zip(data["runs"], ranges, strict=True)]
+        ranges = manifold_ranges(data["runs"], shared, idxs) if fit else [None, None]
+        p = [manifold_patch(r, i, key, r["steps"][i], rg, focus)
+             for r, i, rg in zip(data["runs"], idxs, ranges, strict=True)]
         return p[0], p[1]
     stamp = tuple(_stamp(resolve_run(root, r)) for r in runs)
 
     def build() -> list:
-        ranges = manifold_ranges(data["runs"], shared, idx if fit else None)
-        return [manifold_figure(r, idx, key, shown, rg, None, "pca", axis_titles=AXES,
+        ranges = manifold_ranges(data["runs"], shared, idxs if fit else None)
+        return [manifold_figure(r, i, key, r["steps"][i], rg, None, "pca", axis_titles=AXES,
                                 focus=focus)[0]
-                for r, rg in zip(data["runs"], ranges, strict=True)]
+                for r, i, rg in zip(data["runs"], idxs, ranges, strict=True)]
 
-    figs = cached(("class figures", tuple(runs), stamp, idx, shared, fit, focus), build)
+    figs = cached(("class figures", tuple(runs), stamp, tuple(idxs), shared, fit, focus), build)
     return figs[0], figs[1]
