@@ -7,6 +7,11 @@ only that click starts it. A running job has a Cancel button, its lease is renew
 page's poll (a closed page lets it lapse: the job is cancelled), and switching to another
 view cancels it unless "keep computing" was ticked: an unseen job must not slow the machine
 for a quarter of an hour, yet a user who asked to keep it gets it when they come back.
+
+Two pages may show the same runs, and so the same job: each page acts on its own hold only
+(its token, ``compare-page``). Its Start joins a running job, its Cancel, view switch and
+closing drop its hold, and the job stops only once no page holds it; a page that does not
+hold a running job is shown its progress and may join it, never told it is kept for it.
 """
 
 from __future__ import annotations
@@ -19,13 +24,34 @@ from flask import current_app
 from ...projection import project
 from ..data import resolve_run
 from ..estimate import duration, estimate, run_sizes
-from ..guard import choice, count, options, run_ids
-from ..jobs import CONFIRM, LEASE_S, SLOW, UMAP_EPOCHS, cancel_job, job_status, renew, start_job
+from ..guard import BadInput, choice, count, options, run_ids
+from ..jobs import (
+    CONFIRM,
+    LEASE_S,
+    SLOW,
+    UMAP_EPOCHS,
+    cancel_job,
+    holding,
+    job_status,
+    release,
+    renew,
+    start_job,
+)
 from ..views import AXES
 from .compare_data import load_manifold
 
 NAMES = {"aligned_umap": "AlignedUMAP", "fast_umap": "aligned UMAP (fast)"}
 HIDDEN, SHOWN = {"display": "none"}, {}
+ELSEWHERE = "cancelled here; still computed for another open page"
+
+
+def page_token(value) -> str:
+    """The page's own token (``compare-page.data``, a uuid4 hex): 8 to 64 hex digits, else
+    :class:`BadInput` (a crafted token could name another page's hold, or anything)."""
+    if not isinstance(value, str) or not 8 <= len(value) <= 64 \
+            or any(c not in "0123456789abcdef" for c in value):
+        raise BadInput(f"the page token {str(value)[:40]!r} is not this page's")
+    return value
 
 
 def controls():
@@ -102,36 +128,45 @@ def _estimate_line(root, folders) -> tuple[str, float]:
           Input("compare-projection", "value"), Input("compare-runs", "data"),
           Input("compare-job-confirm", "n_clicks"), Input("compare-job-cancel", "n_clicks"),
           Input("compare-jobs", "n_intervals"), Input("compare-job-keep", "value"),
-          State("compare-umap-ready", "data"), prevent_initial_call=True)
-def _job_line(method, runs, confirms, cancels, _n, keep, ready):
+          State("compare-umap-ready", "data"), State("compare-page", "data"),
+          prevent_initial_call=True)
+def _job_line(method, runs, confirms, cancels, _n, keep, ready, page):
     """Everything about the page's background jobs: estimate and Start, progress and Cancel,
-    the poll (which renews the leases), and the cancel of an unkept job left behind."""
+    the poll (which renews this page's holds), and the release of an unkept job left behind."""
     root = current_app.config["GEOMVIZ_RUNS"]
     method = choice(method, AXES, "projection")
     runs, ready = run_ids(runs), count(ready, "the projections ready")
     count(confirms, "the start button's clicks")
     count(cancels, "the cancel button's clicks")
-    keep = "keep" in options(keep)
+    keep, page = "keep" in options(keep), page_token(page)
     app = current_app._get_current_object()
     folders = [resolve_run(root, r) for r in runs]
-    trig = ctx.triggered_id
-    aligned = job_status(app, folders, "aligned_umap")
-    if aligned is not None and aligned["state"] == "running":
-        aligned["keep"] = keep if trig == "compare-job-keep" else aligned["keep"]
-        if method != "aligned_umap" and not aligned["keep"]:
-            cancel_job(app, folders, "aligned_umap", f"you switched to {method}")
-    if trig == "compare-job-confirm" and method in CONFIRM and count(confirms, "") > 0:
+    trig, note = ctx.triggered_id, None
+    hold = holding(app, folders, "aligned_umap", page)
+    if hold is not None:  # this page's hold only: another page's keep is not this one's
+        if trig == "compare-job-keep":
+            renew(app, folders, "aligned_umap", page, keep=keep)
+        if method != "aligned_umap" and not (keep if trig == "compare-job-keep" else
+                                             hold["keep"]):
+            release(app, folders, "aligned_umap", page, f"you switched to {method}")
+    if trig == "compare-job-confirm" and method in CONFIRM and count(confirms, "") > 0 \
+            and not _cached(root, runs, method):  # a job done since the click: no rerun
         _, secs = _estimate_line(root, folders)
         start_job(app, root, folders, method, confirmed=True, lease=LEASE_S, keep=keep,
-                  estimate=secs)
+                  estimate=secs, holder=page)
     if trig == "compare-job-cancel" and count(cancels, "") > 0:  # the job the line shows:
         shown = job_status(app, folders, method) if method in SLOW else None  # this view's,
         target = method if shown is not None and shown["state"] == "running" else \
             "aligned_umap"  # else the AlignedUMAP kept while another view is shown
-        cancel_job(app, folders, target, "you cancelled it")
-    for m in SLOW:  # the poll: whatever still runs for these runs is still wanted
-        renew(app, folders, m)
-    return _render(root, app, runs, folders, method, ready)
+        if target in CONFIRM:
+            left = release(app, folders, target, page, "you cancelled it")
+            note = ELSEWHERE if left is not None and left["state"] == "running" else None
+        else:  # the fast view holds no page (its starts name none); the next redraw restarts it
+            cancel_job(app, folders, target, "you cancelled it")
+    for m in SLOW:  # the poll: what this page still holds is still wanted
+        renew(app, folders, m, page)
+    out = _render(root, app, runs, folders, method, ready, page)
+    return out if note is None else (note, *out[1:])
 
 
 def _cached(root, runs: list[str], method: str) -> bool:
@@ -142,11 +177,14 @@ def _cached(root, runs: list[str], method: str) -> bool:
         return False
 
 
-def _render(root, app, runs, folders, method, ready):
+def _render(root, app, runs, folders, method, ready, page):
     """(text, line style, start label, start style, keep style, cancel style, ready, poll
-    disabled) for the view chosen and the jobs of these runs."""
+    disabled) for the view chosen and the jobs of these runs, as ``page`` holds them."""
     status = job_status(app, folders, method) if method in SLOW else None
     if status is not None and status["state"] == "running":
+        if method in CONFIRM and holding(app, folders, method, page) is None:  # another page's
+            return (job_message(status).replace("in the background", "for another open page"),
+                    SHOWN, "wait for it here too", SHOWN, SHOWN, HIDDEN, no_update, False)
         return (job_message(status), SHOWN, no_update, HIDDEN,
                 SHOWN if method in CONFIRM else HIDDEN, SHOWN, no_update, False)
     if method in SLOW and _cached(root, runs, method):  # a job just done: redraw from it
@@ -154,7 +192,7 @@ def _render(root, app, runs, folders, method, ready):
         return "", HIDDEN, no_update, HIDDEN, HIDDEN, HIDDEN, ready + 1 if done else no_update, \
             True
     kept = job_status(app, folders, "aligned_umap")
-    if method not in CONFIRM and kept is not None and kept["state"] == "running":
+    if method not in CONFIRM and holding(app, folders, "aligned_umap", page) is not None:
         return (job_message(kept).replace("showing PCA meanwhile", "kept while you look at "
                                           "another view"), SHOWN, no_update, HIDDEN, HIDDEN,
                 SHOWN, no_update, False)
