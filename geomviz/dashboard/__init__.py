@@ -13,23 +13,26 @@ from pathlib import Path
 
 __all__ = ["create_app"]
 
-_CALLBACKS: tuple[dict, list] | None = None
+_CALLBACKS: tuple[dict, list, list] | None = None
 
 
-def _page_callbacks() -> tuple[dict, list]:
-    """The pages' callbacks. Dash files them in a global list that the first app to start
-    empties, so a second app in the same process (tests, benchmarks) would have none: take
-    them once, at the pages' import, and give every app its own copy."""
+def _page_callbacks() -> tuple[dict, list, list]:
+    """The pages' callbacks and their clientside functions' scripts. Dash files them in
+    global lists that the first app to start empties, so a second app in the same process
+    (tests, benchmarks) would have none (its clientside callbacks then failed in the
+    browser): take them once, at the pages' import, and give every app its own copy."""
     global _CALLBACKS
     if _CALLBACKS is None:
         from dash import _callback
 
         from .pages import compare, runs, sweep  # noqa: F401 - registers the pages, callbacks
 
-        _CALLBACKS = (dict(_callback.GLOBAL_CALLBACK_MAP), list(_callback.GLOBAL_CALLBACK_LIST))
+        _CALLBACKS = (dict(_callback.GLOBAL_CALLBACK_MAP), list(_callback.GLOBAL_CALLBACK_LIST),
+                      list(_callback.GLOBAL_INLINE_SCRIPTS))
         _callback.GLOBAL_CALLBACK_MAP.clear()
         _callback.GLOBAL_CALLBACK_LIST.clear()
-    return dict(_CALLBACKS[0]), list(_CALLBACKS[1])
+        _callback.GLOBAL_INLINE_SCRIPTS.clear()
+    return dict(_CALLBACKS[0]), list(_CALLBACKS[1]), list(_CALLBACKS[2])
 
 
 def create_app(runs_dir: str | Path):
@@ -56,9 +59,10 @@ def create_app(runs_dir: str | Path):
     # the 500 with a traceback in the log that Dash's refusal otherwise becomes
     app.server.register_error_handler(dash.exceptions.DependencyException,
                                       lambda _e: ("not found", 404))
-    callbacks, chain = _page_callbacks()
+    callbacks, chain, scripts = _page_callbacks()
     app.callback_map.update(callbacks)
     app._callback_list.extend(chain)
+    app._inline_scripts.extend(scripts)
 
     app.layout = html.Div([
         html.Header([html.A("geomviz", href="/", className="brand"),

@@ -257,7 +257,8 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None,
 
 def snap_step(value, shown, steps: list[int]) -> int:
     """The snapshot step for slider value ``value``: itself if a snapshot, else the next one
-    in the direction of travel from ``shown`` (the step on screen)."""
+    in the direction of travel from ``shown`` (the step on screen). The reference of the
+    page's snap, which runs in the browser (``pages/compare_client.SNAP_JS``)."""
     if value in steps:
         return int(value)
     arr = np.asarray(steps)

@@ -150,22 +150,12 @@ def test_the_time_panels_mark_each_sides_own_step(tmp_path, overlay):
             assert [sh["line"]["color"] for sh in fig["layout"]["shapes"][:2]] == colors
         else:
             assert xs[0] == {"left": 140, "right": 500}[side]
-    # a slider move half way: each marker to its side's own step
-    key = next(k for k in app.callback_map if "compare-panel" in k and "figure" in k)
-    body = {"output": key, "outputs": [{"id": {"type": "compare-panel", "panel": p, "side": s},
-                                        "property": "figure"} for p, s in figs],
-            "inputs": [{"id": "compare-shown", "property": "data", "value": 250}],
-            "state": [{"id": "compare-runs", "property": "data",
-                       "value": values["compare-runs.data"]}],
-            "changedPropIds": ["compare-shown.data"]}
-    r = client.post("/_dash-update-component", json=body)
-    assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    patches = r.get_json()["response"]
-    for pid, patch in patches.items():
-        side = json.loads(pid)["side"]
-        ops = {tuple(op["location"]): op["params"]["value"] for op in patch["figure"]["operations"]}
-        want = {"AB": {0: 70, 1: 250}, "left": {0: 70}, "right": {0: 250}}[side]
-        assert {loc[2]: v for loc, v in ops.items() if loc[-1] == "x0"} == want
+    # what the browser moves the markers with: each side's own step at each slider step
+    marks = values["compare-marks.data"]
+    assert marks["mapping"] == "fraction" and marks["steps"] == values["compare-steps.data"]
+    half = marks["steps"].index(250)
+    assert [o[half] for o in marks["own"]] == [70, 250]
+    assert [o[-1] for o in marks["own"]] == [140, 500]
 
 
 def test_the_class_vectors_show_each_sides_own_step(tmp_path):

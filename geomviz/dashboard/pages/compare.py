@@ -4,7 +4,8 @@
 groups (time panels: mean and min-max band; manifolds: one chosen seed each). Scales are
 shared by default (axes and colour ranges); time series are overlaid on one axis in each
 objective's colour. Slider moves send ``Patch`` updates only. Projections come from the
-cache (``geomviz project``); PCA and the polar view are computed once at first use.
+cache (``geomviz project``); PCA and the polar view are computed once at first use. The
+slider's snap and the time panels' markers run in the browser (``compare_client``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib.util
 import uuid
 
 import dash
-from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 from flask import current_app
 
 from ...figures.labels import run_labels
@@ -30,9 +31,9 @@ from ..views import (
     manifold_figure,
     manifold_patch,
     manifold_ranges,
-    snap_step,
     time_panels,
 )
+from .compare_client import marks_data
 from .compare_data import (
     cached,
     load_manifold,
@@ -153,6 +154,8 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         dcc.Store(id="compare-sides", data=sides),
         dcc.Store(id="compare-steps", data=steps),
         dcc.Store(id="compare-shown", data=steps[-1]),  # the snapshot step on screen
+        dcc.Store(id="compare-marks", data=marks_data(root, shown)),  # the markers' steps
+        dcc.Store(id="compare-marked", data=None),  # the clientside markers' output
         dcc.Interval(id="compare-live", interval=5000, disabled=not live),
         dcc.Interval(id="compare-jobs", interval=2000, disabled=True),
         dcc.Store(id="compare-umap-ready", data=0),
@@ -228,25 +231,11 @@ def _build_panels(root, sides, options, step):
     return [html.Div(graphs, className="columns") for graphs in rows.values()]
 
 
-@callback(Output("compare-shown", "data"),
-          Output("compare-step", "value", allow_duplicate=True),
-          Input("compare-step", "value"), State("compare-shown", "data"),
-          State("compare-steps", "data"), prevent_initial_call=True)
-def _snap(value, shown, steps):
-    """The slider and its box hold training steps; a value between two snapshots moves on
-    to the next snapshot in the direction of travel (so arrow keys step through them)."""
-    steps = step_list(steps)
-    value = number(value, "the slider's step")
-    shown = number(shown, "the step shown", default=steps[-1])
-    step = snap_step(value, shown, steps)
-    return (no_update if step == shown else step), (no_update if step == value else step)
-
-
-def _marked(runs: list[str], step) -> tuple[int | dict[str, int], list[int], str]:
+def _marked(runs: list[str], step) -> int | dict[str, int]:
     """What the time panels mark at slider step ``step``: the step, or each side's own when
-    the runs' steps differ; plus the own steps and the mapping."""
+    the runs' steps differ (``compare_client`` moves the markers after that)."""
     own, mapping = shown_steps(current_app.config["GEOMVIZ_RUNS"], runs, step)
-    return (step if mapping == "step" else dict(zip(SIDES, own, strict=True))), own, mapping
+    return step if mapping == "step" else dict(zip(SIDES, own, strict=True))
 
 
 @callback(Output("compare-panels", "children"), Input("compare-options", "value"),
@@ -257,29 +246,8 @@ def _panels(ticked, steps, _below, sides, step, runs):
     """The time panels, below the fold: the page asks for them once the manifolds are drawn
     (``compare-below``), so their figures do not hold up the first draw."""
     steps = step_list(steps)
-    marked, _, _ = _marked(run_ids(runs), step if step in steps else steps[-1])
+    marked = _marked(run_ids(runs), step if step in steps else steps[-1])
     return _panel_graphs(side_list(sides), options(ticked), marked)
-
-
-@callback(Output({"type": "compare-panel", "panel": ALL, "side": ALL}, "figure"),
-          Input("compare-shown", "data"), State("compare-runs", "data"),
-          prevent_initial_call=True)
-def _markers(step, runs):
-    """A slider move: each panel's marker goes to its side's own step (an overlaid panel of
-    runs whose steps differ has one marker per side, ``shapes[0]`` and ``shapes[1]``)."""
-    step = number(step, "the step shown")
-    _, own, mapping = _marked(run_ids(runs), step)
-    out = []
-    for o in ctx.outputs_list:
-        side = o["id"]["side"] if isinstance(o.get("id"), dict) else "AB"
-        marks = (enumerate(own) if side == "AB" and mapping == "fraction" else
-                 [(0, own[SIDES.index(side)] if side in SIDES else step)])
-        p = Patch()
-        for i, x in marks:
-            p["layout"]["shapes"][i]["x0"] = x
-            p["layout"]["shapes"][i]["x1"] = x
-        out.append(p)
-    return out
 
 
 @callback(Output("compare-runs", "data"), Input("compare-left-seed", "value"),
