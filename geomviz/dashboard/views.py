@@ -35,9 +35,9 @@ from .time_views import (
 __all__ = [  # with the time panels and plot areas, re-exported from their modules
     "COLORINGS", "AXES", "coloring_options", "focus_options", "focus_value", "color_values",
     "color_range", "own_step", "manifold_figure", "ood_template", "manifold_patch",
-    "snap_step", "manifold_ranges", "equal_plot_areas", "HEADS", "PANELS", "SHORT",
-    "STYLE_KEY", "TITLE_CHARS", "TOKEN_PANELS", "message_panel", "panel_keys", "panel_lines",
-    "style_key", "time_panels", "wrap_title",
+    "nearest_step", "next_step", "manifold_ranges", "equal_plot_areas", "HEADS", "PANELS",
+    "SHORT", "STYLE_KEY", "TITLE_CHARS", "TOKEN_PANELS", "message_panel", "panel_keys",
+    "panel_lines", "style_key", "time_panels", "wrap_title",
 ]
 
 # key: (label with unit, kind, head metric it needs or None, snapshot array it reads)
@@ -255,18 +255,23 @@ def manifold_patch(run: dict, idx: int, key: str, step: int, ranges=None,
     return p
 
 
-def snap_step(value, shown, steps: list[int]) -> int:
-    """The snapshot step for slider value ``value``: itself if a snapshot, else the next one
-    in the direction of travel from ``shown`` (the step on screen). The reference of the
-    page's snap, which runs in the browser (``pages/compare_client.SNAP_JS``)."""
-    if value in steps:
-        return int(value)
+def nearest_step(value: float, steps: list[int]) -> int:
+    """The snapshot step nearest slider value ``value`` (the earlier on a tie): where a drag,
+    a click on the track or a typed number lands. The reference of the page's snap, which
+    runs in the browser (``pages/compare_client``)."""
     arr = np.asarray(steps)
-    if shown is not None and value is not None and value > shown:
-        i = int(np.searchsorted(arr, value, "left"))
-    else:
-        i = int(np.searchsorted(arr, value if value is not None else arr[-1], "right")) - 1
-    return int(arr[min(max(i, 0), len(arr) - 1)])
+    return int(arr[int(np.abs(arr - value).argmin())])
+
+
+def next_step(current: float, direction: int, steps: list[int]) -> int:
+    """The snapshot after (``direction`` > 0) or before ``current``, clamped to the ends:
+    where an arrow key goes. The reference of the page's key handler, in the browser."""
+    arr = np.asarray(steps)
+    if direction > 0:
+        after = arr[arr > current]
+        return int(after[0]) if len(after) else int(arr[-1])
+    before = arr[arr < current]
+    return int(before[-1]) if len(before) else int(arr[0])
 
 
 def manifold_ranges(runs: list[dict], shared: bool, idx: int | list[int] | None = None) -> list:

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from geomviz.dashboard.views import snap_step
+from geomviz.dashboard.views import nearest_step, next_step
 from tests.dashboard.test_browser import CHROMIUM, GD, browser  # noqa: F401 - the fixture
 from tests.dashboard.test_steps import _make_run
 
@@ -19,29 +19,28 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-ge
 
 
 def _cases(n: int = 400) -> list[tuple]:
-    """(value, shown, steps): on and between snapshots, outside them, and a missing shown."""
+    """(value, direction, steps): on and between snapshots, outside them, ties included."""
     g = np.random.default_rng(0)
     out = []
     for _ in range(n):
         steps = sorted({int(s) for s in g.integers(0, 500, g.integers(1, 12))})
-        value = int(g.integers(-20, 520)) if g.random() < 0.7 else int(g.choice(steps))
-        shown = None if g.random() < 0.1 else int(g.choice(steps))
-        out.append((value, shown, steps))
+        value = float(g.integers(-20, 520)) if g.random() < 0.6 else (
+            float(g.choice(steps)) if g.random() < 0.5 else float(g.integers(0, 1000)) / 2)
+        out.append((value, int(g.choice([-1, 1])), steps))
     return out
 
 
-def test_the_browsers_snap_equals_its_python_reference(browser):  # noqa: F811
-    from geomviz.dashboard.pages.compare_client import SNAP_JS
+def test_the_browsers_snap_and_keys_equal_their_python_references(browser):  # noqa: F811
+    from geomviz.dashboard.pages.compare_client import NEAREST_JS, NEXT_JS
 
     page = browser.new_page()
     cases = _cases()
-    got = page.evaluate(f"""(cases) => {{ window.dash_clientside = {{no_update: "NU"}};
-        const snap = {SNAP_JS}; return cases.map(c => snap(c[0], c[1], c[2])); }}""", cases)
+    got = page.evaluate(f"""(cases) => {{ const nearest = {NEAREST_JS}; const next = {NEXT_JS};
+        return cases.map(c => [nearest(c[0], c[2]), next(c[0], c[1], c[2])]); }}""", cases)
     page.close()
-    for (value, shown, steps), (shown_out, value_out) in zip(cases, got, strict=True):
-        step = snap_step(value, steps[-1] if shown is None else shown, steps)
-        assert shown_out == ("NU" if step == shown else step), (value, shown, steps)
-        assert value_out == ("NU" if step == value else step), (value, shown, steps)
+    for (value, direction, steps), (near, after) in zip(cases, got, strict=True):
+        assert near == nearest_step(value, steps), (value, steps)
+        assert after == next_step(value, direction, steps), (value, direction, steps)
 
 
 @pytest.fixture(scope="module")
@@ -99,4 +98,48 @@ def test_the_markers_follow_each_sides_own_step_in_the_browser(browser, mismatch
         page.wait_for_function(f"() => {GD.format(side='right')}.layout.title.text"
                                f".endsWith('step {step}')", timeout=30_000)
     wait_for(70, 250)  # half way: step 70 of the short run
+    page.close()
+
+
+def _shown(page) -> int:
+    return int(page.evaluate(f"() => {GD.format(side='right')}.layout.title.text")
+               .rsplit("step ", 1)[1])
+
+
+def test_a_slow_drag_never_bounces_and_quick_keys_each_move_a_snapshot(browser,  # noqa: F811
+                                                                       mismatched):
+    """Dragging left 2 px at a time: the step shown only ever goes down (the written-back
+    snapshot and the pointer fought: 450, 500, 450, 500...), and the release lands the thumb
+    on the snapshot shown; two arrow presses in a row move two snapshots."""
+    page = browser.new_page()
+    page.goto(f"{mismatched}/compare?a=short&b=long")
+    page.wait_for_function(f"() => {GD.format(side='right')} && "
+                           f"{GD.format(side='right')}._fullData", timeout=60_000)
+    thumb = page.locator("#compare-step [role=slider]")
+    box = thumb.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    seen = []
+    for _ in range(40):
+        x -= 4
+        page.mouse.move(x, y)
+        page.wait_for_timeout(60)
+        seen.append(_shown(page))
+    page.mouse.up()
+    assert seen == sorted(seen, reverse=True) and seen[-1] < 500, seen
+    page.wait_for_function("() => document.querySelector('#compare-step [role=slider]')"
+                           f".getAttribute('aria-valuenow') === String({_shown(page)})",
+                           timeout=30_000)
+    assert _shown(page) % 50 == 0  # a snapshot of the long run
+    page.keyboard.press("End")
+    page.wait_for_function(f"() => {GD.format(side='right')}.layout.title.text"
+                           ".endsWith('step 500')", timeout=30_000)
+    thumb.focus()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => {GD.format(side='right')}.layout.title.text"
+                           ".endsWith('step 400')", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert _shown(page) == 400
     page.close()

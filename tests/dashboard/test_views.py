@@ -122,12 +122,14 @@ def test_time_panels_share_ranges_and_split_gap_from_logit():
     assert [f for k, _, f in over if k == "anchor_gap"][0].layout.annotations
 
 
-def test_slider_values_snap_to_snapshot_steps_in_the_direction_of_travel():
+def test_slider_values_land_on_the_nearest_snapshot_and_keys_step_through_them():
     steps = [0, 5, 20, 50]
-    assert V.snap_step(20, 50, steps) == 20
-    assert V.snap_step(49, 50, steps) == 20  # arrow left from 50
-    assert V.snap_step(21, 20, steps) == 50  # arrow right from 20
-    assert V.snap_step(-3, 0, steps) == 0 and V.snap_step(99, 50, steps) == 50
+    assert V.nearest_step(20, steps) == 20 and V.nearest_step(49, steps) == 50
+    assert V.nearest_step(35, steps) == 20  # a tie: the earlier
+    assert V.nearest_step(-3, steps) == 0 and V.nearest_step(99, steps) == 50
+    assert V.next_step(50, -1, steps) == 20 and V.next_step(20, 1, steps) == 50
+    assert V.next_step(21, -1, steps) == 20 and V.next_step(21, 1, steps) == 50  # off a step
+    assert V.next_step(0, -1, steps) == 0 and V.next_step(50, 1, steps) == 50  # the ends
 
 
 def _ranged(metric, lo, hi, steps=(0, 10, 20)):

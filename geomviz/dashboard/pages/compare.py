@@ -156,6 +156,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         dcc.Store(id="compare-shown", data=steps[-1]),  # the snapshot step on screen
         dcc.Store(id="compare-marks", data=marks_data(root, shown)),  # the markers' steps
         dcc.Store(id="compare-marked", data=None),  # the clientside markers' output
+        dcc.Store(id="compare-keys", data=None),  # the clientside key handler's output
         dcc.Interval(id="compare-live", interval=5000, disabled=not live),
         dcc.Interval(id="compare-jobs", interval=2000, disabled=True),
         dcc.Store(id="compare-umap-ready", data=0),
@@ -175,7 +176,7 @@ def layout(a: str | None = None, b: str | None = None, ga: str | None = None,
         ], className="controls"),
         html.Div([html.Span("training step", className="slider-label"),
                   dcc.Slider(steps[0], steps[-1], 1, value=steps[-1], marks=_marks(steps),
-                             id="compare-step", updatemode="drag")], className="slider"),
+                             id="compare-step", updatemode="mouseup")], className="slider"),
         html.Div([html.P(n, className="note") for n in notes], id="compare-status"),
         html.Div(id="compare-message", className="message"),
         job_controls(),  # AlignedUMAP's estimate, start, keep and cancel
