@@ -16,7 +16,7 @@ from ..class_vectors import (
     load_class_vectors,
     project_class_vectors,
 )
-from ..figures.labels import group_key, run_labels
+from ..figures.labels import RUN_ONLY_KEYS, group_key, run_labels
 from ..projection import CACHE_DIR, load_snapshots, project
 from ..store import StoreError, list_runs, open_run
 from .steps import align_steps
@@ -144,7 +144,9 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     out = []
     for parent, keys in by_parent.items():
         configs = [groups[k][0].get("config") or {} for k in keys]
-        fields = sorted({f for c in configs for f in c} - {"objective", "seed"})
+        # what the groups learn tells them apart, never how a member ran (its device, say:
+        # a group's first run would name it for all)
+        fields = sorted({f for c in configs for f in c} - {"objective"} - RUN_ONLY_KEYS)
         differ = [f for f in fields if len({repr(c.get(f)) for c in configs}) > 1]
         labels = run_labels([{"objective": groups[k][0]["objective"],
                               **{f: c.get(f) for f in differ},

@@ -49,6 +49,20 @@ def test_a_sweep_forms_one_group_per_objective_rate_and_qk_cell():
     assert "ce lr 0.01 qk-norm on" in {g["label"] for g in groups}
 
 
+def test_a_groups_label_names_what_it_learns_not_how_it_ran():
+    """Two groups that differ by epochs, whose runs also differ by device (a run-only key,
+    left out of the grouping): the labels say "epochs", never "device" (they read
+    "ce device auto" against "ce device cpu" for groups of mixed devices)."""
+    from geomviz.dashboard.data import seed_groups
+
+    rows = [_row("m/ce-s0", "ce", 0, 0.5, epochs=5, device="auto"),
+            _row("m/ce-s1", "ce", 1, 0.6, epochs=5, device="cpu"),
+            _row("m/short-ce-s0", "ce", 0, 0.4, epochs=2, device="cpu")]
+    groups = seed_groups(rows)
+    assert sorted((g["label"], g["n"]) for g in groups) == [("ce epochs 2", 1),
+                                                             ("ce epochs 5", 2)]
+
+
 @pytest.fixture(scope="module")
 def lr_runs(tmp_path_factory):
     """One tiny CE run copied into four: rates 0.001 and 0.01, seeds 0 and 1 each."""
