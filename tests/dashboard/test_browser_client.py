@@ -143,3 +143,25 @@ def test_a_slow_drag_never_bounces_and_quick_keys_each_move_a_snapshot(browser, 
     page.wait_for_timeout(500)
     assert _shown(page) == 400
     page.close()
+
+
+def test_a_typed_step_lands_on_the_nearest_snapshot(browser, mismatched):  # noqa: F811
+    """A number typed into the slider's box: once the box is left (Dash's slider keeps the
+    typed text while it has the focus, and an out-of-range one until then), both the
+    manifolds and the box are at the nearest snapshot (the old snap went down: 237 to 200)."""
+    page = browser.new_page()
+    page.goto(f"{mismatched}/compare?a=short&b=long")
+    page.wait_for_function(f"() => {GD.format(side='right')} && "
+                           f"{GD.format(side='right')}._fullData", timeout=60_000)
+    box = page.locator("#compare-step input")
+    if not box.count():
+        pytest.skip("this Dash's slider has no number box")
+    for typed, lands in (("237", 250), ("999", 500), ("-3", 0)):
+        box.first.fill(typed)
+        box.first.press("Enter")
+        box.first.press("Tab")
+        page.wait_for_function(f"() => {GD.format(side='right')}.layout.title.text"
+                               f".endsWith('step {lands}')", timeout=30_000)
+        page.wait_for_function(f"() => document.querySelector('#compare-step input').value "
+                               f"=== '{lands}'", timeout=30_000)
+    page.close()
