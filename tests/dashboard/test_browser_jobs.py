@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.dashboard.test_browser import CHROMIUM, FLAGS, GD
-from tests.dashboard.test_jobs import P, T, _alive, _make_run
+from tests.dashboard.test_jobs import P, T, _alive, quiet_app
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install "
                                                           "chromium); .ci/run installs it")
@@ -21,22 +21,12 @@ def served(tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     from werkzeug.serving import make_server
 
-    from geomviz.dashboard import create_app
-
     root = tmp_path_factory.mktemp("runs")
-    for seed, name in enumerate(("ce-s0", "tfsd-s0")):
-        _make_run(root / "w" / name, seed)
-    app = create_app(root)
-    from geomviz.dashboard.pages import compare_extras  # registered by the app
-
-    mp = pytest.MonkeyPatch()
-    # the fast view (started by the page's prefetch timer) is not under test
-    mp.setattr(compare_extras, "start_job", lambda *a, **k: None)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}", app
-    srv.shutdown()
-    mp.undo()
+    with quiet_app(root) as app:
+        srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{srv.server_port}", app
+        srv.shutdown()
 
 
 def test_alignedumap_waits_for_start_and_cancel_kills_it(served, tmp_path_factory):

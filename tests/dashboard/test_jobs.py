@@ -6,6 +6,7 @@ lifecycle is tested."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -91,23 +92,31 @@ def _make_run(folder: Path, seed: int) -> None:
     w.close()
 
 
-@pytest.fixture(scope="module")
-def app_runs(tmp_path_factory):
-    """Two small finished runs and the app serving them; the page's own start of the fast
-    view (a real UMAP in a child process) is switched off: it is not under test here."""
+@contextlib.contextmanager
+def quiet_app(root: Path):
+    """Two small finished runs under ``root/w`` and the app serving them; the page's own
+    start of the fast view (a real UMAP in a child process, started by the prefetch timer)
+    is switched off: it is not under test here."""
     from geomviz.dashboard import create_app
 
-    root = tmp_path_factory.mktemp("runs")
     for seed, name in enumerate(("ce-s0", "tfsd-s0")):
         _make_run(root / "w" / name, seed)
     app = create_app(root)
     from geomviz.dashboard.pages import compare_extras  # registered by the app
 
     mp = pytest.MonkeyPatch()
-    # the fast view (started by the page's prefetch timer) is not under test
     mp.setattr(compare_extras, "start_job", lambda *a, **k: None)
-    yield app, root
-    mp.undo()
+    try:
+        yield app
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def app_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    with quiet_app(root) as app:
+        yield app, root
     for key in list(app.server.extensions.get("geomviz_jobs", {})):
         J.cancel_job(app.server, [Path(f) for f in key[1]], key[0], "test over")
 
