@@ -31,10 +31,11 @@ import torch
 from .store import open_run
 
 __all__ = ["Snapshots", "load_snapshots", "pca_joint", "aligned_umap", "polar", "project",
-           "METHODS", "CACHE_DIR"]
+           "METHODS", "CACHE_DIR", "cache_path", "temporaries"]
 
 METHODS = ("pca", "aligned_umap", "fast_umap", "polar")
 CACHE_DIR = ".projections"
+TMP_SUFFIX = ".tmp.npz"  # a cache file being written: <name>.<random>.tmp.npz
 #: Bumped when a method's output changes, so caches written by older code are not reused
 #: (fast_umap 2: later runs are moved onto the first run's centre, not the origin).
 _REVISION = {"fast_umap": 2}
@@ -219,6 +220,17 @@ def _key(method: str, params: dict, snaps: list[Snapshots]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cache_path(root: str | Path, method: str, params: dict, snaps: list[Snapshots]) -> Path:
+    """The file under ``root`` that caches ``method`` with ``params`` of these snapshots
+    (what :func:`project` reads and writes; background jobs clean up after it)."""
+    return Path(root) / CACHE_DIR / f"{method}-{_key(method, params, snaps)}.npz"
+
+
+def temporaries(path: Path) -> list[Path]:
+    """The temporaries an interrupted write of cache file ``path`` left (:func:`_save`'s)."""
+    return sorted(path.parent.glob(f"{path.stem}.*{TMP_SUFFIX}"))
+
+
 def project(folders: list[str | Path], method: str = "pca", cache_root: str | Path | None = None,
             cached_only: bool = False, **params) -> list[np.ndarray]:
     """Cached projection of the runs' snapshots, one ``[T, P, 2]`` array per run.
@@ -232,7 +244,7 @@ def project(folders: list[str | Path], method: str = "pca", cache_root: str | Pa
         raise ValueError(f"unknown projection {method!r}; choose one of: {', '.join(METHODS)}")
     snaps = [load_snapshots(f, features=False) for f in folders]  # features only on a miss
     root = Path(cache_root) if cache_root else Path(folders[0]).resolve().parent
-    path = root / CACHE_DIR / f"{method}-{_key(method, params, snaps)}.npz"
+    path = cache_path(root, method, params, snaps)
     with _computing(path):  # concurrent requests for one projection: one computes
         if path.exists():
             with np.load(path) as f:
@@ -271,7 +283,7 @@ def _computing(path: Path):
 def _save(path: Path, out: list[np.ndarray]) -> None:
     """Write to a unique temporary in the target folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{f"run{i}": a for i, a in enumerate(out)})

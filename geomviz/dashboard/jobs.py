@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from ..projection import CACHE_DIR, _key, load_snapshots, project
+from ..projection import cache_path, load_snapshots, project, temporaries
 from ..store import confined
 
 __all__ = ["start_job", "job_status", "cancel_job", "renew", "release", "holding", "SLOW",
@@ -247,7 +247,7 @@ def _cache_paths(root: str | Path, groups: list[list[Path]], method: str) -> lis
     for group in groups:
         with suppress(Exception):  # an unreadable run: the worker fails and says why
             snaps = [load_snapshots(f, features=False) for f in group]
-            out.append(Path(root) / CACHE_DIR / f"{method}-{_key(method, SLOW[method], snaps)}.npz")
+            out.append(cache_path(root, method, SLOW[method], snaps))
     return out
 
 
@@ -255,7 +255,7 @@ def _remove_partial(handle: dict) -> None:
     """Remove the temporaries a killed worker left (a complete file is only ever renamed into
     place, so the cache files themselves are whole or absent)."""
     for path in handle["caches"]:
-        for tmp in path.parent.glob(f"{path.stem}.*.tmp.npz"):
+        for tmp in temporaries(path):
             with suppress(OSError):
                 tmp.unlink()
 
