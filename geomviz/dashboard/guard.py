@@ -202,6 +202,15 @@ def count(value, what: str) -> int:
 _SIDE_KEYS = {"id": str, "label": str, "objective": str, "color": str, "runs": list}
 
 
+def page_token(value) -> str:
+    """The page's own token (``compare-page.data``, a uuid4 hex): 8 to 64 hex digits, else
+    :class:`BadInput` (a crafted token could name another page's hold, or anything)."""
+    if not isinstance(value, str) or not 8 <= len(value) <= 64 \
+            or any(c not in "0123456789abcdef" for c in value):
+        raise BadInput(f"the page token {str(value)[:40]!r} is not this page's")
+    return value
+
+
 def side_list(value) -> list[dict]:
     """The page's two sides (``compare-sides.data``), each with its run ids and colour."""
     sides = as_list(value, "the compared sides", 2)

@@ -177,7 +177,6 @@ def side_markers(fig, marks: list[tuple[str, int]]) -> None:
     """One step marker per side, in the side's colour: ``shapes[i]`` is side i's (the runs'
     steps differ, so one slider step is a different step of each)."""
     line = {"width": 1.5, "dash": "dot"}
-    fig.layout.shapes = fig.layout.shapes[:1]
     for i, (color, step) in enumerate(marks):
         if i == 0:
             fig.layout.shapes[0].update(x0=step, x1=step, line={**line, "color": color})

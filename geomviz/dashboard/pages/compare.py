@@ -33,10 +33,11 @@ from ..views import (
     manifold_ranges,
     time_panels,
 )
-from .compare_client import marks_data
+from . import compare_client  # noqa: F401 - the slider's and markers' browser callbacks
 from .compare_data import (
     cached,
     load_manifold,
+    marks_data,
     run_brief,
     safe_error,
     series,

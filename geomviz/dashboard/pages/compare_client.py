@@ -21,7 +21,7 @@ from dash import Input, Output, State, callback, clientside_callback
 from flask import current_app
 
 from ..guard import run_ids, step_list
-from .compare_data import load_manifold
+from .compare_data import marks_data
 
 # (value, snapshot steps) -> the nearest snapshot step, the earlier on a tie
 NEAREST_JS = """function (value, steps) {
@@ -116,13 +116,6 @@ function (step, marks) {
     return nu;
 }
 """
-
-
-def marks_data(root, runs: list[str]) -> dict:
-    """``{"steps", "own": [per side, its own step at each slider step], "mapping"}``."""
-    data = load_manifold(root, runs, "pca")
-    return {"steps": data["steps"], "own": [r["steps"] for r in data["runs"]],
-            "mapping": data["mapping"]}
 
 
 clientside_callback(SNAP_JS, Output("compare-shown", "data"),

@@ -145,12 +145,20 @@ def load_manifold(root, runs: list[str], method: str) -> dict:
                   lambda: manifold_data(current_app.config["GEOMVIZ_RUNS"], folders, method))
 
 
-def shown_steps(root, runs: list[str], step: int) -> tuple[list[int], str]:
-    """Each run's own step on screen at slider step ``step`` (its snapshot matched by step,
-    or by fraction of training when the runs' steps differ) and that ``mapping``."""
+def marks_data(root, runs: list[str]) -> dict:
+    """``{"steps": the slider's, "own": [per run, its own step at each], "mapping"}``: runs
+    matched by step, or by fraction of training when their steps differ."""
     data = load_manifold(root, runs, "pca")
-    idx = data["steps"].index(step) if step in data["steps"] else len(data["steps"]) - 1
-    return [int(r["steps"][idx]) for r in data["runs"]], data["mapping"]
+    return {"steps": data["steps"], "own": [r["steps"] for r in data["runs"]],
+            "mapping": data["mapping"]}
+
+
+def shown_steps(root, runs: list[str], step: int) -> tuple[list[int], str]:
+    """Each run's own step on screen at slider step ``step`` (the last, off the slider) and
+    the ``mapping`` (:func:`marks_data`)."""
+    marks = marks_data(root, runs)
+    idx = marks["steps"].index(step) if step in marks["steps"] else len(marks["steps"]) - 1
+    return [int(own[idx]) for own in marks["own"]], marks["mapping"]
 
 
 def safe_error(e: BaseException) -> str:

@@ -24,7 +24,7 @@ from flask import current_app
 from ...projection import project
 from ..data import resolve_run
 from ..estimate import duration, estimate, run_sizes
-from ..guard import BadInput, choice, count, options, run_ids
+from ..guard import choice, count, options, page_token, run_ids
 from ..jobs import (
     CONFIRM,
     LEASE_S,
@@ -43,15 +43,6 @@ from .compare_data import load_manifold
 NAMES = {"aligned_umap": "AlignedUMAP", "fast_umap": "aligned UMAP (fast)"}
 HIDDEN, SHOWN = {"display": "none"}, {}
 ELSEWHERE = "cancelled here; still computed for another open page"
-
-
-def page_token(value) -> str:
-    """The page's own token (``compare-page.data``, a uuid4 hex): 8 to 64 hex digits, else
-    :class:`BadInput` (a crafted token could name another page's hold, or anything)."""
-    if not isinstance(value, str) or not 8 <= len(value) <= 64 \
-            or any(c not in "0123456789abcdef" for c in value):
-        raise BadInput(f"the page token {str(value)[:40]!r} is not this page's")
-    return value
 
 
 def controls():
