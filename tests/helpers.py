@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -134,3 +135,19 @@ def cli_many(argvs: list[list[str]], env: dict, cwd: Path) -> list[tuple[int, st
                        cwd=cwd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
+
+
+@contextlib.contextmanager
+def serving(wsgi_app):
+    """``wsgi_app`` served on a free local port in a thread (what a browser test drives);
+    yields its base URL, and stops the server afterwards."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()

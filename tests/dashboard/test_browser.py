@@ -5,11 +5,11 @@ no overlapping text at 1280 and 1920 px; the seed-group page; a screenshot."""
 from __future__ import annotations
 
 import shutil
-import threading
 
 import pytest
 
 from geomviz.cli import main
+from tests.helpers import serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -29,15 +29,10 @@ def server(tmp_path_factory):
                  "--ood-classes", "8,9", "--name", "cmp", "--runs-dir", str(root),
                  "--snapshots", "6", "--snapshot-size", "200", "--snapshot-ood", "40",
                  "--no-progress"]) == 0
-    from werkzeug.serving import make_server
-
     from geomviz.dashboard import create_app
 
-    srv = make_server("127.0.0.1", 0, create_app(root).server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}", root
-    srv.shutdown()
+    with serving(create_app(root).server) as url:
+        yield url, root
     mp.undo()
 
 
@@ -368,16 +363,12 @@ def test_download_figures_gives_the_cli_files(server, browser, tmp_path):
 def lm_server(tmp_path_factory):
     """The dashboard over the tiny synonym-language runs (CE and TFSD)."""
     pytest.importorskip("dash")
-    from werkzeug.serving import make_server
-
     from geomviz.dashboard import create_app
     from tests.lm_runs import lm_runs
 
     root = lm_runs(tmp_path_factory)
-    srv = make_server("127.0.0.1", 0, create_app(root).server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}", root
-    srv.shutdown()
+    with serving(create_app(root).server) as url:
+        yield url, root
 
 
 CV = "document.querySelector('#compare-{side}-classes .js-plotly-plot')"

@@ -5,7 +5,6 @@ its side's own step as the slider moves."""
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from geomviz.dashboard.views import nearest_step, next_step
 from tests.dashboard.test_browser import CHROMIUM, GD, browser  # noqa: F401 - the fixture
 from tests.dashboard.test_steps import _make_run
+from tests.helpers import serving
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install "
                                                           "chromium); .ci/run installs it")
@@ -47,17 +47,13 @@ def test_the_browsers_snap_and_keys_equal_their_python_references(browser):  # n
 def mismatched(tmp_path_factory):
     """A 140-step run beside a 500-step one, served."""
     pytest.importorskip("dash")
-    from werkzeug.serving import make_server
-
     from geomviz.dashboard import create_app
 
     root = tmp_path_factory.mktemp("runs")
     _make_run(root / "short", 0, [0, 20, 40, 70, 140], 140)
     _make_run(root / "long", 1, list(range(0, 501, 50)), 500)
-    srv = make_server("127.0.0.1", 0, create_app(root).server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
+    with serving(create_app(root).server) as url:
+        yield url
 
 
 MARKERS = """() => { const out = {};

@@ -4,13 +4,13 @@ in a child process; cancel kills that process and says so."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from tests.dashboard.test_browser import CHROMIUM, FLAGS, GD
 from tests.dashboard.test_jobs import P, T, _alive, quiet_app
+from tests.helpers import serving
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install "
                                                           "chromium); .ci/run installs it")
@@ -19,14 +19,9 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-ge
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
-    from werkzeug.serving import make_server
-
     root = tmp_path_factory.mktemp("runs")
-    with quiet_app(root) as app:
-        srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{srv.server_port}", app
-        srv.shutdown()
+    with quiet_app(root) as app, serving(app.server) as url:
+        yield url, app
 
 
 def test_alignedumap_waits_for_start_and_cancel_kills_it(served, tmp_path_factory):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from geomviz.store import open_run
+from tests.helpers import serving
 
 REPO = Path(__file__).resolve().parents[2]
 N = 8
@@ -86,17 +87,12 @@ def test_eight_threads_compute_one_projection_of_a_live_run(live_run):
 
 
 def test_eight_threads_on_the_real_app(live_run):
-    from werkzeug.serving import make_server
-
     from geomviz.dashboard import create_app
     from geomviz.dashboard.drive import callback_body, layout_values
 
     app = create_app(live_run)
     from geomviz.dashboard.pages import compare  # registers with the app just created
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{srv.server_port}"
-    try:
+    with serving(app.server) as url:
         with app.server.test_request_context():
             values = layout_values(compare.layout(a="live", b="live"))
         assert "compare-runs.data" in values, "the page did not load: " + str(values)[:300]
@@ -116,8 +112,6 @@ def test_eight_threads_on_the_real_app(live_run):
         assert results[0]["data"][0]["x"]
         leftovers = [p for p in (live_run / ".projections").iterdir() if ".tmp" in p.name]
         assert leftovers == []
-    finally:
-        srv.shutdown()
 
 
 def test_the_app_is_set_up_before_its_first_request(tmp_path, monkeypatch):
