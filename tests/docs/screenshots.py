@@ -17,7 +17,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +68,8 @@ def make(out: Path = GENERATED, readme: Path | None = None) -> list[Path]:
     if CHROMIUM is None:
         raise SystemExit("screenshots: needs Chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
+
+    from tests.helpers import serving
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,11 +78,8 @@ def make(out: Path = GENERATED, readme: Path | None = None) -> list[Path]:
         _runs(root)
         from geomviz.dashboard import create_app
 
-        srv = make_server("127.0.0.1", 0, create_app(root).server, threaded=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{srv.server_port}"
         shots = []
-        try:
+        with serving(create_app(root).server) as url:
             with sync_playwright() as p:
                 ctx = p.chromium.launch_persistent_context(
                     str(Path(tmp) / "profile"), executable_path=CHROMIUM, headless=True,
@@ -103,8 +100,6 @@ def make(out: Path = GENERATED, readme: Path | None = None) -> list[Path]:
                 shots.append(out / "groups.png")
                 page.screenshot(path=str(shots[-1]), full_page=True)
                 ctx.close()
-        finally:
-            srv.shutdown()
     if readme is not None:
         _small_png(out / "compare.png", readme)
         shots.append(readme)
